@@ -1,0 +1,47 @@
+import { performance } from 'node:perf_hooks'
+import type { TaskDefinition } from '../src/tasks/types.js'
+
+interface Input { ms: number }
+
+let checksum = 0
+function work (iterations: number): void {
+  let x = checksum
+  for (let i = 0; i < iterations; i++) x = (x * 1_103_515_245 + 12_345) | 0
+  checksum = x
+}
+
+let perMs: number | undefined
+/**
+ * Iterations of `work` per millisecond of CPU on this thread, measured once. The best of several
+ * short rounds, so that a round in which the thread was preempted does not count.
+ */
+function iterationsPerMs (): number {
+  if (perMs !== undefined) return perMs
+  let best = 0
+  const n = 200_000
+  for (let round = 0; round < 15; round++) {
+    const start = performance.now()
+    work(n)
+    best = Math.max(best, n / (performance.now() - start))
+  }
+  perMs = best
+  return best
+}
+
+export default {
+  name: 'spin',
+  kind: 'cpu',
+  description: 'A fixed amount of CPU work calibrated to take `ms` milliseconds on an idle core: the benchmark\'s dial. ' +
+    'On a busy machine it takes longer, as real work would.',
+  schema: {
+    type: 'object',
+    properties: { ms: { type: 'number', minimum: 0, maximum: 10_000 } },
+    required: ['ms'],
+    additionalProperties: false
+  },
+  run: ({ ms }) => {
+    const iterations = Math.round(ms * iterationsPerMs())
+    work(iterations)
+    return { ms, iterations }
+  }
+} satisfies TaskDefinition<Input, { ms: number, iterations: number }>

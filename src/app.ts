@@ -1,0 +1,58 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { Config } from './config.js'
+import { errors, RETRY_AFTER_S, toErrorBody } from './errors.js'
+import { installEncoding } from './http/encoding.js'
+import { JobRunner } from './jobs.js'
+import { healthRoutes } from './routes/health.js'
+import { jobRoutes } from './routes/jobs.js'
+import { taskRoutes } from './routes/tasks.js'
+import { TaskRegistry } from './tasks/registry.js'
+
+export const BODY_LIMIT = 1024 * 1024
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    jobs: JobRunner
+  }
+}
+
+/**
+ * The whole HTTP application for one process, ready for inject() or listen(); it never listens
+ * itself. Closing it answers what is in flight, then closes the pool.
+ */
+export async function buildApp (config: Config): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    // Route schemas validate strictly, like the task schemas: no coercion, nothing removed.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    forceCloseConnections: 'idle'
+  })
+
+  const registry = await TaskRegistry.load()
+  const runner = new JobRunner(registry, config)
+  app.decorate('jobs', runner)
+  app.addHook('onClose', async () => { await runner.close() })
+
+  installEncoding(app)
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const body = toErrorBody(err)
+    // A failed task or a bug is worth an error line; timeouts, shed load and bad input are the
+    // server working as designed, and at load-test rates would drown the log.
+    if (body.code === 'TASK_FAILED' || body.code === 'INTERNAL_ERROR') request.log.error({ err, code: body.code }, body.message)
+    else request.log.debug({ code: body.code, message: body.message }, 'job refused')
+    if (body.code === 'OVERLOADED') reply.header('retry-after', String(RETRY_AFTER_S))
+    return reply.code(body.statusCode).send(body)
+  })
+  app.setNotFoundHandler(async (request, reply) => {
+    const body = toErrorBody(new errors.NOT_FOUND(request.method, request.url.split('?')[0]))
+    return reply.code(404).send(body)
+  })
+
+  await app.register(jobRoutes, { runner })
+  await app.register(taskRoutes, { registry })
+  await app.register(healthRoutes, { config })
+  return app
+}

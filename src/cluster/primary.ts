@@ -1,0 +1,127 @@
+import cluster, { type Worker } from 'node:cluster'
+import { once } from 'node:events'
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import { describe } from '../log.js'
+import { startDelayService, type DelayServiceProcess } from '../upstream/spawn.js'
+
+/** Workers that die before listening, in a row, before the primary gives up. */
+export const MAX_START_FAILURES = 5
+const BACKOFF_BASE_MS = 250
+const BACKOFF_MAX_MS = 5_000
+
+/**
+ * The cluster primary: starts the delay service, forks PROCESSES workers that share one listening
+ * socket, and keeps them up.
+ *
+ * - A worker that dies after it was serving is replaced at once.
+ * - A worker that dies before it listens counts as a start failure: the next fork waits 250 ms,
+ *   500 ms, 1 s, ... (at most 5 s), and after MAX_START_FAILURES in a row the primary gives up and
+ *   exits 1, rather than spin on a port in use or a broken build.
+ * - SIGTERM or SIGINT: each worker drains and exits, then the delay service stops; exit 0. A second
+ *   signal kills them all.
+ * - SIGHUP: the workers are replaced one at a time, each new one listening before the old one
+ *   drains, so the socket always has a worker behind it.
+ */
+export async function runPrimary (config: Config, log: Logger): Promise<void> {
+  let upstream: DelayServiceProcess | undefined
+  if (config.upstreamUrl === undefined) upstream = await startDelayService()
+  const upstreamUrl = upstream?.url ?? config.upstreamUrl
+  const env = { UPSTREAM_URL: upstreamUrl }
+
+  const serving = new Set<Worker>()
+  const retiring = new Set<Worker>()
+  let startFailures = 0
+  let stopping = false
+  let restarting = false
+
+  const fork = (): Worker => {
+    const worker = cluster.fork(env)
+    worker.once('listening', () => {
+      serving.add(worker)
+      startFailures = 0
+    })
+    worker.once('exit', (code, signal) => {
+      const wasServing = serving.delete(worker)
+      if (stopping || retiring.delete(worker)) return
+      if (wasServing) {
+        log.warn({ pid: worker.process.pid, code, signal }, 'worker died while serving; replacing it')
+        fork()
+        return
+      }
+      startFailures++
+      if (startFailures >= MAX_START_FAILURES) {
+        log.fatal({ pid: worker.process.pid, code, signal, failures: startFailures },
+          `workers keep dying before they listen (${startFailures} in a row); giving up`)
+        void stop(1)
+        return
+      }
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (startFailures - 1))
+      log.warn({ pid: worker.process.pid, code, signal, failures: startFailures, retryInMs: delay }, 'worker died while starting')
+      setTimeout(() => { if (!stopping) fork() }, delay).unref()
+    })
+    return worker
+  }
+
+  const stop = async (exitCode: number): Promise<void> => {
+    stopping = true
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
+    await Promise.all(workers.map(async (w) => {
+      const exited = once(w, 'exit')
+      w.process.kill('SIGTERM')
+      await exited
+    }))
+    await upstream?.stop()
+    log.info({ exitCode }, 'server stopped')
+    process.exit(exitCode)
+  }
+
+  const rollingRestart = async (): Promise<void> => {
+    if (restarting || stopping) return
+    restarting = true
+    log.info({ workers: serving.size }, 'SIGHUP: replacing workers one at a time')
+    try {
+      for (const old of [...serving]) {
+        const next = fork()
+        const [event] = await Promise.race([once(next, 'listening').then(() => ['listening']), once(next, 'exit').then(() => ['exit'])])
+        if (event !== 'listening' || stopping) {
+          log.error('a replacement worker did not start; rolling restart stopped')
+          return
+        }
+        retiring.add(old)
+        const exited = once(old, 'exit')
+        old.process.kill('SIGTERM')
+        await exited
+      }
+      log.info({ workers: serving.size }, 'rolling restart done')
+    } finally {
+      restarting = false
+    }
+  }
+
+  let signalled = false
+  const onStopSignal = (): void => {
+    if (!signalled) {
+      signalled = true
+      void stop(0)
+      return
+    }
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+    void upstream?.stop()
+    process.exit(1)
+  }
+  process.on('SIGTERM', onStopSignal)
+  process.on('SIGINT', onStopSignal)
+  process.on('SIGHUP', () => { void rollingRestart() })
+
+  const first = Array.from({ length: config.processes }, fork)
+  const addresses = await Promise.all(first.map(async (w) => {
+    const [address] = await once(w, 'listening') as [{ address: string, port: number }]
+    return address
+  })).catch(() => undefined)
+  const address = addresses?.[0]
+  if (address !== undefined && !stopping) {
+    const host = address.address.includes(':') ? `[${address.address}]` : address.address
+    log.info({ ...describe({ ...config, upstreamUrl }, `http://${host}:${address.port}`), pid: process.pid }, 'server listening')
+  }
+}

@@ -1,0 +1,140 @@
+import { availableParallelism } from 'node:os'
+
+export const MODES = ['event-loop', 'threads', 'processes', 'hybrid'] as const
+export const CPU_PLACEMENTS = ['inline', 'pool'] as const
+export const IO_PLACEMENTS = ['event-loop', 'pool'] as const
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export type Mode = (typeof MODES)[number]
+export type CpuPlacement = (typeof CPU_PLACEMENTS)[number]
+export type IoPlacement = (typeof IO_PLACEMENTS)[number]
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export interface Config {
+  readonly mode: Mode
+  /** Cluster workers; 1 means the server runs in the started process, no fork. */
+  readonly processes: number
+  /** Piscina threads per process, at most. */
+  readonly threads: number
+  /** Threads started with the pool; the rest start on demand. */
+  readonly minThreads: number
+  readonly cpuJobs: CpuPlacement
+  readonly ioJobs: IoPlacement
+  readonly port: number
+  readonly host: string
+  readonly jobTimeoutMs: number
+  /** Jobs waiting for a pool thread, per process, before the server answers 503. */
+  readonly maxQueue: number
+  /** The delay service; undefined until the server has started its own. */
+  readonly upstreamUrl: string | undefined
+  readonly logLevel: LogLevel
+}
+
+/** A bad environment value: names the variable, the value and what is allowed. */
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG'
+  constructor (
+    readonly variable: string,
+    readonly value: string,
+    readonly allowed: string
+  ) {
+    super(`${variable}=${JSON.stringify(value)} is not allowed: ${allowed}`)
+    this.name = 'ConfigError'
+  }
+}
+
+interface Preset {
+  processes: number
+  /** Threads per process, given the effective process count. */
+  threads: (processes: number) => number
+  cpuJobs: CpuPlacement
+  ioJobs: IoPlacement
+}
+
+/**
+ * The seed's four rows. `threads` stands for ThreadPoolExecutor(max_workers=50): up to 50 threads,
+ * started on demand. `hybrid` gives each process floor(cores / processes) pool threads, so that the
+ * threads doing CPU work never outnumber the cores: the event loops mostly wait, the pool threads
+ * compute, and a thread more than there are cores only time-slices and costs another V8 isolate.
+ */
+export function presets (cores: number): Readonly<Record<Mode, Preset>> {
+  return {
+    'event-loop': { processes: 1, threads: () => 1, cpuJobs: 'inline', ioJobs: 'event-loop' },
+    threads: { processes: 1, threads: () => 50, cpuJobs: 'pool', ioJobs: 'pool' },
+    processes: { processes: cores, threads: () => 1, cpuJobs: 'inline', ioJobs: 'event-loop' },
+    hybrid: { processes: cores, threads: (p) => Math.max(1, Math.floor(cores / p)), cpuJobs: 'pool', ioJobs: 'event-loop' }
+  }
+}
+
+export const DEFAULTS = Object.freeze({
+  mode: 'hybrid' as Mode,
+  port: 3000,
+  host: '127.0.0.1',
+  jobTimeoutMs: 30_000,
+  maxQueue: 1000,
+  logLevel: 'info' as LogLevel
+})
+
+type Env = Readonly<Record<string, string | undefined>>
+
+/** Reads the environment once: presets first, explicit flags over them, every value checked. */
+export function parseConfig (env: Env = process.env, cores: number = availableParallelism()): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]
+    return value === undefined || value.trim() === '' ? undefined : value
+  }
+
+  const mode = oneOf('MODE', read('MODE'), MODES) ?? DEFAULTS.mode
+  const preset = presets(cores)[mode]
+  const processes = integer('PROCESSES', read('PROCESSES'), 1, 1024) ?? preset.processes
+  const threads = integer('THREADS', read('THREADS'), 1, 1024) ?? preset.threads(processes)
+
+  return Object.freeze({
+    mode,
+    processes,
+    threads,
+    minThreads: Math.min(threads, cores),
+    cpuJobs: oneOf('CPU_JOBS', read('CPU_JOBS'), CPU_PLACEMENTS) ?? preset.cpuJobs,
+    ioJobs: oneOf('IO_JOBS', read('IO_JOBS'), IO_PLACEMENTS) ?? preset.ioJobs,
+    port: integer('PORT', read('PORT'), 0, 65_535) ?? DEFAULTS.port,
+    host: hostname('HOST', read('HOST')) ?? DEFAULTS.host,
+    jobTimeoutMs: integer('JOB_TIMEOUT_MS', read('JOB_TIMEOUT_MS'), 1, 3_600_000) ?? DEFAULTS.jobTimeoutMs,
+    maxQueue: integer('MAX_QUEUE', read('MAX_QUEUE'), 0, 1_000_000) ?? DEFAULTS.maxQueue,
+    upstreamUrl: httpUrl('UPSTREAM_URL', read('UPSTREAM_URL')),
+    logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL'), LOG_LEVELS) ?? DEFAULTS.logLevel
+  })
+}
+
+/** Whether any job runs on a Piscina pool in this configuration. */
+export function usesPool (config: Pick<Config, 'cpuJobs' | 'ioJobs'>): boolean {
+  return config.cpuJobs === 'pool' || config.ioJobs === 'pool'
+}
+
+function oneOf<T extends string> (name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined
+  if ((allowed as readonly string[]).includes(value)) return value as T
+  throw new ConfigError(name, value, `expected one of ${allowed.join(', ')}`)
+}
+
+function integer (name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN
+  if (Number.isSafeInteger(n) && n >= min && n <= max) return n
+  throw new ConfigError(name, value, `expected an integer from ${min} to ${max}`)
+}
+
+function hostname (name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  if (/^[A-Za-z0-9.:-]{1,253}$/.test(value)) return value
+  throw new ConfigError(name, value, 'expected an IP address or a host name')
+}
+
+function httpUrl (name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {}
+  if (url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:')) return url.href.replace(/\/$/, '')
+  throw new ConfigError(name, value, 'expected an http:// or https:// URL')
+}

@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify'
+import { decodeJson, decodeMsgpack, encodeMsgpack, JSON_TYPE, MSGPACK_TYPE, MSGPACK_TYPES, wantsMsgpack } from './codec.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client's Accept names MessagePack: answers and errors are encoded so. */
+    wantsMsgpack: boolean
+  }
+}
+
+/**
+ * Bodies in JSON or MessagePack, answers in what Accept asks for, and a Server-Timing header on
+ * every answer. Installed on the root instance so that the not-found and error answers get it too.
+ * Every other content type is refused by Fastify with 415.
+ */
+export function installEncoding (app: FastifyInstance): void {
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, decodeJson(body as Buffer))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+  app.addContentTypeParser([...MSGPACK_TYPES], { parseAs: 'buffer' }, (_req, body, done) => {
+    try {
+      done(null, decodeMsgpack(body as Buffer))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+
+  app.decorateRequest('wantsMsgpack', false)
+  app.addHook('onRequest', async (request, reply) => {
+    request.wantsMsgpack = wantsMsgpack(request.headers.accept)
+    // Fastify's types say a serializer returns a string; at run time a Buffer goes out as is.
+    if (request.wantsMsgpack) reply.serializer(encodeMsgpack as unknown as (payload: unknown) => string)
+  })
+  // Here rather than in onRequest: Fastify clears the content type before an error handler runs.
+  app.addHook('preSerialization', async (request, reply, payload) => {
+    if (request.wantsMsgpack) reply.type(MSGPACK_TYPE)
+    return payload
+  })
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (!reply.hasHeader('server-timing')) reply.header('server-timing', `total;dur=${reply.elapsedTime.toFixed(3)}`)
+    return payload
+  })
+}

@@ -1,0 +1,88 @@
+import { performance } from 'node:perf_hooks'
+import type { Config } from './config.js'
+import { usesPool } from './config.js'
+import { errors, isErrorCode } from './errors.js'
+import { LocalPlacement } from './placement/local.js'
+import { PoolPlacement, ThreadPool } from './placement/pool.js'
+import type { Placement, Via } from './placement/types.js'
+import type { TaskRegistry } from './tasks/registry.js'
+import type { TaskKind } from './tasks/types.js'
+
+export interface JobTiming {
+  queuedMs: number
+  runMs: number
+  totalMs: number
+}
+
+export interface JobAnswer {
+  task: string
+  kind: TaskKind
+  result: unknown
+  timing: JobTiming
+  ranOn: { pid: number, threadId: number, via: Via }
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000
+
+/**
+ * Runs jobs where the configuration puts them: one placement for CPU tasks, one for I/O tasks,
+ * both chosen here once. Validates, times, enforces JOB_TIMEOUT_MS, and turns every failure into
+ * an error of the catalogue.
+ */
+export class JobRunner {
+  readonly #placements: Readonly<Record<TaskKind, Placement>>
+  readonly pool: ThreadPool | undefined
+
+  constructor (
+    readonly registry: TaskRegistry,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'upstreamUrl'>
+  ) {
+    const pool = usesPool(config)
+      ? new ThreadPool({ minThreads: config.minThreads, maxThreads: config.threads, maxQueue: config.maxQueue, upstreamUrl: config.upstreamUrl })
+      : undefined
+    const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
+    this.pool = pool
+    this.#placements = Object.freeze({
+      cpu: config.cpuJobs === 'pool' ? onPool() : new LocalPlacement('inline', config.upstreamUrl),
+      io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', config.upstreamUrl)
+    })
+  }
+
+  /** Runs one job to its answer, or rejects with an error of the catalogue. */
+  async run (name: unknown, rawInput: unknown): Promise<JobAnswer> {
+    const start = performance.now()
+    const { task, input } = this.registry.resolve(name, rawInput)
+    const placement = this.#placements[task.kind]
+    const timeoutMs = this.config.jobTimeoutMs
+    const controller = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    // The race answers on time even if a task ignores its signal; the abort frees the pool thread.
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const err = new errors.TIMEOUT(timeoutMs)
+        reject(err)
+        controller.abort(err)
+      }, timeoutMs)
+    })
+    try {
+      const outcome = await Promise.race([placement.run(task, input, controller.signal), timedOut])
+      return {
+        task: task.name,
+        kind: task.kind,
+        result: outcome.result,
+        timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs: round(performance.now() - start) },
+        ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
+      }
+    } catch (err) {
+      if (controller.signal.aborted) throw controller.signal.reason
+      if (isErrorCode((err as { code?: unknown }).code)) throw err
+      throw new errors.TASK_FAILED(task.name, { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.pool?.close()
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The entry: reads the configuration, then runs as the cluster primary, as a cluster worker, or,
+ * with PROCESSES=1, as the one process that serves (no fork, so profilers see the server).
+ */
+import cluster from 'node:cluster'
+import { ConfigError, parseConfig, type Config } from './config.js'
+import { runPrimary } from './cluster/primary.js'
+import { closeOnSignals, serve } from './cluster/serve.js'
+import { createLogger, describe } from './log.js'
+import { startDelayService } from './upstream/spawn.js'
+
+function readConfig (): Config {
+  try {
+    return parseConfig()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`Invalid configuration: ${err.message}\n`)
+    process.exit(2)
+  }
+}
+
+async function runWorker (config: Config): Promise<void> {
+  const { app } = await serve(config)
+  // The primary coordinates shutdown: Ctrl-C's SIGINT to the process group is its to act on.
+  process.on('SIGINT', () => {})
+  closeOnSignals(['SIGTERM'], () => app.close(), () => process.exit(1))
+}
+
+async function runSingle (config: Config): Promise<void> {
+  const upstream = config.upstreamUrl === undefined ? await startDelayService() : undefined
+  const effective: Config = Object.freeze({ ...config, upstreamUrl: upstream?.url ?? config.upstreamUrl })
+  try {
+    const { app, address } = await serve(effective)
+    app.log.info({ ...describe(effective, address), pid: process.pid }, 'server listening')
+    closeOnSignals(['SIGTERM', 'SIGINT'], async () => {
+      await app.close()
+      await upstream?.stop()
+    }, () => process.exit(1))
+  } catch (err) {
+    await upstream?.stop()
+    throw err
+  }
+}
+
+const config = readConfig()
+const run = cluster.isWorker ? runWorker : config.processes === 1 ? runSingle : (c: Config) => runPrimary(c, createLogger(c))
+run(config).catch((err: unknown) => {
+  createLogger(config).fatal({ err }, 'server failed to start')
+  process.exit(1)
+})

@@ -1,0 +1,55 @@
+import { Ajv, type ValidateFunction } from 'ajv'
+import { errors } from '../errors.js'
+import { loadTasks } from './load.js'
+import type { AnyTask, InputSchema, TaskKind } from './types.js'
+
+export interface CatalogueEntry {
+  name: string
+  kind: TaskKind
+  description: string
+  input: InputSchema
+}
+
+interface Entry {
+  task: AnyTask
+  validate: ValidateFunction
+}
+
+/**
+ * The task catalogue with one compiled validator per task. Validation is strict: no coercion
+ * ("30" is not 30), no extra properties, no removal of them either; defaults are filled in.
+ */
+export class TaskRegistry {
+  readonly #entries: ReadonlyMap<string, Entry>
+  readonly catalogue: readonly CatalogueEntry[]
+
+  private constructor (tasks: ReadonlyMap<string, AnyTask>) {
+    const ajv = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, strict: true })
+    const entries = new Map<string, Entry>()
+    for (const [name, task] of tasks) entries.set(name, { task, validate: ajv.compile(task.schema) })
+    this.#entries = entries
+    this.catalogue = Object.freeze([...tasks.values()].map((t) =>
+      Object.freeze({ name: t.name, kind: t.kind, description: t.description, input: t.schema })))
+  }
+
+  static async load (): Promise<TaskRegistry> {
+    return new TaskRegistry(await loadTasks())
+  }
+
+  /** The task and its checked input, or a coded error (UNKNOWN_TASK, BAD_INPUT) thrown. */
+  resolve (name: unknown, input: unknown): { task: AnyTask, input: unknown } {
+    const entry = typeof name === 'string' ? this.#entries.get(name) : undefined
+    if (entry === undefined) throw new errors.UNKNOWN_TASK(JSON.stringify(String(name).slice(0, 64)))
+    const value = input ?? {}
+    if (!entry.validate(value)) {
+      const first = entry.validate.errors?.[0]
+      const where = first?.instancePath === '' || first === undefined ? 'input' : `input${first.instancePath.replaceAll('/', '.')}`
+      throw new errors.BAD_INPUT(`${where} ${first?.message ?? 'is invalid'} (task ${name as string})`)
+    }
+    return { task: entry.task, input: value }
+  }
+
+  get (name: string): AnyTask | undefined {
+    return this.#entries.get(name)?.task
+  }
+}

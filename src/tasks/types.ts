@@ -1,0 +1,30 @@
+/** What every module under cpu-tasks/ and io-tasks/ exports as its default. */
+
+export type TaskKind = 'cpu' | 'io'
+
+/** A JSON Schema for a task's input: an object, closed, every number and size bounded. */
+export interface InputSchema {
+  readonly type: 'object'
+  readonly properties: Readonly<Record<string, object>>
+  readonly required?: readonly string[]
+  readonly additionalProperties: false
+}
+
+export interface TaskContext {
+  /** Aborted when the job times out; I/O tasks pass it to what they wait on. */
+  readonly signal: AbortSignal
+  /** Base URL of the delay service, for the tasks that call it. */
+  readonly upstreamUrl: string | undefined
+}
+
+export interface TaskDefinition<Input = unknown, Output = unknown> {
+  readonly name: string
+  readonly kind: TaskKind
+  readonly description: string
+  readonly schema: InputSchema
+  /** CPU tasks return synchronously; I/O tasks return a promise. */
+  run (input: Input, context: TaskContext): Output | Promise<Output>
+}
+
+/** A task as the registry holds it, its input type erased (run is a method, so its parameter is checked bivariantly). */
+export type AnyTask = TaskDefinition<unknown, unknown>

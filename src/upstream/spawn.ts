@@ -1,0 +1,47 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { delayServiceFile } from '../paths.js'
+import type { UpstreamMessage } from '../cluster/messages.js'
+
+export interface DelayServiceProcess {
+  readonly url: string
+  readonly pid: number
+  stop (): Promise<void>
+}
+
+const START_TIMEOUT_MS = 10_000
+
+/** Starts the delay service as a process of its own, so that it never shares an event loop with the server it feeds. */
+export async function startDelayService (host = '127.0.0.1'): Promise<DelayServiceProcess> {
+  const child = fork(delayServiceFile, [], {
+    env: { ...process.env, HOST: host },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Its own options: a profiler's or a test runner's flags are not for it.
+    execArgv: []
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('delay service did not start in time')), START_TIMEOUT_MS)
+    child.once('error', reject)
+    child.once('exit', (code) => reject(new Error(`delay service exited with code ${code} while starting`)))
+    child.on('message', (m: UpstreamMessage) => {
+      if (m.type === 'upstream-listening') {
+        clearTimeout(timer)
+        resolve(m.url)
+      }
+    })
+  }).catch((err: unknown) => {
+    child.kill('SIGKILL')
+    throw err
+  })
+  child.removeAllListeners('exit')
+  return { url, pid: child.pid ?? 0, stop: () => stopChild(child) }
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+  await exited
+  clearTimeout(timer)
+}
