@@ -1,0 +1,69 @@
+import { spawnSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+import { ConfigError, parseConfig } from '../src/config.js'
+import { childEnv, serverFile } from './helpers.js'
+
+describe('parseConfig', () => {
+  it('defaults to hybrid with the sizing rule: processes x threads = cores', () => {
+    const c = parseConfig({}, 4)
+    expect(c).toMatchObject({ mode: 'hybrid', processes: 4, threads: 1, cpuJobs: 'pool', ioJobs: 'event-loop', port: 3000, host: '127.0.0.1', jobTimeoutMs: 30_000, maxQueue: 1000, logLevel: 'info' })
+    expect(parseConfig({ PROCESSES: '2' }, 8).threads).toBe(4)
+    expect(parseConfig({ PROCESSES: '3' }, 2).threads).toBe(1)
+  })
+
+  it.each([
+    ['event-loop', { processes: 1, cpuJobs: 'inline', ioJobs: 'event-loop' }],
+    ['threads', { processes: 1, threads: 50, minThreads: 2, cpuJobs: 'pool', ioJobs: 'pool' }],
+    ['processes', { processes: 2, cpuJobs: 'inline', ioJobs: 'event-loop' }],
+    ['hybrid', { processes: 2, threads: 1, cpuJobs: 'pool', ioJobs: 'event-loop' }]
+  ])('applies the %s preset', (mode, expected) => {
+    expect(parseConfig({ MODE: mode }, 2)).toMatchObject({ mode, ...expected })
+  })
+
+  it('lets an explicit flag override its preset', () => {
+    const c = parseConfig({ MODE: 'threads', THREADS: '8', CPU_JOBS: 'inline', PROCESSES: '2', MAX_QUEUE: '0' }, 2)
+    expect(c).toMatchObject({ mode: 'threads', threads: 8, cpuJobs: 'inline', ioJobs: 'pool', processes: 2, maxQueue: 0 })
+  })
+
+  it('treats an empty value as unset, and normalises the upstream URL', () => {
+    expect(parseConfig({ PORT: '', UPSTREAM_URL: 'http://127.0.0.1:9000/' }, 2)).toMatchObject({ port: 3000, upstreamUrl: 'http://127.0.0.1:9000' })
+  })
+
+  it('is frozen', () => {
+    expect(Object.isFrozen(parseConfig({}, 2))).toBe(true)
+  })
+
+  it.each([
+    ['MODE', 'fast'], ['MODE', 'auto'], ['MODE', 'Hybrid'],
+    ['PROCESSES', '0'], ['PROCESSES', '-1'], ['PROCESSES', '1.5'], ['PROCESSES', 'two'],
+    ['THREADS', '0'], ['THREADS', '1e3'], ['THREADS', ' 4'],
+    ['CPU_JOBS', 'threads'], ['CPU_JOBS', 'auto'], ['IO_JOBS', 'inline'],
+    ['PORT', 'abc'], ['PORT', '65536'], ['PORT', '-1'],
+    ['HOST', 'local host'], ['HOST', 'a/b'],
+    ['JOB_TIMEOUT_MS', '0'], ['JOB_TIMEOUT_MS', '10s'],
+    ['MAX_QUEUE', '-5'], ['MAX_QUEUE', 'many'],
+    ['UPSTREAM_URL', 'not a url'], ['UPSTREAM_URL', 'ftp://x'],
+    ['LOG_LEVEL', 'verbose']
+  ])('refuses %s=%s, naming the variable, the value and what is allowed', (variable, value) => {
+    let error: unknown
+    try {
+      parseConfig({ [variable]: value }, 2)
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    expect((error as ConfigError).message).toContain(`${variable}=${JSON.stringify(value)}`)
+    expect((error as ConfigError).message).toMatch(/expected /)
+  })
+})
+
+describe('a bad value at start-up', () => {
+  it.each([['MODE', 'bogus'], ['THREADS', '0'], ['PORT', 'abc']])('%s=%s exits 2 with one stderr line, before anything listens', (variable, value) => {
+    const run = spawnSync(process.execPath, [serverFile], { env: childEnv({ PORT: '0', [variable]: value }), encoding: 'utf8', timeout: 10_000 })
+    expect(run.status).toBe(2)
+    expect(run.stdout).toBe('')
+    const lines = run.stderr.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(new RegExp(`^Invalid configuration: ${variable}="${value}" is not allowed: expected `))
+  })
+})

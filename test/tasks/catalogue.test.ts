@@ -1,0 +1,115 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { TaskRegistry } from '../../src/tasks/registry.js'
+import { loadTasks } from '../../src/tasks/load.js'
+import type { TaskContext } from '../../src/tasks/types.js'
+
+let registry: TaskRegistry
+beforeAll(async () => { registry = await TaskRegistry.load() })
+
+const context: TaskContext = { signal: new AbortController().signal, upstreamUrl: undefined }
+const run = async (name: string, input: unknown): Promise<unknown> => {
+  const { task, input: checked } = registry.resolve(name, input)
+  return await task.run(checked, context)
+}
+
+describe('the catalogue', () => {
+  it('has the contract\'s tasks, each in its kind', () => {
+    const kinds = Object.fromEntries(registry.catalogue.map((t) => [t.name, t.kind]))
+    expect(kinds).toEqual({
+      compress: 'cpu', fib: 'cpu', hash: 'cpu', json: 'cpu', primes: 'cpu', spin: 'cpu',
+      fanout: 'io', file: 'io', http: 'io', sleep: 'io'
+    })
+  })
+
+  it('gives every task a description and a closed schema whose numbers are all bounded', () => {
+    for (const t of registry.catalogue) {
+      expect(t.description.length).toBeGreaterThan(20)
+      expect(t.input.additionalProperties).toBe(false)
+      for (const [prop, schema] of Object.entries(t.input.properties)) {
+        expect(schema, `${t.name}.${prop}`).toHaveProperty('maximum')
+        expect(schema, `${t.name}.${prop}`).toHaveProperty('minimum')
+      }
+    }
+  })
+
+  it('refuses names that are not in it, path-like ones included', () => {
+    for (const name of ['nope', '../cpu-tasks/fib', 'fib.js', '__proto__', 'constructor', 'toString', '', 42, null]) {
+      expect(() => registry.resolve(name, {})).toThrow(expect.objectContaining({ code: 'UNKNOWN_TASK' }))
+    }
+  })
+})
+
+// For each task: an input at its limits that is accepted, and inputs that must be refused.
+const limits: Array<[string, object, object[]]> = [
+  ['fib', { n: 35 }, [{ n: 36 }, { n: -1 }, { n: 1.5 }, { n: '30' }, {}, { n: 3, extra: 1 }]],
+  ['spin', { ms: 10_000 }, [{ ms: 10_001 }, { ms: -1 }, { ms: '5' }, { ms: null }]],
+  ['primes', { limit: 20_000_000 }, [{ limit: 20_000_001 }, { limit: 1 }, { limit: [100] }]],
+  ['hash', { bytes: 65_536, rounds: 10_000 }, [{ bytes: 65_537, rounds: 1 }, { bytes: 1, rounds: 10_001 }, { bytes: 1 }]],
+  ['json', { items: 50_000 }, [{ items: 50_001 }, { items: 0 }, { items: true }]],
+  ['compress', { bytes: 4_194_304, level: 9 }, [{ bytes: 4_194_305 }, { bytes: 10, level: 0 }, { bytes: 10, level: 10 }]],
+  ['sleep', { ms: 60_000 }, [{ ms: 60_001 }, { ms: -5 }, { ms: '100' }]],
+  ['http', { delayMs: 30_000, bytes: 1_048_576 }, [{ delayMs: 30_001 }, { delayMs: 1, bytes: 1_048_577 }, { delayMs: 1.5 }]],
+  ['fanout', { calls: 100, delayMs: 30_000, failRate: 1 }, [{ calls: 101 }, { calls: 0 }, { calls: 2, failRate: 1.1 }, { calls: 2, failRate: -0.1 }]],
+  ['file', { bytes: 8 * 1024 * 1024 }, [{ bytes: 8 * 1024 * 1024 + 1 }, { bytes: 0 }, { bytes: '1' }]]
+]
+
+describe.each(limits)('%s input', (name, atLimit, refused) => {
+  it('is accepted at its limits', () => {
+    expect(() => registry.resolve(name, atLimit)).not.toThrow()
+  })
+  it.each(refused)('refuses %j with BAD_INPUT, coercing nothing', (input) => {
+    expect(() => registry.resolve(name, input)).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }))
+  })
+})
+
+describe('task results', () => {
+  it('fib', async () => { expect(await run('fib', { n: 20 })).toBe(6765) })
+  it('primes', async () => { expect(await run('primes', { limit: 100 })).toEqual({ count: 25, largest: 97 }) })
+  it('hash is deterministic', async () => {
+    const a = await run('hash', { bytes: 64, rounds: 3 })
+    expect(a).toEqual(await run('hash', { bytes: 64, rounds: 3 }))
+    expect((a as { digest: string }).digest).toMatch(/^[0-9a-f]{64}$/)
+  })
+  it('json', async () => { expect(await run('json', { items: 10 })).toMatchObject({ records: 10 }) })
+  it('compress fills its default level and compresses', async () => {
+    const r = await run('compress', { bytes: 100_000 }) as { ratio: number }
+    expect(r.ratio).toBeGreaterThan(2)
+  })
+  it('spin does work proportional to ms', async () => {
+    const a = await run('spin', { ms: 5 }) as { iterations: number }
+    const b = await run('spin', { ms: 10 }) as { iterations: number }
+    expect(Math.abs(b.iterations - 2 * a.iterations)).toBeLessThanOrEqual(1)
+  })
+  it('sleep stops when its signal aborts', async () => {
+    const controller = new AbortController()
+    const { task, input } = registry.resolve('sleep', { ms: 60_000 })
+    const pending = task.run(input, { signal: controller.signal, upstreamUrl: undefined })
+    controller.abort(new Error('stop'))
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' })
+  })
+  it('file reads the bytes asked for', async () => { expect(await run('file', { bytes: 4096 })).toEqual({ bytes: 4096 }) })
+  it('http without a delay service is NOT_CONFIGURED', async () => {
+    await expect(run('http', { delayMs: 1 })).rejects.toMatchObject({ code: 'NOT_CONFIGURED' })
+  })
+})
+
+describe('discovery', () => {
+  it('adds a task for a file dropped in, and refuses a module that lies about its name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tasks-'))
+    const cpu = join(dir, 'cpu')
+    const io = join(dir, 'io')
+    await Promise.all([cpu, io].map((d) => import('node:fs/promises').then((fs) => fs.mkdir(d))))
+    try {
+      await writeFile(join(cpu, 'double.js'), `export default { name: 'double', kind: 'cpu', description: 'x', schema: { type: 'object', properties: {}, additionalProperties: false }, run: () => 2 }`)
+      const tasks = await loadTasks({ cpu, io })
+      expect([...tasks.keys()]).toEqual(['double'])
+      await writeFile(join(cpu, 'liar.js'), `export default { name: 'other', kind: 'cpu', description: 'x', schema: { type: 'object', properties: {}, additionalProperties: false }, run: () => 2 }`)
+      await expect(loadTasks({ cpu, io })).rejects.toThrow(/liar\.js must export default a cpu task named "liar"/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
