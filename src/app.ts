@@ -37,6 +37,16 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
 
   installEncoding(app)
 
+  // Node closes idle keep-alive connections when the server closes, but not those still busy
+  // then: tell each of those, with its last answer, to close, so that the drain ends when the
+  // jobs in flight do rather than when keep-alive times out.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close')
+    return payload
+  })
+
   app.setErrorHandler(async (err, request, reply) => {
     const body = toErrorBody(err)
     // A failed task or a bug is worth an error line; timeouts, shed load and bad input are the

@@ -23,7 +23,7 @@ async function runWorker (config: Config): Promise<void> {
   const { app } = await serve(config)
   // The primary coordinates shutdown: Ctrl-C's SIGINT to the process group is its to act on.
   process.on('SIGINT', () => {})
-  closeOnSignals(['SIGTERM'], () => app.close(), () => process.exit(1))
+  closeOnSignals(app, config, ['SIGTERM'], () => app.close())
 }
 
 async function runSingle (config: Config): Promise<void> {
@@ -32,10 +32,10 @@ async function runSingle (config: Config): Promise<void> {
   try {
     const { app, address } = await serve(effective)
     app.log.info({ ...describe(effective, address), pid: process.pid }, 'server listening')
-    closeOnSignals(['SIGTERM', 'SIGINT'], async () => {
+    closeOnSignals(app, config, ['SIGTERM', 'SIGINT'], async () => {
       await app.close()
       await upstream?.stop()
-    }, () => process.exit(1))
+    })
   } catch (err) {
     await upstream?.stop()
     throw err

@@ -14,15 +14,24 @@ export async function serve (config: Config): Promise<{ app: FastifyInstance, ad
   }
 }
 
+/** How long a drain may take past the longest a job may run, before connections are cut. */
+const DRAIN_MARGIN_MS = 2_000
+
 /**
- * Stops on the first signal: stop accepting, answer what is in flight (each job is bounded by
- * JOB_TIMEOUT_MS), close the pool, then `after`. A second signal exits at once.
+ * Drains on the first signal: stop accepting, answer what is in flight, close the pool, run
+ * `close`, exit 0. No job runs past JOB_TIMEOUT_MS, so a drain still going after that (and a
+ * margin) is stuck on a client: its connections are cut. A second signal exits 1 at once.
  */
-export function closeOnSignals (signals: readonly NodeJS.Signals[], close: () => Promise<void>, onForced: () => void): void {
+export function closeOnSignals (app: FastifyInstance, config: Pick<Config, 'jobTimeoutMs'>, signals: readonly NodeJS.Signals[], close: () => Promise<void>): void {
   let closing = false
-  const onSignal = (): void => {
-    if (closing) return onForced()
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closing) {
+      app.log.warn({ signal }, 'second signal: exiting without draining')
+      process.exit(1)
+    }
     closing = true
+    app.log.info({ signal }, 'draining')
+    setTimeout(() => app.server.closeAllConnections(), config.jobTimeoutMs + DRAIN_MARGIN_MS).unref()
     close().then(() => process.exit(0), (err: unknown) => {
       process.stderr.write(`shutdown failed: ${String(err)}\n`)
       process.exit(1)

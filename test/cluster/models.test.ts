@@ -1,0 +1,134 @@
+import { request } from 'node:http'
+import { createServer, type Server } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { postJob, startServer, waitFor, type RunningServer } from '../helpers.js'
+
+let server: RunningServer | undefined
+afterEach(async () => {
+  await server?.stop('SIGKILL')
+  server = undefined
+})
+
+/** One job on a connection of its own, so that the cluster may hand it to any worker. */
+function jobOnNewConnection (url: string, task: string, input: unknown): Promise<{ status: number, body: any }> {
+  const body = JSON.stringify({ task, input })
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/jobs`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+    })
+    req.on('error', reject)
+    // A connection the primary was handing to a worker as it was killed is never answered.
+    req.setTimeout(5_000, () => req.destroy(new Error('no answer in 5 s')))
+    req.end(body)
+  })
+}
+
+async function ranOn (url: string, task: string, input: unknown, n: number): Promise<Array<{ pid: number, threadId: number, via: string }>> {
+  const answers = await Promise.all(Array.from({ length: n }, () => jobOnNewConnection(url, task, input)))
+  for (const a of answers) expect(a.status).toBe(200)
+  return answers.map((a) => a.body.ranOn)
+}
+
+describe('each model, end to end over a real socket', () => {
+  it('event-loop: one process, CPU inline and I/O on the loop, both on the main thread', async () => {
+    server = await startServer({ MODE: 'event-loop' })
+    const health = await (await fetch(`${server.url}/health`)).json() as { pid: number }
+    expect(health).toMatchObject({ mode: 'event-loop', processes: 1, threads: 0, cpuJobs: 'inline', ioJobs: 'event-loop' })
+    const cpu = await ranOn(server.url, 'fib', { n: 20 }, 6)
+    const io = await ranOn(server.url, 'http', { delayMs: 10 }, 6)
+    expect(new Set([...cpu, ...io].map((r) => r.pid))).toEqual(new Set([health.pid]))
+    expect(cpu.every((r) => r.via === 'inline' && r.threadId === 0)).toBe(true)
+    expect(io.every((r) => r.via === 'event-loop' && r.threadId === 0)).toBe(true)
+  })
+
+  it('threads: one process, every job on a pool thread', async () => {
+    server = await startServer({ MODE: 'threads' })
+    const cpu = await ranOn(server.url, 'fib', { n: 20 }, 6)
+    const io = await ranOn(server.url, 'sleep', { ms: 50 }, 6)
+    expect(new Set([...cpu, ...io].map((r) => r.pid)).size).toBe(1)
+    expect([...cpu, ...io].every((r) => r.via === 'pool' && r.threadId > 0)).toBe(true)
+    // Six sleeps at once hold six threads: the pool grew on demand past its two warm ones.
+    expect(new Set(io.map((r) => r.threadId)).size).toBeGreaterThan(2)
+  })
+
+  it('processes: two workers, CPU inline on each one\'s event loop', async () => {
+    server = await startServer({ MODE: 'processes', PROCESSES: '2' })
+    const cpu = await ranOn(server.url, 'fib', { n: 20 }, 12)
+    expect(new Set(cpu.map((r) => r.pid)).size).toBe(2)
+    expect(cpu.every((r) => r.via === 'inline' && r.threadId === 0)).toBe(true)
+  })
+
+  it('hybrid: two workers, CPU on their pool threads, I/O on their event loops', async () => {
+    server = await startServer({ MODE: 'hybrid', PROCESSES: '2' })
+    const cpu = await ranOn(server.url, 'fib', { n: 20 }, 12)
+    const io = await ranOn(server.url, 'fanout', { calls: 3, delayMs: 5 }, 12)
+    expect(new Set(cpu.map((r) => r.pid)).size).toBe(2)
+    expect(cpu.every((r) => r.via === 'pool' && r.threadId > 0)).toBe(true)
+    expect(io.every((r) => r.via === 'event-loop' && r.threadId === 0)).toBe(true)
+    expect(new Set(io.map((r) => r.pid)).size).toBe(2)
+  })
+
+  it('logs one start-up line with the effective configuration', async () => {
+    server = await startServer({ MODE: 'hybrid', PROCESSES: '2', THREADS: '3' })
+    const line = server.logs.find((l) => l.msg === 'server listening')
+    expect(line).toMatchObject({ mode: 'hybrid', processes: 2, threadsPerProcess: 3, cpuJobs: 'pool', ioJobs: 'event-loop', address: server.url, upstream: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) })
+    expect(server.logs.filter((l) => l.msg === 'server listening')).toHaveLength(1)
+  })
+})
+
+describe('the cluster primary', () => {
+  it('replaces a worker killed while serving, and keeps answering', async () => {
+    server = await startServer({ MODE: 'processes', PROCESSES: '2' })
+    const before = new Set((await ranOn(server.url, 'fib', { n: 5 }, 8)).map((r) => r.pid))
+    expect(before.size).toBe(2)
+    const [victim] = [...before]
+    process.kill(victim!, 'SIGKILL')
+    const seen = new Set<number>()
+    await waitFor(async () => {
+      // Jobs sent as the worker dies may be lost with it; a client retries those.
+      const answers = await Promise.allSettled(Array.from({ length: 4 }, () => jobOnNewConnection(server!.url, 'fib', { n: 5 })))
+      for (const a of answers) if (a.status === 'fulfilled' && a.value.status === 200) seen.add(a.value.body.ranOn.pid)
+      return [...seen].some((pid) => !before.has(pid))
+    }, 20_000, 100)
+    // Once replaced, every job is answered.
+    expect(await ranOn(server.url, 'fib', { n: 5 }, 8)).toHaveLength(8)
+    expect(seen.has(victim!)).toBe(false)
+    expect(server.logs.some((l) => l.msg === 'worker died while serving; replacing it' && l.pid === victim)).toBe(true)
+  })
+
+  it('gives up with a clear message and exit 1 when workers keep dying at start', async () => {
+    const blocker: Server = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as { port: number }).port
+    try {
+      await expect(startServer({ MODE: 'processes', PROCESSES: '2', PORT: String(port) }, 25_000)).rejects.toThrow(/server exited with 1/)
+    } finally {
+      blocker.close()
+    }
+  })
+
+  it('drains on SIGTERM: the job in flight is answered, the delay service stops, exit 0', async () => {
+    server = await startServer({ MODE: 'hybrid', PROCESSES: '2' })
+    const upstream = server.logs.find((l) => l.msg === 'server listening')?.upstream as string
+    const inFlight = postJob(server.url, 'http', { delayMs: 800 })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const code = await server.stop('SIGTERM')
+    expect(code).toBe(0)
+    const answer = await inFlight
+    expect(answer.status).toBe(200)
+    expect(answer.body.result).toEqual({ status: 200, bytes: 0 })
+    await expect(fetch(`${upstream}/health`)).rejects.toThrow()
+  })
+
+  it('runs in the started process with PROCESSES=1, and drains on SIGINT too', async () => {
+    server = await startServer({ MODE: 'hybrid', PROCESSES: '1' })
+    const health = await (await fetch(`${server.url}/health`)).json() as { pid: number }
+    expect(health.pid).toBe(server.proc.pid)
+    const inFlight = postJob(server.url, 'sleep', { ms: 500 })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await server.stop('SIGINT')).toBe(0)
+    expect((await inFlight).status).toBe(200)
+  })
+})

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest'
+import { build } from '../helpers.js'
+
+const job = (task: string, input: unknown): { method: 'POST', url: string, payload: object } =>
+  ({ method: 'POST', url: '/jobs', payload: { task, input } })
+
+// These run a real Piscina pool, loading dist/src/placement/worker.js (npm test builds first).
+describe('jobs on the pool', () => {
+  it('runs CPU jobs on pool threads, never on the event loop, in hybrid', async () => {
+    const app = await build({ MODE: 'hybrid', PROCESSES: '1', THREADS: '2' })
+    const answers = await Promise.all(Array.from({ length: 6 }, () => app.inject(job('fib', { n: 22 }))))
+    for (const res of answers) {
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toMatchObject({ result: 17711, ranOn: { pid: process.pid, via: 'pool' } })
+      expect(res.json().ranOn.threadId).toBeGreaterThan(0)
+    }
+    const sleep = await app.inject(job('sleep', { ms: 1 }))
+    expect(sleep.json().ranOn).toEqual({ pid: process.pid, threadId: 0, via: 'event-loop' })
+  })
+
+  it('holds one thread per I/O job in threads mode: capacity equals threads', async () => {
+    const app = await build({ MODE: 'threads', THREADS: '2', MAX_QUEUE: '0' })
+    const answers = await Promise.all(Array.from({ length: 3 }, () => app.inject(job('sleep', { ms: 400 }))))
+    const statuses = answers.map((r) => r.statusCode).sort()
+    expect(statuses).toEqual([200, 200, 503])
+    const ok = answers.filter((r) => r.statusCode === 200).map((r) => r.json())
+    expect(ok.every((a) => a.ranOn.via === 'pool' && a.ranOn.threadId > 0)).toBe(true)
+    expect(new Set(ok.map((a) => a.ranOn.threadId)).size).toBe(2)
+  })
+
+  it('sheds a job past MAX_QUEUE at once with 503 OVERLOADED and Retry-After', async () => {
+    const app = await build({ MODE: 'hybrid', PROCESSES: '1', THREADS: '1', MAX_QUEUE: '1' })
+    const answers = await Promise.all(Array.from({ length: 4 }, () => app.inject(job('spin', { ms: 200 }))))
+    const shed = answers.filter((r) => r.statusCode === 503)
+    expect(answers.filter((r) => r.statusCode === 200)).toHaveLength(2)
+    expect(shed).toHaveLength(2)
+    for (const res of shed) {
+      expect(res.headers['retry-after']).toBe('1')
+      expect(res.json()).toMatchObject({ statusCode: 503, code: 'OVERLOADED', error: 'Service Unavailable' })
+    }
+    // The queue drains and the next job is admitted.
+    expect((await app.inject(job('fib', { n: 5 }))).statusCode).toBe(200)
+  })
+
+  it('answers a CPU job past JOB_TIMEOUT_MS with 504, kills its thread, and serves the next job on a fresh one', async () => {
+    const app = await build({ MODE: 'hybrid', PROCESSES: '1', THREADS: '1', JOB_TIMEOUT_MS: '300' })
+    const first = await app.inject(job('fib', { n: 5 }))
+    const before = first.json().ranOn.threadId as number
+    const stuck = await app.inject(job('spin', { ms: 10_000 }))
+    expect(stuck.statusCode).toBe(504)
+    expect(stuck.json()).toMatchObject({ code: 'TIMEOUT', message: 'Job did not finish within 300 ms' })
+    const next = await app.inject(job('fib', { n: 10 }))
+    expect(next.statusCode).toBe(200)
+    expect(next.json().result).toBe(55)
+    // The only thread was busy for 10 s more had it not been terminated: a new thread answered.
+    expect(next.json().ranOn.threadId).not.toBe(before)
+  })
+
+  it('aborts an I/O job holding a pool thread past JOB_TIMEOUT_MS', async () => {
+    const app = await build({ MODE: 'threads', THREADS: '1', JOB_TIMEOUT_MS: '200' })
+    const stuck = await app.inject(job('sleep', { ms: 30_000 }))
+    expect(stuck.statusCode).toBe(504)
+    const next = await app.inject(job('sleep', { ms: 1 }))
+    expect(next.statusCode).toBe(200)
+    expect(next.json().ranOn.via).toBe('pool')
+  })
+
+  it('runs a batch across the pool and reports each job\'s own queue wait', async () => {
+    const app = await build({ MODE: 'threads', THREADS: '2' })
+    const res = await app.inject({ method: 'POST', url: '/jobs/batch', payload: { jobs: Array.from({ length: 20 }, (_, i) => ({ task: 'fib', input: { n: i } })) } })
+    const { results } = res.json() as { results: Array<Record<string, any>> }
+    expect(results.map((r) => r.result)).toEqual([0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181])
+    expect(results.every((r) => r.ok && r.ranOn.via === 'pool')).toBe(true)
+  })
+})
