@@ -18,6 +18,9 @@ function ensureDataFile (): Promise<void> {
     const aside = `${dataFile}.${process.pid}.${Math.random().toString(36).slice(2)}`
     await writeFile(aside, randomBytes(MAX_BYTES))
     await rename(aside, dataFile)
+  }).catch((err: unknown) => {
+    ready = undefined // a later job tries again
+    throw err
   })
   return ready
 }

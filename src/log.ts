@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino'
-import type { Config } from './config.js'
+import { usesPool, type Config } from './config.js'
 
 /** The logger of the processes that serve no HTTP (the cluster primary); Fastify makes its own per worker. */
 export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
@@ -11,7 +11,7 @@ export function describe (config: Config, address: string): Record<string, unkno
   return {
     mode: config.mode,
     processes: config.processes,
-    threadsPerProcess: config.cpuJobs === 'pool' || config.ioJobs === 'pool' ? config.threads : 0,
+    threadsPerProcess: usesPool(config) ? config.threads : 0,
     cpuJobs: config.cpuJobs,
     ioJobs: config.ioJobs,
     jobTimeoutMs: config.jobTimeoutMs,

@@ -1,4 +1,4 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { errors } from '../errors.js'
 import { loadTasks } from './load.js'
 import type { AnyTask, InputSchema, TaskKind } from './types.js'
@@ -8,6 +8,14 @@ export interface CatalogueEntry {
   kind: TaskKind
   description: string
   input: InputSchema
+}
+
+/** "input.n must be <= 35", "input has unknown property "m"": one line a client can act on. */
+function describeError (error: ErrorObject | undefined): string {
+  if (error === undefined) return 'input is invalid'
+  const where = `input${error.instancePath.replaceAll('/', '.')}`
+  if (error.keyword === 'additionalProperties') return `${where} has unknown property "${String(error.params.additionalProperty)}"`
+  return `${where} ${error.message ?? 'is invalid'}`
 }
 
 interface Entry {
@@ -42,9 +50,7 @@ export class TaskRegistry {
     if (entry === undefined) throw new errors.UNKNOWN_TASK(JSON.stringify(String(name).slice(0, 64)))
     const value = input ?? {}
     if (!entry.validate(value)) {
-      const first = entry.validate.errors?.[0]
-      const where = first?.instancePath === '' || first === undefined ? 'input' : `input${first.instancePath.replaceAll('/', '.')}`
-      throw new errors.BAD_INPUT(`${where} ${first?.message ?? 'is invalid'} (task ${name as string})`)
+      throw new errors.BAD_INPUT(`${describeError(entry.validate.errors?.[0])} (task ${name as string})`)
     }
     return { task: entry.task, input: value }
   }
