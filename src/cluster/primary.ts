@@ -29,24 +29,37 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
   const upstreamUrl = upstream?.url ?? config.upstreamUrl
   const env = { UPSTREAM_URL: upstreamUrl }
 
+  const live = new Set<Worker>()
   const serving = new Set<Worker>()
   const retiring = new Set<Worker>()
   let startFailures = 0
   let stopping = false
   let restarting = false
+  let announced = false
+
+  // Fork only while fewer than PROCESSES workers are alive and not retiring, so that a replacement
+  // that fails during a rolling restart is not replaced on top of the worker it was to replace.
+  const wanted = (): boolean => !stopping && live.size - retiring.size < config.processes
 
   const fork = (): Worker => {
     const worker = cluster.fork(env)
-    worker.once('listening', () => {
+    live.add(worker)
+    worker.once('listening', (address: { address: string, port: number }) => {
       serving.add(worker)
       startFailures = 0
+      if (!announced && serving.size === config.processes) {
+        announced = true
+        const host = address.address.includes(':') ? `[${address.address}]` : address.address
+        log.info({ ...describe({ ...config, upstreamUrl }, `http://${host}:${address.port}`), pid: process.pid }, 'server listening')
+      }
     })
     worker.once('exit', (code, signal) => {
+      live.delete(worker)
       const wasServing = serving.delete(worker)
-      if (stopping || retiring.delete(worker)) return
+      if (retiring.delete(worker) || stopping) return
       if (wasServing) {
         log.warn({ pid: worker.process.pid, code, signal }, 'worker died while serving; replacing it')
-        fork()
+        if (wanted()) fork()
         return
       }
       startFailures++
@@ -58,15 +71,14 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
       }
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (startFailures - 1))
       log.warn({ pid: worker.process.pid, code, signal, failures: startFailures, retryInMs: delay }, 'worker died while starting')
-      setTimeout(() => { if (!stopping) fork() }, delay).unref()
+      setTimeout(() => { if (wanted()) fork() }, delay).unref()
     })
     return worker
   }
 
   const stop = async (exitCode: number): Promise<void> => {
     stopping = true
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
-    await Promise.all(workers.map(async (w) => {
+    await Promise.all([...live].map(async (w) => {
       const exited = once(w, 'exit')
       w.process.kill('SIGTERM')
       await exited
@@ -106,7 +118,7 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
       void stop(0)
       return
     }
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
+    for (const w of live) w.process.kill('SIGKILL')
     void upstream?.stop()
     process.exit(1)
   }
@@ -114,14 +126,5 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
   process.on('SIGINT', onStopSignal)
   process.on('SIGHUP', () => { void rollingRestart() })
 
-  const first = Array.from({ length: config.processes }, fork)
-  const addresses = await Promise.all(first.map(async (w) => {
-    const [address] = await once(w, 'listening') as [{ address: string, port: number }]
-    return address
-  })).catch(() => undefined)
-  const address = addresses?.[0]
-  if (address !== undefined && !stopping) {
-    const host = address.address.includes(':') ? `[${address.address}]` : address.address
-    log.info({ ...describe({ ...config, upstreamUrl }, `http://${host}:${address.port}`), pid: process.pid }, 'server listening')
-  }
+  for (let i = 0; i < config.processes; i++) fork()
 }
