@@ -1,4 +1,6 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyBodyParser } from 'fastify'
+
+type ContentTypeParser = FastifyBodyParser<Buffer>
 import { decodeJson, decodeMsgpack, encodeMsgpack, JSON_TYPE, MSGPACK_TYPE, MSGPACK_TYPES, wantsMsgpack } from './codec.js'
 
 declare module 'fastify' {
@@ -15,20 +17,15 @@ declare module 'fastify' {
  */
 export function installEncoding (app: FastifyInstance): void {
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer' }, (_req, body, done) => {
+  const parser = (decode: (body: Buffer) => unknown): ContentTypeParser => (_req, body, done) => {
     try {
-      done(null, decodeJson(body as Buffer))
+      done(null, decode(body as Buffer))
     } catch (err) {
       done(err as Error, undefined)
     }
-  })
-  app.addContentTypeParser([...MSGPACK_TYPES], { parseAs: 'buffer' }, (_req, body, done) => {
-    try {
-      done(null, decodeMsgpack(body as Buffer))
-    } catch (err) {
-      done(err as Error, undefined)
-    }
-  })
+  }
+  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer' }, parser(decodeJson))
+  app.addContentTypeParser([...MSGPACK_TYPES], { parseAs: 'buffer' }, parser(decodeMsgpack))
 
   app.decorateRequest('wantsMsgpack', false)
   app.addHook('onRequest', async (request, reply) => {
