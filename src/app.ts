@@ -1,11 +1,13 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { errors, RETRY_AFTER_S, toErrorBody } from './errors.js'
+import { installAuth } from './http/auth.js'
 import { installEncoding } from './http/encoding.js'
 import { JobRunner } from './jobs.js'
 import { healthRoutes } from './routes/health.js'
 import { jobRoutes } from './routes/jobs.js'
 import { taskRoutes } from './routes/tasks.js'
+import { wsRoutes } from './routes/ws.js'
 import { TaskRegistry } from './tasks/registry.js'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -36,6 +38,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   app.addHook('onClose', async () => { await runner.close() })
 
   installEncoding(app)
+  if (config.authToken !== undefined) installAuth(app, config.authToken)
 
   // Node closes idle keep-alive connections when the server closes, but not those still busy
   // then: tell each of those, with its last answer, to close, so that the drain ends when the
@@ -64,5 +67,6 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(jobRoutes, { runner })
   await app.register(taskRoutes, { registry })
   await app.register(healthRoutes, { config })
+  await app.register(wsRoutes, { runner, config })
   return app
 }

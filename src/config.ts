@@ -28,6 +28,16 @@ export interface Config {
   /** The delay service; undefined until the server has started its own. */
   readonly upstreamUrl: string | undefined
   readonly logLevel: LogLevel
+  /** When set, every route but /health needs `Authorization: Bearer <token>` (WebSocket: or ?token=). */
+  readonly authToken: string | undefined
+  /** Jobs in flight per WebSocket connection; one more is answered OVERLOADED at once. */
+  readonly wsMaxInFlight: number
+  /** A WebSocket frame larger than this closes the connection with 1009. */
+  readonly wsMaxFrameBytes: number
+  /** Answers queued on a WebSocket but not yet written to the socket, past which it stops reading jobs. */
+  readonly wsMaxBufferedBytes: number
+  /** A WebSocket peer that has not answered the previous ping when this comes round again is closed. */
+  readonly wsPingIntervalMs: number
 }
 
 /** A bad environment value: names the variable, the value and what is allowed. */
@@ -72,7 +82,11 @@ export const DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   jobTimeoutMs: 30_000,
   maxQueue: 1000,
-  logLevel: 'info' as LogLevel
+  logLevel: 'info' as LogLevel,
+  wsMaxInFlight: 1000,
+  wsMaxFrameBytes: 1024 * 1024,
+  wsMaxBufferedBytes: 4 * 1024 * 1024,
+  wsPingIntervalMs: 30_000
 })
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -101,7 +115,12 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     jobTimeoutMs: integer('JOB_TIMEOUT_MS', read('JOB_TIMEOUT_MS'), 1, 3_600_000) ?? DEFAULTS.jobTimeoutMs,
     maxQueue: integer('MAX_QUEUE', read('MAX_QUEUE'), 0, 1_000_000) ?? DEFAULTS.maxQueue,
     upstreamUrl: httpUrl('UPSTREAM_URL', read('UPSTREAM_URL')),
-    logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL'), LOG_LEVELS) ?? DEFAULTS.logLevel
+    logLevel: oneOf('LOG_LEVEL', read('LOG_LEVEL'), LOG_LEVELS) ?? DEFAULTS.logLevel,
+    authToken: token('AUTH_TOKEN', env.AUTH_TOKEN),
+    wsMaxInFlight: integer('WS_MAX_IN_FLIGHT', read('WS_MAX_IN_FLIGHT'), 1, 1_000_000) ?? DEFAULTS.wsMaxInFlight,
+    wsMaxFrameBytes: integer('WS_MAX_FRAME_BYTES', read('WS_MAX_FRAME_BYTES'), 64, 64 * 1024 * 1024) ?? DEFAULTS.wsMaxFrameBytes,
+    wsMaxBufferedBytes: integer('WS_MAX_BUFFERED_BYTES', read('WS_MAX_BUFFERED_BYTES'), 1024, 1024 * 1024 * 1024) ?? DEFAULTS.wsMaxBufferedBytes,
+    wsPingIntervalMs: integer('WS_PING_INTERVAL_MS', read('WS_PING_INTERVAL_MS'), 100, 3_600_000) ?? DEFAULTS.wsPingIntervalMs
   })
 }
 
@@ -127,6 +146,13 @@ function hostname (name: string, value: string | undefined): string | undefined 
   if (value === undefined) return undefined
   if (/^[A-Za-z0-9.:-]{1,253}$/.test(value)) return value
   throw new ConfigError(name, value, 'expected an IP address or a host name')
+}
+
+/** A bearer token: unset stays unset, but a set one must be usable in a header (an empty one would be a silent mistake). */
+function token (name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  if (/^[\x21-\x7e]{1,4096}$/.test(value)) return value
+  throw new ConfigError(name, value.length > 20 ? `${value.slice(0, 20)}...` : value, 'expected 1 to 4096 printable ASCII characters, no spaces')
 }
 
 function httpUrl (name: string, value: string | undefined): string | undefined {

@@ -20,7 +20,9 @@ export const errors = {
   NOT_CONFIGURED: createError('NOT_CONFIGURED', 'Task %s needs %s, which is not configured', 503),
   TIMEOUT: createError('TIMEOUT', 'Job did not finish within %s ms', 504),
   /** Not in the contract's table: a bug in this server, never the client's doing. */
-  INTERNAL_ERROR: createError('INTERNAL_ERROR', 'Internal server error', 500)
+  INTERNAL_ERROR: createError('INTERNAL_ERROR', 'Internal server error', 500),
+  /** Not in the contract's table and never sent: the job's client went away (499 as nginx logs it). */
+  CANCELLED: createError('CANCELLED', 'The client went away; the job was cancelled', 499)
 } as const satisfies Record<string, FastifyErrorConstructor>
 
 export type ErrorCode = keyof typeof errors

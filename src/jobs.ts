@@ -48,24 +48,34 @@ export class JobRunner {
     })
   }
 
-  /** Runs one job to its answer, or rejects with an error of the catalogue. */
-  async run (name: unknown, rawInput: unknown): Promise<JobAnswer> {
+  /**
+   * Runs one job to its answer, or rejects with an error of the catalogue. `cancel` is the
+   * client's: when it aborts (the client went away) a queued job never starts, a pool job's thread
+   * is terminated, and an I/O job on the event loop stops waiting.
+   */
+  async run (name: unknown, rawInput: unknown, cancel?: AbortSignal): Promise<JobAnswer> {
     const start = performance.now()
     const { task, input } = this.registry.resolve(name, rawInput)
+    if (cancel?.aborted === true) throw cancel.reason
     const placement = this.#placements[task.kind]
     const timeoutMs = this.config.jobTimeoutMs
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined
+    let onCancel: (() => void) | undefined
     // The race answers on time even if a task ignores its signal; the abort frees the pool thread.
-    const timedOut = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        const err = new errors.TIMEOUT(timeoutMs)
+    const stopped = new Promise<never>((_resolve, reject) => {
+      const stop = (err: unknown): void => {
         reject(err)
         controller.abort(err)
-      }, timeoutMs)
+      }
+      timer = setTimeout(() => stop(new errors.TIMEOUT(timeoutMs)), timeoutMs)
+      if (cancel !== undefined) {
+        onCancel = () => stop(cancel.reason)
+        cancel.addEventListener('abort', onCancel, { once: true })
+      }
     })
     try {
-      const outcome = await Promise.race([placement.run(task, input, controller.signal), timedOut])
+      const outcome = await Promise.race([placement.run(task, input, controller.signal), stopped])
       return {
         task: task.name,
         kind: task.kind,
@@ -79,6 +89,7 @@ export class JobRunner {
       throw new errors.TASK_FAILED(task.name, { cause: err })
     } finally {
       clearTimeout(timer)
+      if (onCancel !== undefined) cancel?.removeEventListener('abort', onCancel)
     }
   }
 

@@ -17,10 +17,11 @@ const contract = {
 }
 
 describe('the error catalogue', () => {
-  it('has every code of the contract with its status, and one more for bugs', () => {
-    const { INTERNAL_ERROR, ...rest } = statusOf
+  it('has every code of the contract with its status, one for bugs, and one that is never sent', () => {
+    const { INTERNAL_ERROR, CANCELLED, ...rest } = statusOf
     expect(rest).toEqual(contract)
     expect(INTERNAL_ERROR).toBe(500)
+    expect(CANCELLED).toBe(499)
   })
 
   it.each(Object.keys(errors))('%s: its key is its code', (key) => {

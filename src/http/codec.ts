@@ -40,26 +40,26 @@ export function assertPlainData (value: unknown, depth = 0): void {
 }
 
 export function decodeJson (body: Buffer): unknown {
-  if (body.length === 0) throw new errors.BAD_INPUT('body is empty')
-  if (!isUtf8(body)) throw new errors.BAD_INPUT('body is not valid UTF-8')
+  if (body.length === 0) throw new errors.BAD_INPUT('payload is empty')
+  if (!isUtf8(body)) throw new errors.BAD_INPUT('payload is not valid UTF-8')
   let value: unknown
   try {
     value = JSON.parse(body.toString('utf8'))
   } catch (err) {
-    throw new errors.BAD_INPUT(`body is not valid JSON: ${(err as Error).message}`)
+    throw new errors.BAD_INPUT(`payload is not valid JSON: ${(err as Error).message}`)
   }
   assertPlainData(value)
   return value
 }
 
 export function decodeMsgpack (body: Buffer): unknown {
-  if (body.length === 0) throw new errors.BAD_INPUT('body is empty')
+  if (body.length === 0) throw new errors.BAD_INPUT('payload is empty')
   let value: unknown
   try {
     value = unpackr.unpack(body)
   } catch (err) {
     // Truncated data, trailing bytes, a bad extension, or nesting deep enough to overflow the stack.
-    throw new errors.BAD_INPUT(`body is not valid MessagePack: ${(err as Error).message.slice(0, 100)}`)
+    throw new errors.BAD_INPUT(`payload is not valid MessagePack: ${(err as Error).message.slice(0, 100)}`)
   }
   assertPlainData(value)
   return value

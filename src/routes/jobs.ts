@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { errors, toErrorBody } from '../errors.js'
 import type { JobAnswer, JobRunner, JobTiming } from '../jobs.js'
 
@@ -25,23 +25,36 @@ function serverTiming ({ queuedMs, runMs, totalMs }: JobTiming): string {
   return `queue;dur=${queuedMs}, run;dur=${runMs}, total;dur=${totalMs}`
 }
 
+/**
+ * Aborts when the client goes away before its answer is written, so that its jobs stop: queued
+ * ones never start, pool threads are terminated, waits on the event loop end.
+ */
+function cancelledWhenGone (reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new errors.CANCELLED())
+  })
+  return controller.signal
+}
+
 type BatchItem = ({ ok: true } & JobAnswer) | { ok: false, error: ReturnType<typeof toErrorBody> }
 
 export const jobRoutes: FastifyPluginAsync<{ runner: JobRunner }> = async (app, { runner }) => {
   app.post<{ Body: { task: string, input?: unknown } }>('/jobs', { schema: { body: jobBody } }, async (request, reply) => {
-    const answer = await runner.run(request.body.task, request.body.input)
+    const answer = await runner.run(request.body.task, request.body.input, cancelledWhenGone(reply))
     reply.header('server-timing', serverTiming(answer.timing))
     return answer
   })
 
   // Every job of a batch runs at once and is answered in input order; one failure never fails the batch.
-  app.post<{ Body: { jobs: unknown[] } }>('/jobs/batch', { schema: { body: batchBody } }, async (request) => {
+  app.post<{ Body: { jobs: unknown[] } }>('/jobs/batch', { schema: { body: batchBody } }, async (request, reply) => {
+    const cancel = cancelledWhenGone(reply)
     const settled = await Promise.allSettled(request.body.jobs.map(async (job, i) => {
       if (typeof job !== 'object' || job === null || Array.isArray(job) || Object.keys(job).some((k) => k !== 'task' && k !== 'input')) {
         throw new errors.BAD_INPUT(`jobs[${i}] must be an object with "task" and "input" only`)
       }
       const { task, input } = job as { task?: unknown, input?: unknown }
-      return await runner.run(task, input)
+      return await runner.run(task, input, cancel)
     }))
     const results: BatchItem[] = settled.map((s) => s.status === 'fulfilled'
       ? { ok: true, ...s.value }

@@ -1,0 +1,37 @@
+import websocket from '@fastify/websocket'
+import type { FastifyPluginAsync } from 'fastify'
+import type { Config } from '../config.js'
+import type { JobRunner } from '../jobs.js'
+import { JobConnection } from '../ws/connection.js'
+
+type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBufferedBytes' | 'wsPingIntervalMs'>
+
+/**
+ * GET /ws: jobs over WebSocket (CONTRACT.md section 3). A frame over wsMaxFrameBytes closes the
+ * connection with 1009 (ws does that itself, before buffering the frame). On close the server
+ * drains each connection: jobs in flight are answered, then it closes with 1001.
+ */
+export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig }> = async (app, { runner, config }) => {
+  const connections = new Set<JobConnection>()
+
+  await app.register(websocket, {
+    options: { maxPayload: config.wsMaxFrameBytes },
+    preClose: async function () {
+      await Promise.all([...connections].map((c) => c.drain()))
+    },
+    errorHandler: (err, socket, request) => {
+      request.log.debug({ err }, 'websocket error')
+      socket.terminate()
+    }
+  })
+
+  const heartbeat = setInterval(() => { for (const c of connections) c.heartbeat() }, config.wsPingIntervalMs)
+  heartbeat.unref()
+  app.addHook('onClose', async () => clearInterval(heartbeat))
+
+  app.get('/ws', { websocket: true }, (socket) => {
+    const connection = new JobConnection(socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes })
+    connections.add(connection)
+    socket.once('close', () => connections.delete(connection))
+  })
+}

@@ -1,0 +1,159 @@
+import type { WebSocket, RawData } from 'ws'
+import { errors, toErrorBody } from '../errors.js'
+import { decodeJson, decodeMsgpack, encodeMsgpack } from '../http/codec.js'
+import type { JobRunner } from '../jobs.js'
+
+export interface ConnectionLimits {
+  maxInFlight: number
+  /** Answers handed to the socket but not yet written out, in bytes, past which reading stops. */
+  maxBufferedBytes: number
+}
+
+type Id = string | number | null
+
+/** A frame's answer: JSON frames are answered in text, MessagePack frames in binary. */
+interface Answer {
+  id: Id
+  ok: boolean
+  [key: string]: unknown
+}
+
+const MAX_ID_LENGTH = 256
+
+function isId (id: unknown): id is string | number {
+  return (typeof id === 'string' && id.length <= MAX_ID_LENGTH) || (typeof id === 'number' && Number.isFinite(id))
+}
+
+function failure (id: Id, err: unknown): Answer {
+  const { code, message } = toErrorBody(err)
+  return { id, ok: false, error: { code, message } }
+}
+
+/**
+ * One client's WebSocket: one job a frame, each answered in one frame, in completion order.
+ *
+ * Bounds, so that no client can make the server hold more than it allows: at most `maxInFlight`
+ * jobs (the next is answered OVERLOADED at once); and when answers pile up unwritten because the
+ * client reads slowly, the connection stops reading frames until they drain, so a slow reader
+ * slows itself, not the server. When the socket closes, every job still in flight is cancelled.
+ */
+export class JobConnection {
+  readonly #socket: WebSocket
+  readonly #runner: JobRunner
+  readonly #limits: ConnectionLimits
+  readonly #inFlight = new Set<AbortController>()
+  #unsentBytes = 0
+  #paused = false
+  #draining = false
+  #alive = true
+
+  constructor (socket: WebSocket, runner: JobRunner, limits: ConnectionLimits) {
+    this.#socket = socket
+    this.#runner = runner
+    this.#limits = limits
+    socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
+    socket.on('pong', () => { this.#alive = true })
+    socket.once('close', () => {
+      for (const controller of this.#inFlight) controller.abort(new errors.CANCELLED())
+      this.#inFlight.clear()
+    })
+  }
+
+  get inFlight (): number {
+    return this.#inFlight.size
+  }
+
+  /** Called every ping interval: closes a peer that did not answer the last ping. */
+  heartbeat (): void {
+    if (!this.#alive) {
+      this.#socket.terminate()
+      return
+    }
+    this.#alive = false
+    this.#socket.ping()
+  }
+
+  /** Stops taking jobs, answers those in flight, then closes with 1001 (going away). */
+  async drain (): Promise<void> {
+    this.#draining = true
+    if (this.#socket.readyState === this.#socket.CLOSED) return
+    const closed = new Promise<void>((resolve) => this.#socket.once('close', () => resolve()))
+    this.#closeIfDrained()
+    await closed
+  }
+
+  #closeIfDrained (): void {
+    if (this.#draining && this.#inFlight.size === 0) this.#socket.close(1001, 'server shutting down')
+  }
+
+  #onFrame (data: RawData, isBinary: boolean): void {
+    const body = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+    let frame: unknown
+    try {
+      frame = isBinary ? decodeMsgpack(body) : decodeJson(body)
+    } catch (err) {
+      this.#send(failure(null, err), isBinary)
+      return
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      this.#send(failure(null, new errors.BAD_INPUT('a frame is an object { id, task, input }')), isBinary)
+      return
+    }
+    const { id, task, input, ...extra } = frame as Record<string, unknown>
+    if (!isId(id)) {
+      this.#send(failure(null, new errors.BAD_INPUT(`id must be a string of at most ${MAX_ID_LENGTH} characters or a finite number`)), isBinary)
+      return
+    }
+    const unknown = Object.keys(extra)[0]
+    if (unknown !== undefined) {
+      this.#send(failure(id, new errors.BAD_INPUT(`frame has unknown property "${unknown}"`)), isBinary)
+      return
+    }
+    if (this.#draining) {
+      this.#send(failure(id, new errors.OVERLOADED('1; the server is shutting down')), isBinary)
+      return
+    }
+    if (this.#inFlight.size >= this.#limits.maxInFlight) {
+      this.#send(failure(id, new errors.OVERLOADED(`1; at most ${this.#limits.maxInFlight} jobs in flight per connection`)), isBinary)
+      return
+    }
+    void this.#runJob(id, task, input, isBinary)
+  }
+
+  async #runJob (id: string | number, task: unknown, input: unknown, binary: boolean): Promise<void> {
+    const controller = new AbortController()
+    this.#inFlight.add(controller)
+    let answer: Answer
+    try {
+      const { result, timing, ranOn } = await this.#runner.run(task, input, controller.signal)
+      answer = { id, ok: true, result, timing, ranOn }
+    } catch (err) {
+      answer = failure(id, err)
+    }
+    if (!this.#inFlight.delete(controller)) return // cancelled: the socket is gone
+    try {
+      this.#send(answer, binary)
+    } catch (err) {
+      this.#send(failure(id, err), binary) // a result that would not encode: answered, not dropped
+    }
+    this.#closeIfDrained()
+  }
+
+  #send (answer: Answer, binary: boolean): void {
+    if (this.#socket.readyState !== this.#socket.OPEN) return
+    const data = binary ? encodeMsgpack(answer) : JSON.stringify(answer)
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length
+    this.#unsentBytes += size
+    this.#socket.send(data, { binary }, () => {
+      this.#unsentBytes -= size
+      if (this.#paused && this.#unsentBytes <= this.#limits.maxBufferedBytes / 2) {
+        this.#paused = false
+        this.#socket.resume()
+      }
+    })
+    if (!this.#paused && this.#unsentBytes > this.#limits.maxBufferedBytes) {
+      this.#paused = true
+      this.#socket.pause()
+    }
+  }
+}
