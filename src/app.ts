@@ -9,12 +9,14 @@ import { jobRoutes } from './routes/jobs.js'
 import { taskRoutes } from './routes/tasks.js'
 import { wsRoutes } from './routes/ws.js'
 import { TaskRegistry } from './tasks/registry.js'
+import { WsConnections } from './ws/connections.js'
 
 export const BODY_LIMIT = 1024 * 1024
 
 declare module 'fastify' {
   interface FastifyInstance {
     jobs: JobRunner
+    websockets: WsConnections
   }
 }
 
@@ -67,6 +69,8 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(jobRoutes, { runner })
   await app.register(taskRoutes, { registry })
   await app.register(healthRoutes, { config })
-  await app.register(wsRoutes, { runner, config })
+  const websockets = new WsConnections()
+  app.decorate('websockets', websockets)
+  await app.register(wsRoutes, { runner, config, connections: websockets })
   return app
 }

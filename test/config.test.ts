@@ -29,6 +29,11 @@ describe('parseConfig', () => {
     expect(parseConfig({ PORT: '', UPSTREAM_URL: 'http://127.0.0.1:9000/' }, 2)).toMatchObject({ port: 3000, upstreamUrl: 'http://127.0.0.1:9000' })
   })
 
+  it('reads the WebSocket limits and the token', () => {
+    expect(parseConfig({}, 2)).toMatchObject({ authToken: undefined, wsMaxInFlight: 1000, wsMaxFrameBytes: 1_048_576, wsMaxBufferedBytes: 4_194_304, wsPingIntervalMs: 30_000 })
+    expect(parseConfig({ AUTH_TOKEN: 'abc', WS_MAX_IN_FLIGHT: '5' }, 2)).toMatchObject({ authToken: 'abc', wsMaxInFlight: 5 })
+  })
+
   it('is frozen', () => {
     expect(Object.isFrozen(parseConfig({}, 2))).toBe(true)
   })
@@ -43,7 +48,9 @@ describe('parseConfig', () => {
     ['JOB_TIMEOUT_MS', '0'], ['JOB_TIMEOUT_MS', '10s'],
     ['MAX_QUEUE', '-5'], ['MAX_QUEUE', 'many'],
     ['UPSTREAM_URL', 'not a url'], ['UPSTREAM_URL', 'ftp://x'],
-    ['LOG_LEVEL', 'verbose']
+    ['LOG_LEVEL', 'verbose'],
+    ['AUTH_TOKEN', ''], ['AUTH_TOKEN', 'has space'],
+    ['WS_MAX_IN_FLIGHT', '0'], ['WS_MAX_FRAME_BYTES', '10'], ['WS_MAX_BUFFERED_BYTES', 'lots'], ['WS_PING_INTERVAL_MS', '5']
   ])('refuses %s=%s, naming the variable, the value and what is allowed', (variable, value) => {
     let error: unknown
     try {

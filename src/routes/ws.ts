@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { Config } from '../config.js'
 import type { JobRunner } from '../jobs.js'
 import { JobConnection } from '../ws/connection.js'
+import type { WsConnections } from '../ws/connections.js'
 
 type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBufferedBytes' | 'wsPingIntervalMs'>
 
@@ -11,13 +12,11 @@ type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBuffere
  * connection with 1009 (ws does that itself, before buffering the frame). On close the server
  * drains each connection: jobs in flight are answered, then it closes with 1001.
  */
-export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig }> = async (app, { runner, config }) => {
-  const connections = new Set<JobConnection>()
-
+export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig, connections: WsConnections }> = async (app, { runner, config, connections }) => {
   await app.register(websocket, {
     options: { maxPayload: config.wsMaxFrameBytes },
     preClose: async function () {
-      await Promise.all([...connections].map((c) => c.drain()))
+      await connections.drain()
     },
     errorHandler: (err, socket, request) => {
       request.log.debug({ err }, 'websocket error')
@@ -25,7 +24,7 @@ export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig 
     }
   })
 
-  const heartbeat = setInterval(() => { for (const c of connections) c.heartbeat() }, config.wsPingIntervalMs)
+  const heartbeat = setInterval(() => connections.heartbeat(), config.wsPingIntervalMs)
   heartbeat.unref()
   app.addHook('onClose', async () => clearInterval(heartbeat))
 

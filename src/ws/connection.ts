@@ -43,6 +43,8 @@ export class JobConnection {
   readonly #limits: ConnectionLimits
   readonly #inFlight = new Set<AbortController>()
   #unsentBytes = 0
+  #peakUnsentBytes = 0
+  #pauses = 0
   #paused = false
   #draining = false
   #alive = true
@@ -61,6 +63,18 @@ export class JobConnection {
 
   get inFlight (): number {
     return this.#inFlight.size
+  }
+
+  get unsentBytes (): number {
+    return this.#unsentBytes
+  }
+
+  get peakUnsentBytes (): number {
+    return this.#peakUnsentBytes
+  }
+
+  get pauses (): number {
+    return this.#pauses
   }
 
   /** Called every ping interval: closes a peer that did not answer the last ping. */
@@ -144,6 +158,7 @@ export class JobConnection {
     const data = binary ? encodeMsgpack(answer) : JSON.stringify(answer)
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length
     this.#unsentBytes += size
+    if (this.#unsentBytes > this.#peakUnsentBytes) this.#peakUnsentBytes = this.#unsentBytes
     this.#socket.send(data, { binary }, () => {
       this.#unsentBytes -= size
       if (this.#paused && this.#unsentBytes <= this.#limits.maxBufferedBytes / 2) {
@@ -153,6 +168,7 @@ export class JobConnection {
     })
     if (!this.#paused && this.#unsentBytes > this.#limits.maxBufferedBytes) {
       this.#paused = true
+      this.#pauses++
       this.#socket.pause()
     }
   }
