@@ -1,0 +1,51 @@
+import { readdir, readFile } from 'node:fs/promises'
+
+/** Resident memory of a process and every descendant, in bytes, from /proc (Linux). */
+export async function processTreeRss (root: number): Promise<{ bytes: number, pids: number[] }> {
+  const parentOf = new Map<number, number>()
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      // The command name, in parentheses, may hold spaces: the fields after the last ")" are fixed.
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      parentOf.set(Number(entry), Number(fields[1]))
+    } catch {} // exited meanwhile
+  }
+  const pids = [root]
+  for (let i = 0; i < pids.length; i++) {
+    for (const [pid, ppid] of parentOf) if (ppid === pids[i]) pids.push(pid)
+  }
+  let bytes = 0
+  for (const pid of pids) {
+    try {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8')
+      bytes += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+    } catch {}
+  }
+  return { bytes, pids }
+}
+
+/** Samples a process tree's RSS every `everyMs` until stopped; reports the first and the peak sample. */
+export function sampleRss (root: number, everyMs = 100): { stop: () => Promise<{ startBytes: number, peakBytes: number, pids: number }> } {
+  let startBytes = -1
+  let peakBytes = 0
+  let pids = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const { bytes, pids: tree } = await processTreeRss(root)
+      if (startBytes < 0) startBytes = bytes
+      if (bytes > peakBytes) peakBytes = bytes
+      pids = Math.max(pids, tree.length)
+      await new Promise((resolve) => setTimeout(resolve, everyMs))
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return { startBytes, peakBytes, pids }
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/** `npm run load -- ...`: the load client from the command line. Prints a summary; --out writes the report. */
+import { writeFile } from 'node:fs/promises'
+import { parseOptions, USAGE, type LoadOptions } from './options.js'
+import { runLoad } from './run.js'
+
+let options: LoadOptions
+try {
+  options = parseOptions(process.argv.slice(2))
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`)
+  process.exit(2)
+}
+
+const what = options.count !== undefined ? `${options.count} jobs` : `${options.duration} s`
+process.stderr.write(`${options.transport} ${options.encoding}, ${options.connections} connections x ${options.inFlight} in flight, ` +
+  `${options.rate === undefined ? 'closed loop' : `${options.rate} jobs/s`}, ${what} -> ${options.url}\n`)
+const report = await runLoad(options, options.progress
+  ? (p) => process.stderr.write(`  ${p.elapsedS}s sent ${p.sent} ok ${p.ok} failed ${p.failed} in flight ${p.inFlight}\n`)
+  : undefined)
+
+const l = report.latencyMs
+console.log(`${report.ok} ok, ${report.failed} failed${report.skipped > 0 ? `, ${report.skipped} skipped` : ''} in ${report.seconds} s: ${report.jobsPerS} jobs/s`)
+console.log(`latency ms: p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}`)
+if (report.failed > 0) console.log(`errors: ${Object.entries(report.errors).map(([code, n]) => `${code} ${n}`).join(', ')}`)
+if (report.rss !== undefined) console.log(`rss of pid ${options.pid} and its children: ${(report.rss.startBytes / 2 ** 20).toFixed(1)} MiB at start, ${(report.rss.peakBytes / 2 ** 20).toFixed(1)} MiB at peak`)
+if (options.out !== undefined) await writeFile(options.out, JSON.stringify(report, null, 2) + '\n')

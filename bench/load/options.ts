@@ -1,0 +1,105 @@
+import { parseArgs } from 'node:util'
+
+export interface JobSpec {
+  task: string
+  input: Record<string, unknown>
+  weight: number
+}
+
+export interface LoadOptions {
+  url: string
+  transport: 'http' | 'ws'
+  encoding: 'json' | 'msgpack'
+  connections: number
+  /** Jobs in flight per connection (closed loop); with `rate`, at most this many before a send waits. */
+  inFlight: number
+  /** Seconds to send for; ignored when `count` is set. */
+  duration: number
+  /** Total jobs to send, then wait for them all. */
+  count: number | undefined
+  /** Target jobs per second across all connections (open loop); closed loop when unset. */
+  rate: number | undefined
+  mix: JobSpec[]
+  token: string | undefined
+  /** A job not answered in this long counts as a CLIENT_TIMEOUT error. */
+  timeoutMs: number
+  /** A pid whose process tree's RSS is sampled during the run. */
+  pid: number | undefined
+  out: string | undefined
+  progress: boolean
+}
+
+export const USAGE = `npm run load -- [options]
+  --url URL            server (http://127.0.0.1:3000)
+  --transport http|ws  HTTP/1.1 (undici, pipelined) or WebSocket (ws) (http)
+  --encoding json|msgpack                                           (json)
+  --connections N      connections (10)
+  --in-flight M        jobs in flight per connection (1)
+  --duration S         seconds to send for (10)
+  --count N            send N jobs in all instead, then wait for their answers
+  --rate R             open loop at R jobs/s in all, instead of closed loop
+  --job SPEC           repeatable: TASK[:INPUT_JSON][@WEIGHT], e.g. 'fib:{"n":30}@3' 'sleep:{"ms":100}'
+                       (fib:{"n":20})
+  --token T            bearer token, for a server with AUTH_TOKEN
+  --timeout-ms MS      a job unanswered this long is an error (60000)
+  --pid PID            sample this process tree's RSS during the run
+  --out FILE           write the report as JSON
+  --quiet              no progress lines`
+
+function positive (name: string, raw: string | undefined, fallback: number | undefined, integer = true): number | undefined {
+  if (raw === undefined) return fallback
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(raw)}`)
+  return n
+}
+
+/** TASK[:INPUT_JSON][@WEIGHT] */
+export function parseJob (spec: string): JobSpec {
+  const match = /^([a-z][a-z0-9-]*)(?::(\{.*\}))?(?:@(\d+(?:\.\d+)?))?$/.exec(spec)
+  if (match === null) throw new Error(`--job ${JSON.stringify(spec)}: expected TASK[:INPUT_JSON][@WEIGHT]`)
+  const [, task = '', input, weight] = match
+  return { task, input: input === undefined ? {} : JSON.parse(input) as Record<string, unknown>, weight: weight === undefined ? 1 : Number(weight) }
+}
+
+export function parseOptions (argv: string[]): LoadOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      transport: { type: 'string' },
+      encoding: { type: 'string' },
+      connections: { type: 'string' },
+      'in-flight': { type: 'string' },
+      duration: { type: 'string' },
+      count: { type: 'string' },
+      rate: { type: 'string' },
+      job: { type: 'string', multiple: true },
+      token: { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      pid: { type: 'string' },
+      out: { type: 'string' },
+      quiet: { type: 'boolean' }
+    }
+  })
+  const transport = values.transport ?? 'http'
+  if (transport !== 'http' && transport !== 'ws') throw new Error('--transport must be http or ws')
+  const encoding = values.encoding ?? 'json'
+  if (encoding !== 'json' && encoding !== 'msgpack') throw new Error('--encoding must be json or msgpack')
+  return {
+    url: (values.url ?? 'http://127.0.0.1:3000').replace(/\/$/, ''),
+    transport,
+    encoding,
+    connections: positive('connections', values.connections, 10) as number,
+    inFlight: positive('in-flight', values['in-flight'], 1) as number,
+    duration: positive('duration', values.duration, 10, false) as number,
+    count: positive('count', values.count, undefined),
+    rate: positive('rate', values.rate, undefined, false),
+    mix: (values.job ?? ['fib:{"n":20}']).map(parseJob),
+    token: values.token,
+    timeoutMs: positive('timeout-ms', values['timeout-ms'], 60_000) as number,
+    pid: positive('pid', values.pid, undefined),
+    out: values.out,
+    progress: values.quiet !== true
+  }
+}

@@ -1,0 +1,155 @@
+import { build, type Histogram } from 'hdr-histogram-js'
+import { performance } from 'node:perf_hooks'
+import { sampleRss } from '../lib/rss.js'
+import type { JobSpec, LoadOptions } from './options.js'
+import { openHttp, openWs, type Connection, type Job } from './transports.js'
+
+export interface LatencySummary {
+  count: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+  mean: number
+}
+
+export interface LoadReport {
+  options: Omit<LoadOptions, 'token'>
+  startedAt: string
+  seconds: number
+  sent: number
+  ok: number
+  failed: number
+  /** Jobs a rate-driven run could not send because every connection was at its in-flight cap. */
+  skipped: number
+  jobsPerS: number
+  errors: Record<string, number>
+  /** Milliseconds, from the job's intended send time to its answer, answered jobs only. */
+  latencyMs: LatencySummary
+  byTask: Record<string, LatencySummary & { errors: number }>
+  rss?: { startBytes: number, peakBytes: number, pids: number }
+}
+
+export interface Progress {
+  elapsedS: number
+  sent: number
+  ok: number
+  failed: number
+  inFlight: number
+}
+
+const newHistogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 })
+const round = (n: number): number => Math.round(n * 100) / 100
+
+function summarize (h: Histogram): LatencySummary {
+  // Recorded in microseconds, reported in milliseconds.
+  const at = (p: number): number => round(h.getValueAtPercentile(p) / 1000)
+  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max: round(h.maxValue / 1000), mean: round(h.mean / 1000) }
+}
+
+function picker (mix: JobSpec[]): () => Job {
+  const total = mix.reduce((s, j) => s + j.weight, 0)
+  return () => {
+    let r = Math.random() * total
+    for (const j of mix) {
+      r -= j.weight
+      if (r < 0) return { task: j.task, input: j.input }
+    }
+    const last = mix[mix.length - 1] as JobSpec
+    return { task: last.task, input: last.input }
+  }
+}
+
+/**
+ * Drives the server: closed loop (each connection keeps `inFlight` jobs going) or open loop at
+ * `rate`; for `duration` seconds or `count` jobs; then waits for every answer (each bounded by
+ * `timeoutMs`) and reports. Stops by itself.
+ */
+export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadReport> {
+  const connections: Connection[] = options.transport === 'ws'
+    ? await Promise.all(Array.from({ length: options.connections }, () => openWs(options)))
+    : Array.from({ length: options.connections }, () => openHttp(options))
+  const pick = picker(options.mix)
+  const all = newHistogram()
+  const perTask = new Map<string, { h: Histogram, errors: number }>()
+  const errors: Record<string, number> = {}
+  let sent = 0
+  let ok = 0
+  let failed = 0
+  let skipped = 0
+  const inFlight = new Array<number>(connections.length).fill(0)
+  const rss = options.pid === undefined ? undefined : sampleRss(options.pid)
+
+  const start = performance.now()
+  const sendUntil = start + options.duration * 1000
+  const mayStart = (): boolean => options.count !== undefined ? sent < options.count : performance.now() < sendUntil
+
+  const one = async (c: number, intendedAt: number): Promise<void> => {
+    const job = pick()
+    sent++
+    inFlight[c]!++
+    const outcome = await (connections[c] as Connection).send(job)
+    inFlight[c]!--
+    let stats = perTask.get(job.task)
+    if (stats === undefined) perTask.set(job.task, stats = { h: newHistogram(), errors: 0 })
+    if (outcome.ok) {
+      ok++
+      const us = Math.max(1, Math.round((performance.now() - intendedAt) * 1000))
+      all.recordValue(us)
+      stats.h.recordValue(us)
+    } else {
+      failed++
+      stats.errors++
+      const code = outcome.code ?? 'UNKNOWN'
+      errors[code] = (errors[code] ?? 0) + 1
+    }
+  }
+
+  const progress = setInterval(() => onProgress?.({
+    elapsedS: Math.round((performance.now() - start) / 100) / 10, sent, ok, failed, inFlight: inFlight.reduce((a, b) => a + b, 0)
+  }), 1000)
+
+  try {
+    if (options.rate === undefined) {
+      await Promise.all(connections.flatMap((_, c) => Array.from({ length: options.inFlight }, async () => {
+        while (mayStart()) await one(c, performance.now())
+      })))
+    } else {
+      const rate = options.rate
+      const running = new Set<Promise<void>>()
+      let next = 0
+      while (mayStart()) {
+        const due = Math.floor((performance.now() - start) / 1000 * rate)
+        while (sent + skipped < due && mayStart()) {
+          const intendedAt = start + (sent + skipped) / rate * 1000
+          const c = next++ % connections.length
+          if ((inFlight[c] as number) >= options.inFlight) { skipped++; continue }
+          const p = one(c, intendedAt)
+          running.add(p)
+          void p.finally(() => running.delete(p))
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
+      await Promise.all(running)
+    }
+  } finally {
+    clearInterval(progress)
+    await Promise.all(connections.map((c) => c.close()))
+  }
+  const seconds = (performance.now() - start) / 1000
+  const { token: _token, ...shown } = options
+  return {
+    options: shown,
+    startedAt: new Date(Date.now() - seconds * 1000).toISOString(),
+    seconds: round(seconds),
+    sent,
+    ok,
+    failed,
+    skipped,
+    jobsPerS: round(ok / seconds),
+    errors,
+    latencyMs: summarize(all),
+    byTask: Object.fromEntries([...perTask].map(([task, s]) => [task, { ...summarize(s.h), errors: s.errors }])),
+    ...(rss === undefined ? {} : { rss: await rss.stop() })
+  }
+}

@@ -1,0 +1,113 @@
+import { Packr, Unpackr } from 'msgpackr'
+import { Client } from 'undici'
+import WebSocket from 'ws'
+import type { LoadOptions } from './options.js'
+
+export interface Job {
+  task: string
+  input: Record<string, unknown>
+}
+
+/** A job's fate as the client saw it: ok, or the error code the server gave (or the client's own). */
+export interface Outcome {
+  ok: boolean
+  code?: string
+}
+
+/** One connection to the server that can carry several jobs at once. */
+export interface Connection {
+  send (job: Job): Promise<Outcome>
+  close (): Promise<void>
+}
+
+const MSGPACK = 'application/msgpack'
+const packr = new Packr({ useRecords: false })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+function errorCode (err: unknown): string {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' ? `CLIENT_${code}` : 'CLIENT_ERROR'
+}
+
+/** HTTP/1.1 on one undici connection, `inFlight` requests pipelined on it. */
+export function openHttp (options: LoadOptions): Connection {
+  const client = new Client(options.url, {
+    pipelining: options.inFlight,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs
+  })
+  const msgpack = options.encoding === 'msgpack'
+  const headers: Record<string, string> = msgpack
+    ? { 'content-type': MSGPACK, accept: MSGPACK }
+    : { 'content-type': 'application/json' }
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+  return {
+    async send (job) {
+      try {
+        const res = await client.request({ path: '/jobs', method: 'POST', headers, body: msgpack ? packr.pack(job) : JSON.stringify(job) })
+        const body = Buffer.from(await res.body.arrayBuffer())
+        if (res.statusCode === 200) return { ok: true }
+        const decoded = (msgpack ? unpackr.unpack(body) : JSON.parse(body.toString())) as { code?: string }
+        return { ok: false, code: decoded.code ?? `HTTP_${res.statusCode}` }
+      } catch (err) {
+        return { ok: false, code: errorCode(err) }
+      }
+    },
+    close: () => client.close()
+  }
+}
+
+interface Pending {
+  resolve: (outcome: Outcome) => void
+  sentAt: number
+}
+
+/** One WebSocket; answers matched to jobs by id, in whatever order they come. */
+export async function openWs (options: LoadOptions): Promise<Connection> {
+  const url = new URL(options.url.replace(/^http/, 'ws') + '/ws')
+  const ws = new WebSocket(url, { headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }, maxPayload: 64 * 1024 * 1024 })
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve)
+    ws.once('error', reject)
+  })
+  const msgpack = options.encoding === 'msgpack'
+  const pending = new Map<number, Pending>()
+  let nextId = 0
+  const settle = (id: number, outcome: Outcome): void => {
+    const p = pending.get(id)
+    if (p === undefined) return
+    pending.delete(id)
+    p.resolve(outcome)
+  }
+  ws.on('message', (data: Buffer, binary) => {
+    const answer = (binary ? unpackr.unpack(data) : JSON.parse(data.toString())) as { id: number | null, ok: boolean, error?: { code: string } }
+    if (answer.id === null) return // the server could not read a frame: none of ours
+    settle(answer.id, answer.ok ? { ok: true } : { ok: false, code: answer.error?.code ?? 'UNKNOWN' })
+  })
+  ws.on('error', () => {}) // followed by 'close', which settles what is pending
+  ws.on('close', () => { for (const id of [...pending.keys()]) settle(id, { ok: false, code: 'CLIENT_CONNECTION_CLOSED' }) })
+  // One sweep a second instead of a timer per job: thousands of jobs may be in flight.
+  const sweep = setInterval(() => {
+    const expired = performance.now() - options.timeoutMs
+    for (const [id, p] of pending) if (p.sentAt < expired) settle(id, { ok: false, code: 'CLIENT_TIMEOUT' })
+  }, 1000)
+  sweep.unref()
+  return {
+    send (job) {
+      const id = nextId++
+      return new Promise<Outcome>((resolve) => {
+        if (ws.readyState !== WebSocket.OPEN) return resolve({ ok: false, code: 'CLIENT_CONNECTION_CLOSED' })
+        pending.set(id, { resolve, sentAt: performance.now() })
+        const frame = { id, task: job.task, input: job.input }
+        ws.send(msgpack ? packr.pack(frame) : JSON.stringify(frame))
+      })
+    },
+    async close () {
+      clearInterval(sweep)
+      if (ws.readyState === WebSocket.CLOSED) return
+      const closed = new Promise((resolve) => ws.once('close', resolve))
+      ws.close()
+      await closed
+    }
+  }
+}
