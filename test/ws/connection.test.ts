@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { Packr } from 'msgpackr'
 import WebSocket from 'ws'
 import { decodeMsgpack, encodeMsgpack } from '../../src/http/codec.js'
 import { build, waitFor } from '../helpers.js'
@@ -110,6 +111,25 @@ describe('GET /ws', () => {
     const [bad, good] = await got.next(2)
     expect(bad).toMatchObject({ id: null, ok: false, binary: true, error: { code: 'BAD_INPUT' } })
     expect(good).toMatchObject({ id: 1, ok: true, result: 3 })
+  })
+
+  const rich = new Packr({ moreTypes: true, useBigIntExtension: true })
+  it.each([
+    ['a Date extension', rich.pack({ id: 1, task: 'fib', input: { n: new Date(0) } })],
+    ['a RegExp extension', rich.pack({ id: 1, task: 'fib', input: { n: /x/ } })],
+    ['a BigInt', rich.pack({ id: 10n ** 30n, task: 'fib', input: { n: 1 } })],
+    ['binary data', Buffer.concat([Buffer.from([0x83, 0xa2, 0x69, 0x64, 0xc4, 0x01, 0x00]), encodeMsgpack('task').subarray(0), encodeMsgpack('fib'), encodeMsgpack('input'), encodeMsgpack({})])],
+    ['nesting 100,000 deep', Buffer.concat([Buffer.alloc(100_000, 0x91), Buffer.from([0x01])])],
+    ['trailing bytes', Buffer.concat([encodeMsgpack({ id: 1, task: 'fib', input: { n: 1 } }), Buffer.from([0x01])])]
+  ])('answers a MessagePack frame with %s with id null and BAD_INPUT, and stays open', async (_name, frame) => {
+    const { url } = await listen({ MODE: 'event-loop' })
+    const ws = await connect(url)
+    const got = answers(ws)
+    ws.send(frame)
+    ws.send(encodeMsgpack({ id: 'after', task: 'fib', input: { n: 3 } }))
+    const [bad, good] = await got.next(2)
+    expect(bad).toMatchObject({ id: null, ok: false, binary: true, error: { code: 'BAD_INPUT' } })
+    expect(good).toMatchObject({ id: 'after', ok: true, result: 2 })
   })
 
   it('closes with 1009 on a frame over the size limit', async () => {
