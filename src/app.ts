@@ -8,6 +8,8 @@ import { healthRoutes } from './routes/health.js'
 import { jobRoutes } from './routes/jobs.js'
 import { taskRoutes } from './routes/tasks.js'
 import { wsRoutes } from './routes/ws.js'
+import { metricsRoutes } from './routes/metrics.js'
+import { ServerMetrics } from './metrics.js'
 import { TaskRegistry } from './tasks/registry.js'
 import { WsConnections } from './ws/connections.js'
 
@@ -35,9 +37,16 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   })
 
   const registry = await TaskRegistry.load()
-  const runner = new JobRunner(registry, config)
+  let metrics: ServerMetrics | undefined
+  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event))
+  const websockets = new WsConnections()
+  metrics = new ServerMetrics({ pool: runner.pool, websockets })
   app.decorate('jobs', runner)
-  app.addHook('onClose', async () => { await runner.close() })
+  app.decorate('websockets', websockets)
+  app.addHook('onClose', async () => {
+    await runner.close()
+    metrics?.close()
+  })
 
   installEncoding(app)
   if (config.authToken !== undefined) installAuth(app, config.authToken)
@@ -69,8 +78,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(jobRoutes, { runner })
   await app.register(taskRoutes, { registry })
   await app.register(healthRoutes, { config })
-  const websockets = new WsConnections()
-  app.decorate('websockets', websockets)
   await app.register(wsRoutes, { runner, config, connections: websockets })
+  await app.register(metricsRoutes, { metrics })
   return app
 }

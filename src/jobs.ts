@@ -4,9 +4,10 @@ import { usesPool } from './config.js'
 import { errors, isErrorCode } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
-import type { Placement, Via } from './placement/types.js'
+import type { Placement, RunOutcome, Via } from './placement/types.js'
+import type { JobEvent } from './metrics.js'
 import type { TaskRegistry } from './tasks/registry.js'
-import type { TaskKind } from './tasks/types.js'
+import type { AnyTask, TaskKind } from './tasks/types.js'
 
 export interface JobTiming {
   queuedMs: number
@@ -35,7 +36,9 @@ export class JobRunner {
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'upstreamUrl'>
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'upstreamUrl'>,
+    /** Told of every job's end, answered or failed: the metrics. */
+    private readonly observer?: (event: JobEvent) => void
   ) {
     const pool = usesPool(config)
       ? new ThreadPool({ minThreads: config.minThreads, maxThreads: config.threads, maxQueue: config.maxQueue, upstreamUrl: config.upstreamUrl })
@@ -55,9 +58,34 @@ export class JobRunner {
    */
   async run (name: unknown, rawInput: unknown, cancel?: AbortSignal): Promise<JobAnswer> {
     const start = performance.now()
-    const { task, input } = this.registry.resolve(name, rawInput)
+    let task: AnyTask | undefined
+    let placement: Placement | undefined
+    try {
+      const resolved = this.registry.resolve(name, rawInput)
+      task = resolved.task
+      placement = this.#placements[task.kind]
+      const outcome = await this.#runPlaced(placement, task, resolved.input, cancel)
+      const answer: JobAnswer = {
+        task: task.name,
+        kind: task.kind,
+        result: outcome.result,
+        timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs: round(performance.now() - start) },
+        ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
+      }
+      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: answer.timing.queuedMs, totalMs: answer.timing.totalMs })
+      return answer
+    } catch (err) {
+      // A job refused for its input still counts under its task's name, when that is in the catalogue.
+      task ??= typeof name === 'string' ? this.registry.get(name) : undefined
+      const failure = isErrorCode((err as { code?: unknown }).code) ? err as Error & { code: string } : new errors.TASK_FAILED(task?.name, { cause: err })
+      this.observer?.({ task: task?.name ?? '(unknown)', kind: task?.kind ?? 'none', via: placement?.via ?? 'none', outcome: failure.code })
+      throw failure
+    }
+  }
+
+  /** The placement's run, raced against JOB_TIMEOUT_MS and the client's cancel, both of which abort it. */
+  async #runPlaced (placement: Placement, task: AnyTask, input: unknown, cancel: AbortSignal | undefined): Promise<RunOutcome> {
     if (cancel?.aborted === true) throw cancel.reason
-    const placement = this.#placements[task.kind]
     const timeoutMs = this.config.jobTimeoutMs
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -75,18 +103,9 @@ export class JobRunner {
       }
     })
     try {
-      const outcome = await Promise.race([placement.run(task, input, controller.signal), stopped])
-      return {
-        task: task.name,
-        kind: task.kind,
-        result: outcome.result,
-        timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs: round(performance.now() - start) },
-        ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
-      }
+      return await Promise.race([placement.run(task, input, controller.signal), stopped])
     } catch (err) {
-      if (controller.signal.aborted) throw controller.signal.reason
-      if (isErrorCode((err as { code?: unknown }).code)) throw err
-      throw new errors.TASK_FAILED(task.name, { cause: err })
+      throw controller.signal.aborted ? controller.signal.reason : err
     } finally {
       clearTimeout(timer)
       if (onCancel !== undefined) cancel?.removeEventListener('abort', onCancel)

@@ -5,3 +5,13 @@ export interface UpstreamMessage {
   type: 'upstream-listening'
   url: string
 }
+
+/** A cluster worker asks the primary for the metrics of every worker, summed. */
+export interface MetricsRequest {
+  type: 'metrics-request'
+  id: number
+}
+
+export type MetricsResponse =
+  | { type: 'metrics-response', id: number, ok: true, text: string }
+  | { type: 'metrics-response', id: number, ok: false, error: string }

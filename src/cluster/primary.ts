@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { describe } from '../log.js'
 import { startDelayService, type DelayServiceProcess } from '../upstream/spawn.js'
+import { serveClusterMetrics } from './metrics-ipc.js'
 
 /** Workers that die before listening, in a row, before the primary gives up. */
 export const MAX_START_FAILURES = 5
@@ -126,5 +127,6 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
   process.on('SIGINT', onStopSignal)
   process.on('SIGHUP', () => { void rollingRestart() })
 
+  serveClusterMetrics()
   for (let i = 0; i < config.processes; i++) fork()
 }

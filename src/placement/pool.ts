@@ -46,6 +46,11 @@ export class ThreadPool {
     return this.#piscina.options.maxThreads
   }
 
+  /** Share of the threads' time spent running jobs, since the pool started. */
+  get utilization (): number {
+    return this.#piscina.utilization
+  }
+
   /** Jobs waiting for a thread right now. */
   get queued (): number {
     return this.#piscina.queueSize

@@ -1,0 +1,98 @@
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client'
+import type { ThreadPool } from './placement/pool.js'
+import type { WsConnections } from './ws/connections.js'
+
+export interface JobEvent {
+  /** A catalogue name, or "(unknown)": labels never take a client's string. */
+  task: string
+  kind: string
+  via: string
+  /** "ok" or an error code of the catalogue. */
+  outcome: string
+  queuedMs?: number
+  totalMs?: number
+}
+
+/** How often the event-loop delay is sampled; each sample counts this interval in, so it is taken back out. */
+const LOOP_RESOLUTION_MS = 10
+
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+/**
+ * This process's metrics. Each cluster worker keeps its own; /metrics answers with the sum over
+ * all of them (see metricsText). Gauges that only mean something per process carry a `pid` label.
+ * Event-loop delay and utilization are measured since the previous scrape, so that a benchmark
+ * reads them for its own window: scrape, load, scrape.
+ */
+export class ServerMetrics {
+  // An AggregatorRegistry rather than a plain one: constructing it is what makes a cluster worker
+  // answer the primary's requests for its metrics.
+  readonly registry = new AggregatorRegistry()
+  readonly #jobs: Counter<'task' | 'kind' | 'via' | 'outcome'>
+  readonly #duration: Histogram<'task' | 'kind' | 'via'>
+  readonly #queueWait: Histogram<'kind' | 'via'>
+  readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
+  #elu: EventLoopUtilization = performance.eventLoopUtilization()
+
+  constructor (sources: { pool?: ThreadPool, websockets?: WsConnections } = {}) {
+    const registers = [this.registry]
+    const pid = String(process.pid)
+    AggregatorRegistry.setRegistries(registers)
+    collectDefaultMetrics({ register: this.registry })
+    this.#jobs = new Counter({ name: 'jobs_total', help: 'Jobs answered, by task, kind, placement and outcome (ok or error code)', labelNames: ['task', 'kind', 'via', 'outcome'], registers })
+    this.#duration = new Histogram({ name: 'job_duration_seconds', help: 'Time from a job\'s arrival to its answer, answered jobs', labelNames: ['task', 'kind', 'via'], buckets: DURATION_BUCKETS, registers })
+    this.#queueWait = new Histogram({ name: 'job_queue_wait_seconds', help: 'Time a job waited for a pool thread', labelNames: ['kind', 'via'], buckets: DURATION_BUCKETS, registers })
+    this.#loopDelay.enable()
+    const loopDelay = this.#loopDelay
+    new Gauge({
+      name: 'event_loop_delay_seconds',
+      help: 'Event-loop delay since the previous scrape, per process',
+      labelNames: ['pid', 'quantile'],
+      registers,
+      collect () {
+        const s = (ns: number): number => Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) / 1000 : 0
+        this.set({ pid, quantile: '0.5' }, s(loopDelay.percentile(50)))
+        this.set({ pid, quantile: '0.99' }, s(loopDelay.percentile(99)))
+        this.set({ pid, quantile: '1' }, s(loopDelay.max))
+        loopDelay.reset()
+      }
+    })
+    const self = this
+    new Gauge({
+      name: 'event_loop_utilization',
+      help: 'Share of time the event loop was busy since the previous scrape, per process',
+      labelNames: ['pid'],
+      registers,
+      collect () {
+        const now = performance.eventLoopUtilization()
+        this.set({ pid }, performance.eventLoopUtilization(now, self.#elu).utilization)
+        self.#elu = now
+      }
+    })
+    const pool = sources.pool
+    if (pool !== undefined) {
+      new Gauge({ name: 'pool_threads', help: 'Pool threads running, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.threads) } })
+      new Gauge({ name: 'pool_max_threads', help: 'Pool threads allowed, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.maxThreads) } })
+      new Gauge({ name: 'pool_queue_depth', help: 'Jobs waiting for a pool thread, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.queued) } })
+      new Gauge({ name: 'pool_utilization', help: 'Share of the pool\'s thread time spent running jobs since it started, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.utilization) } })
+    }
+    const websockets = sources.websockets
+    if (websockets !== undefined) {
+      new Gauge({ name: 'websocket_connections', help: 'Open job WebSockets', registers, collect () { this.set(websockets.stats().connections) } })
+      new Gauge({ name: 'websocket_jobs_in_flight', help: 'Jobs in flight over WebSockets', registers, collect () { this.set(websockets.stats().inFlight) } })
+    }
+  }
+
+  jobSettled (e: JobEvent): void {
+    this.#jobs.inc({ task: e.task, kind: e.kind, via: e.via, outcome: e.outcome })
+    if (e.outcome !== 'ok') return
+    if (e.totalMs !== undefined) this.#duration.observe({ task: e.task, kind: e.kind, via: e.via }, e.totalMs / 1000)
+    if (e.via === 'pool' && e.queuedMs !== undefined) this.#queueWait.observe({ kind: e.kind, via: e.via }, e.queuedMs / 1000)
+  }
+
+  close (): void {
+    this.#loopDelay.disable()
+    this.registry.clear()
+  }
+}

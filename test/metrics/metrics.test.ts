@@ -1,0 +1,77 @@
+import { request } from 'node:http'
+import { afterEach, describe, expect, it } from 'vitest'
+import { build, startServer, type RunningServer } from '../helpers.js'
+
+/** Sums a metric's samples whose labels include `match`, from Prometheus text. */
+function sum (text: string, name: string, match: Record<string, string> = {}): number {
+  let total = 0
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (m === null || m[1] !== name) continue
+    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]))
+    if (Object.entries(match).every(([k, v]) => labels[k] === v)) total += Number(m[3])
+  }
+  return total
+}
+
+/** A GET or POST on a connection of its own, so that the cluster may hand it to any worker. */
+function call (url: string, method: 'GET' | 'POST', path: string, body?: string): Promise<{ status: number, text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method, agent: false, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+describe('GET /metrics', () => {
+  it('has the documented metrics, counting each job by task, kind, placement and outcome', async () => {
+    const app = await build({ MODE: 'hybrid', PROCESSES: '1', THREADS: '1' })
+    for (const payload of [{ task: 'fib', input: { n: 5 } }, { task: 'fib', input: { n: 6 } }, { task: 'sleep', input: { ms: 1 } }, { task: 'x/../y', input: {} }, { task: 'fib', input: { n: 'x' } }]) {
+      await app.inject({ method: 'POST', url: '/jobs', payload })
+    }
+    const res = await app.inject({ url: '/metrics' })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/)
+    const text = res.body
+    expect(sum(text, 'jobs_total', { task: 'fib', kind: 'cpu', via: 'pool', outcome: 'ok' })).toBe(2)
+    expect(sum(text, 'jobs_total', { task: 'sleep', kind: 'io', via: 'event-loop', outcome: 'ok' })).toBe(1)
+    expect(sum(text, 'jobs_total', { task: '(unknown)', outcome: 'UNKNOWN_TASK' })).toBe(1)
+    expect(sum(text, 'jobs_total', { task: 'fib', outcome: 'BAD_INPUT' })).toBe(1)
+    expect(text).not.toContain('x/../y')
+    expect(sum(text, 'job_duration_seconds_count', { task: 'fib' })).toBe(2)
+    expect(sum(text, 'job_queue_wait_seconds_count')).toBe(2)
+    for (const name of ['event_loop_delay_seconds', 'event_loop_utilization', 'pool_threads', 'pool_max_threads', 'pool_queue_depth', 'pool_utilization',
+      'websocket_connections', 'websocket_jobs_in_flight', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']) {
+      expect(text, name).toMatch(new RegExp(`^${name}(\\{| )`, 'm'))
+    }
+    expect(sum(text, 'pool_max_threads', { pid: String(process.pid) })).toBe(1)
+  })
+})
+
+describe('GET /metrics on a 2-process server', () => {
+  let server: RunningServer | undefined
+  afterEach(async () => { await server?.stop('SIGKILL') })
+
+  it('counts exactly the N jobs sent, whichever worker answers', async () => {
+    server = await startServer({ MODE: 'processes', PROCESSES: '2' })
+    const n = 24
+    const pids = new Set<number>()
+    for (let i = 0; i < n; i++) {
+      const res = await call(server.url, 'POST', '/jobs', JSON.stringify({ task: 'fib', input: { n: 10 } }))
+      pids.add((JSON.parse(res.text) as { ranOn: { pid: number } }).ranOn.pid)
+    }
+    expect(pids.size).toBe(2)
+    for (let i = 0; i < 4; i++) {
+      const { status, text } = await call(server.url, 'GET', '/metrics')
+      expect(status).toBe(200)
+      expect(sum(text, 'jobs_total', { outcome: 'ok' })).toBe(n)
+      expect(sum(text, 'job_duration_seconds_count')).toBe(n)
+      // Per-process gauges keep one sample per worker.
+      expect(text.match(/^event_loop_utilization\{pid="\d+"\}/gm)).toHaveLength(2)
+    }
+  })
+})
