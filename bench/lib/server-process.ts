@@ -27,12 +27,12 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `node dist/src/server.js` (PORT=0 unless given) and resolves once it logs "server
- * listening". The caller stops it.
+ * Starts `node dist/src/server.js` (or another server `file` that logs the same JSON line) on
+ * PORT=0 unless given, and resolves once it logs "server listening". The caller stops it.
  */
-export async function startServer (env: Record<string, string> = {}, timeoutMs = 20_000): Promise<ServerProcess> {
+export async function startServer (env: Record<string, string> = {}, timeoutMs = 20_000, file = serverFile): Promise<ServerProcess> {
   const started = performance.now()
-  const proc = spawn(process.execPath, [serverFile], {
+  const proc = spawn(process.execPath, [file], {
     env: childEnv({ PORT: '0', LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -27,6 +27,8 @@ export interface LoadOptions {
   pid: number | undefined
   out: string | undefined
   progress: boolean
+  /** HTTP only: GET this path instead of posting jobs (to load a route such as /health). */
+  path?: string
 }
 
 export const USAGE = `npm run load -- [options]
@@ -43,6 +45,7 @@ export const USAGE = `npm run load -- [options]
   --token T            bearer token, for a server with AUTH_TOKEN
   --timeout-ms MS      a job unanswered this long is an error (60000)
   --pid PID            sample this process tree's RSS during the run
+  --path PATH          HTTP only: GET PATH instead of posting jobs (e.g. /health)
   --out FILE           write the report as JSON
   --quiet              no progress lines`
 
@@ -79,6 +82,7 @@ export function parseOptions (argv: string[]): LoadOptions {
       'timeout-ms': { type: 'string' },
       pid: { type: 'string' },
       out: { type: 'string' },
+      path: { type: 'string' },
       quiet: { type: 'boolean' }
     }
   })
@@ -100,6 +104,7 @@ export function parseOptions (argv: string[]): LoadOptions {
     timeoutMs: positive('timeout-ms', values['timeout-ms'], 60_000) as number,
     pid: positive('pid', values.pid, undefined),
     out: values.out,
-    progress: values.quiet !== true
+    progress: values.quiet !== true,
+    ...(values.path === undefined ? {} : { path: values.path })
   }
 }

@@ -1,6 +1,6 @@
 import { build, type Histogram } from 'hdr-histogram-js'
 import { performance } from 'node:perf_hooks'
-import { sampleRss } from '../lib/rss.js'
+import { sampleRss } from '../lib/proc.js'
 import type { JobSpec, LoadOptions } from './options.js'
 import { openHttp, openWs, type Connection, type Job } from './transports.js'
 

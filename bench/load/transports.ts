@@ -41,10 +41,13 @@ export function openHttp (options: LoadOptions): Connection {
     ? { 'content-type': MSGPACK, accept: MSGPACK }
     : { 'content-type': 'application/json' }
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
+  const path = options.path
   return {
     async send (job) {
       try {
-        const res = await client.request({ path: '/jobs', method: 'POST', headers, body: msgpack ? packr.pack(job) : JSON.stringify(job) })
+        const res = path === undefined
+          ? await client.request({ path: '/jobs', method: 'POST', headers, body: msgpack ? packr.pack(job) : JSON.stringify(job) })
+          : await client.request({ path, method: 'GET', headers })
         const body = Buffer.from(await res.body.arrayBuffer())
         if (res.statusCode === 200) return { ok: true }
         const decoded = (msgpack ? unpackr.unpack(body) : JSON.parse(body.toString())) as { code?: string }

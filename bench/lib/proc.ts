@@ -49,3 +49,19 @@ export function sampleRss (root: number, everyMs = 100): { stop: () => Promise<{
     }
   }
 }
+
+const CLOCK_TICKS_PER_S = 100 // USER_HZ: 100 on every Linux that Node supports
+
+/** CPU time (user + system, every thread) used so far by a process and its descendants, in seconds. */
+export async function processTreeCpuSeconds (root: number): Promise<number> {
+  const { pids } = await processTreeRss(root)
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12]) // utime, stime: fields 14 and 15 of stat(5)
+    } catch {}
+  }
+  return ticks / CLOCK_TICKS_PER_S
+}

@@ -1,0 +1,107 @@
+import type { Mode } from '../../src/config.js'
+import { processTreeCpuSeconds, sampleRss } from '../lib/proc.js'
+import { startServer, type ServerProcess } from '../lib/server-process.js'
+import type { LoadOptions } from '../load/options.js'
+import { runLoad, type LoadReport } from '../load/run.js'
+import type { CellSpec, Load, Plan } from './plan.js'
+
+export interface Measurement {
+  jobsPerS: number
+  p50Ms: number
+  p99Ms: number
+  errors: Record<string, number>
+  errorCount: number
+  /** Whole server tree: primary, workers, their threads (the shared delay service is not in it). */
+  peakRssBytes: number
+  /** The worst process's event-loop delay p99 over the window, from /metrics. */
+  loopDelayP99Ms: number
+  /** CPU seconds the server tree used in the window. */
+  cpuS: number
+  /** The background load's figures (the mixed row's CPU jobs). */
+  background?: { jobsPerS: number, p99Ms: number, errorCount: number }
+}
+
+export interface CellResult {
+  model: Mode
+  cell: CellSpec
+  startMs: number
+  runs: Measurement[]
+}
+
+export function loadOptions (url: string, load: Load, durationS: number): LoadOptions {
+  return {
+    url,
+    encoding: 'json',
+    duration: durationS,
+    count: undefined,
+    rate: undefined,
+    token: undefined,
+    timeoutMs: 60_000,
+    pid: undefined,
+    out: undefined,
+    progress: false,
+    ...load
+  }
+}
+
+/** /metrics, or '' from a server that has none (the reference servers). */
+async function scrape (url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`)
+  const text = await res.text()
+  return res.ok ? text : ''
+}
+
+/** The largest per-process event-loop delay p99 in a /metrics text, in ms. */
+export function worstLoopDelayP99Ms (metrics: string): number {
+  let worst = 0
+  for (const m of metrics.matchAll(/^event_loop_delay_seconds\{pid="\d+",quantile="0\.99"\} (\S+)$/gm)) worst = Math.max(worst, Number(m[1]))
+  return worst * 1000
+}
+
+async function measure (server: ServerProcess, spec: CellSpec, windowS: number): Promise<Measurement> {
+  const pid = server.proc.pid as number
+  await scrape(server.url) // opens the window for the event-loop figures
+  const cpu0 = await processTreeCpuSeconds(pid)
+  const rss = sampleRss(pid)
+  const [main, background] = await Promise.all([
+    runLoad(loadOptions(server.url, spec.load, windowS)),
+    spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, windowS))
+  ]) as [LoadReport, LoadReport | undefined]
+  const { peakBytes } = await rss.stop()
+  const cpuS = await processTreeCpuSeconds(pid) - cpu0
+  const metrics = await scrape(server.url)
+  const loopDelayP99Ms = metrics === '' ? Number.NaN : worstLoopDelayP99Ms(metrics)
+  return {
+    jobsPerS: main.jobsPerS,
+    p50Ms: main.latencyMs.p50,
+    p99Ms: main.latencyMs.p99,
+    errors: main.errors,
+    errorCount: main.failed,
+    peakRssBytes: peakBytes,
+    loopDelayP99Ms,
+    cpuS: Math.round(cpuS * 100) / 100,
+    ...(background === undefined ? {} : { background: { jobsPerS: background.jobsPerS, p99Ms: background.latencyMs.p99, errorCount: background.failed } })
+  }
+}
+
+/** One cell: a fresh server tree for `model`, warmed up, measured `plan.repeats` times, stopped. */
+export async function runCell (model: Mode, spec: CellSpec, plan: Plan, upstreamUrl: string): Promise<CellResult> {
+  const { startMs, runs } = await runOn(() => startServer({ MODE: model, UPSTREAM_URL: upstreamUrl }), spec, plan)
+  return { model, cell: spec, startMs, runs }
+}
+
+/** Starts a server (this project's, or a reference), warms it up, measures, stops it. */
+export async function runOn (start: () => Promise<ServerProcess>, spec: CellSpec, plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>): Promise<{ startMs: number, runs: Measurement[] }> {
+  const server = await start()
+  try {
+    await Promise.all([
+      runLoad(loadOptions(server.url, spec.load, plan.warmupS)),
+      spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, plan.warmupS))
+    ])
+    const runs: Measurement[] = []
+    for (let i = 0; i < plan.repeats; i++) runs.push(await measure(server, spec, plan.windowS))
+    return { startMs: Math.round(server.startMs), runs }
+  } finally {
+    await server.stop()
+  }
+}

@@ -1,0 +1,70 @@
+import type { Mode } from '../../src/config.js'
+import type { LoadOptions } from '../load/options.js'
+
+export const MODELS: readonly Mode[] = ['event-loop', 'threads', 'processes', 'hybrid']
+
+/** What a cell sends: a load of the load client, less what the bench fills in (URL, duration). */
+export type Load = Pick<LoadOptions, 'transport' | 'connections' | 'inFlight' | 'mix'> & Partial<Pick<LoadOptions, 'rate' | 'encoding'>>
+
+export type Row = 'cpu' | 'io-low' | 'io-sweep' | 'mixed'
+
+export interface CellSpec {
+  /** e.g. "cpu", "io-sweep ws 1000", "mixed io+cpu" */
+  id: string
+  row: Row
+  /** Jobs in flight, for the sweep's points. */
+  inFlight?: number
+  load: Load
+  /** Run alongside `load` for the whole window: the mixed row's CPU saturation. */
+  background?: Load
+}
+
+export interface Plan {
+  name: 'quick' | 'full' | 'smoke'
+  repeats: number
+  warmupS: number
+  windowS: number
+  models: readonly Mode[]
+  cells: CellSpec[]
+  references: boolean
+}
+
+const fib30 = [{ task: 'fib', input: { n: 30 }, weight: 1 }]
+
+export function cells (cores: number, sweep: readonly number[], transports: ReadonlyArray<'http' | 'ws'>): CellSpec[] {
+  const cpuClients = 2 * cores
+  const list: CellSpec[] = [
+    // Every model given more CPU work than it has cores: which one turns cores into jobs/s best.
+    { id: 'cpu', row: 'cpu', load: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } },
+    // The seed's low-concurrency I/O: 50 clients, each waiting on a 50 ms delay-service call.
+    { id: 'io-low', row: 'io-low', inFlight: 50, load: { transport: 'http', connections: 50, inFlight: 1, mix: [{ task: 'http', input: { delayMs: 50 }, weight: 1 }] } }
+  ]
+  for (const transport of transports) {
+    for (const n of sweep) {
+      // Pure waiting (250 ms timers), so that what falls over is the model, not the delay service.
+      const connections = transport === 'ws' ? Math.min(10, n) : Math.min(50, n)
+      list.push({
+        id: `io-sweep ${transport} ${n}`,
+        row: 'io-sweep',
+        inFlight: n,
+        load: { transport, connections, inFlight: Math.ceil(n / connections), mix: [{ task: 'sleep', input: { ms: 250 }, weight: 1 }] }
+      })
+    }
+  }
+  // I/O at a steady 100 jobs/s, alone and then with CPU jobs saturating every core.
+  const io: Load = { transport: 'http', connections: 10, inFlight: 20, rate: 100, mix: [{ task: 'http', input: { delayMs: 20 }, weight: 1 }] }
+  list.push({ id: 'mixed io alone', row: 'mixed', load: io })
+  list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } })
+  return list
+}
+
+export function makePlan (name: Plan['name'], cores: number): Plan {
+  if (name === 'full') {
+    return { name, repeats: 3, warmupS: 1, windowS: 2.5, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
+  }
+  if (name === 'quick') {
+    return { name, repeats: 1, warmupS: 0.5, windowS: 1.5, models: MODELS, cells: cells(cores, [10, 1000, 5000], ['ws']), references: true }
+  }
+  // The test suite's: one short cell per model, proving the pipeline end to end.
+  return { name, repeats: 1, warmupS: 0.2, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
+}

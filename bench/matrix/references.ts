@@ -1,0 +1,169 @@
+import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { Piscina } from 'piscina'
+import { projectRoot } from '../../src/paths.js'
+import { processTreeRss } from '../lib/proc.js'
+import { startServer } from '../lib/server-process.js'
+import { runLoad } from '../load/run.js'
+import { loadOptions, runOn, type Measurement } from './cell.js'
+import type { CellSpec, Load, Plan } from './plan.js'
+import { spread, type Spread } from './stats.js'
+
+const serversDir = `${projectRoot}/dist/bench/matrix/servers`
+
+export interface References {
+  /** fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. */
+  directFibPerS: number
+  plainFastifyHealth: Spread
+  ourHealth: Spread
+  ourTrivialJob: Spread
+  rawPiscinaNoopPerS: number
+  ourTrivialPoolJob: Spread
+  naiveMixed: Measurement[]
+  memory: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
+  seedTester: { eventLoopS: number, threadPoolS: number, calls: number, delayMs: number }
+  offload: { costsMs: number[], inlinePerS: number[], poolPerS: number[], thresholdMs: number | undefined }
+}
+
+function fib (n: number): number {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2)
+}
+
+export function directRate (durationMs: number, n = 30): number {
+  let calls = 0
+  const start = performance.now()
+  while (performance.now() - start < durationMs) {
+    fib(n)
+    calls++
+  }
+  return calls / ((performance.now() - start) / 1000)
+}
+
+/** `repeats` windows of `load` against a server started by `start`: jobs/s each. */
+async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
+  const spec: CellSpec = { id: 'reference', row: 'cpu', load }
+  const withPath = path === undefined ? spec : { ...spec, load: { ...load } }
+  const server = await start()
+  try {
+    const options = (s: number): ReturnType<typeof loadOptions> => ({ ...loadOptions(server.url, withPath.load, s), ...(path === undefined ? {} : { path }) })
+    await runLoad(options(plan.warmupS))
+    const values: number[] = []
+    for (let i = 0; i < plan.repeats; i++) values.push((await runLoad(options(plan.windowS))).jobsPerS)
+    return spread(values)
+  } finally {
+    await server.stop()
+  }
+}
+
+async function rawPiscina (durationMs: number, threads: number): Promise<number> {
+  const pool = new Piscina<number, number>({ filename: `${serversDir}/noop-worker.js`, minThreads: threads, maxThreads: threads })
+  try {
+    await Promise.all(Array.from({ length: threads * 8 }, (_, i) => pool.run(i)))
+    let done = 0
+    const start = performance.now()
+    await Promise.all(Array.from({ length: threads * 8 }, async () => {
+      while (performance.now() - start < durationMs) {
+        await pool.run(done)
+        done++
+      }
+    }))
+    return done / ((performance.now() - start) / 1000)
+  } finally {
+    await pool.close()
+  }
+}
+
+async function poolThreads (url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return [...text.matchAll(/^pool_threads\{pid="\d+"\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
+}
+
+/** Memory per I/O job in flight on the event loop against memory per pool thread, each from RSS growth. */
+async function memory (upstreamUrl: string, ioJobs: number): Promise<References['memory']> {
+  const loop = await startServer({ MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
+  let perIoJobKiB: number
+  try {
+    const connections = 10
+    const report = await runLoad({ ...loadOptions(loop.url, { transport: 'ws', connections, inFlight: ioJobs / connections, mix: [{ task: 'sleep', input: { ms: 2000 }, weight: 1 }] }, 0), count: ioJobs, pid: loop.proc.pid })
+    perIoJobKiB = ((report.rss?.peakBytes ?? 0) - (report.rss?.startBytes ?? 0)) / ioJobs / 1024
+  } finally {
+    await loop.stop()
+  }
+  const threads = await startServer({ MODE: 'threads', THREADS: '50', UPSTREAM_URL: upstreamUrl })
+  try {
+    const before = await poolThreads(threads.url)
+    const idle = (await processTreeRss(threads.proc.pid as number)).bytes
+    const report = await runLoad({ ...loadOptions(threads.url, { transport: 'ws', connections: 1, inFlight: 50, mix: [{ task: 'sleep', input: { ms: 2000 }, weight: 1 }] }, 0), count: 50, pid: threads.proc.pid })
+    const added = await poolThreads(threads.url) - before
+    return { perIoJobKiB, ioJobs, perThreadMiB: ((report.rss?.peakBytes ?? idle) - idle) / Math.max(1, added) / 2 ** 20, threadsAdded: added }
+  } finally {
+    await threads.stop()
+  }
+}
+
+/** The seed's PerformanceTester: 100 concurrent calls of a 1 s delay, on the event loop and on 50 threads. */
+async function seedTester (upstreamUrl: string): Promise<References['seedTester']> {
+  const calls = 100
+  const delayMs = 1000
+  const wall = async (env: Record<string, string>): Promise<number> => {
+    const server = await startServer({ ...env, UPSTREAM_URL: upstreamUrl })
+    try {
+      const report = await runLoad({ ...loadOptions(server.url, { transport: 'ws', connections: 1, inFlight: calls, mix: [{ task: 'http', input: { delayMs }, weight: 1 }] }, 0), count: calls })
+      if (report.ok !== calls) throw new Error(`seed tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
+      return report.seconds
+    } finally {
+      await server.stop()
+    }
+  }
+  return { eventLoopS: await wall({ MODE: 'event-loop' }), threadPoolS: await wall({ MODE: 'threads', THREADS: '50' }), calls, delayMs }
+}
+
+/** jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one process. */
+async function offload (upstreamUrl: string, windowS: number): Promise<References['offload']> {
+  const cores = availableParallelism()
+  const costsMs = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
+  const sweep = async (env: Record<string, string>): Promise<number[]> => {
+    const server = await startServer({ ...env, UPSTREAM_URL: upstreamUrl })
+    try {
+      const out: number[] = []
+      for (const ms of costsMs) {
+        const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }] }
+        await runLoad(loadOptions(server.url, load, 0.3))
+        out.push((await runLoad(loadOptions(server.url, load, windowS))).jobsPerS)
+      }
+      return out
+    } finally {
+      await server.stop()
+    }
+  }
+  const inlinePerS = await sweep({ MODE: 'event-loop' })
+  const poolPerS = await sweep({ MODE: 'hybrid', PROCESSES: '1' })
+  const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
+  return { costsMs, inlinePerS, poolPerS, thresholdMs: at < 0 ? undefined : costsMs[at] }
+}
+
+/** Everything measured beside the matrix, in the same run. `progress` reports each step. */
+export async function measureReferences (plan: Plan, upstreamUrl: string, mixed: CellSpec, progress: (step: string) => void): Promise<References> {
+  const cores = availableParallelism()
+  const trivial: Load = { transport: 'http', connections: 10, inFlight: 4, mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }] }
+  progress('direct call')
+  const directFibPerS = directRate(2000)
+  progress('plain Fastify')
+  const plainFastifyHealth = await rate(() => startServer({}, 20_000, `${serversDir}/plain-fastify.js`), trivial, plan, '/health')
+  progress('this server: /health and a trivial inline job')
+  const ours = (): ReturnType<typeof startServer> => startServer({ MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
+  const ourHealth = await rate(ours, trivial, plan, '/health')
+  const ourTrivialJob = await rate(ours, trivial, plan)
+  progress('raw Piscina and this server\'s pool path')
+  const rawPiscinaNoopPerS = await rawPiscina(plan.windowS * 1000, cores)
+  const ourTrivialPoolJob = await rate(() => startServer({ MODE: 'hybrid', PROCESSES: '1', UPSTREAM_URL: upstreamUrl }), trivial, plan)
+  progress('naive server, mixed load')
+  const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), mixed, plan)
+  progress('memory per I/O job and per thread')
+  const mem = await memory(upstreamUrl, plan.name === 'full' ? 10_000 : 5_000)
+  progress('the seed\'s PerformanceTester')
+  const seed = await seedTester(upstreamUrl)
+  progress('CPU offload threshold')
+  const off = await offload(upstreamUrl, plan.name === 'full' ? 1.5 : 0.7)
+  return { directFibPerS, plainFastifyHealth, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob, naiveMixed: naive.runs, memory: mem, seedTester: seed, offload: off }
+}

@@ -1,0 +1,226 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Mode } from '../../src/config.js'
+import type { CellResult, Measurement } from './cell.js'
+import { bars, groupedBars, lines, renderSvg } from './charts.js'
+import type { Plan } from './plan.js'
+import type { References } from './references.js'
+import { fmt, fmtSpread, ratio, spread, type Spread } from './stats.js'
+import { holdsUpTo, type VerdictRow } from './verdict.js'
+
+export interface Machine {
+  cpu: string
+  cores: number
+  memoryGiB: number
+  node: string
+  os: string
+}
+
+export interface MatrixRun {
+  measuredAt: string
+  durationS: number
+  machine: Machine
+  plan: Plan
+  results: CellResult[]
+  references: References | undefined
+  verdict: VerdictRow[]
+}
+
+export interface Figure {
+  name: string
+  value: number
+  target: string
+  met: boolean | undefined
+}
+
+const over = (r: CellResult | undefined, pick: (m: Measurement) => number): Spread => spread(r?.runs.map(pick) ?? [])
+const MiB = 2 ** 20
+
+function find (run: MatrixRun, model: Mode, id: string): CellResult | undefined {
+  return run.results.find((r) => r.model === model && r.cell.id === id)
+}
+
+/** The five ratios the project holds itself to, each from this run. */
+export function figures (run: MatrixRun): Figure[] {
+  const refs = run.references
+  const out: Figure[] = []
+  const push = (name: string, value: number, target: string, test: (v: number) => boolean): void => {
+    out.push({ name, value, target, met: Number.isFinite(value) ? test(value) : undefined })
+  }
+  if (refs !== undefined) {
+    push('/health vs plain Fastify (jobs/s)', ratio(refs.ourHealth.mean, refs.plainFastifyHealth.mean), '>= 0.90', (v) => v >= 0.9)
+    push('trivial inline job vs plain Fastify (jobs/s)', ratio(refs.ourTrivialJob.mean, refs.plainFastifyHealth.mean), '>= 0.75', (v) => v >= 0.75)
+    push('hybrid CPU jobs/s vs cores x direct rate', ratio(over(find(run, 'hybrid', 'cpu'), (m) => m.jobsPerS).mean, run.machine.cores * refs.directFibPerS), '>= 0.93', (v) => v >= 0.93)
+  }
+  const ioRatio = (model: Mode): number => ratio(over(find(run, model, 'mixed io+cpu'), (m) => m.p99Ms).mean, over(find(run, model, 'mixed io alone'), (m) => m.p99Ms).mean)
+  push('hybrid I/O p99 with CPU saturating vs without', ioRatio('hybrid'), '<= 2', (v) => v <= 2)
+  push('event-loop I/O p99 with CPU saturating vs without', ioRatio('event-loop'), '>= 10 expected', (v) => v >= 10)
+  if (refs !== undefined) {
+    const total = (runs: Measurement[]): number => spread(runs.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0))).mean
+    push('hybrid vs naive Fastify+Piscina server, mixed load (jobs/s)', ratio(total(find(run, 'hybrid', 'mixed io+cpu')?.runs ?? []), total(refs.naiveMixed)), '>= 0.95', (v) => v >= 0.95)
+  }
+  return out
+}
+
+function table (head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+function errorsText (runs: Measurement[]): string {
+  const sum: Record<string, number> = {}
+  for (const m of runs) for (const [code, n] of Object.entries(m.errors)) sum[code] = (sum[code] ?? 0) + n
+  const parts = Object.entries(sum).map(([code, n]) => `${code} ${n}`)
+  return parts.length === 0 ? '0' : parts.join(', ')
+}
+
+function cellRow (r: CellResult): string[] {
+  return [
+    `\`${r.model}\``,
+    fmtSpread(over(r, (m) => m.jobsPerS)),
+    fmt(over(r, (m) => m.p50Ms).mean),
+    fmtSpread(over(r, (m) => m.p99Ms)),
+    errorsText(r.runs),
+    fmt(over(r, (m) => m.peakRssBytes).mean / MiB),
+    fmt(over(r, (m) => m.loopDelayP99Ms).mean),
+    fmt(over(r, (m) => m.cpuS).mean),
+    fmt(r.startMs)
+  ]
+}
+
+const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'loop delay p99 ms', 'CPU s', 'start ms']
+
+export function markdown (run: MatrixRun, charts: string[]): string {
+  const { machine, plan, references: refs } = run
+  const models = plan.models
+  const out: string[] = []
+  out.push(`# The decision matrix, measured\n`)
+  out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
+    `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
+    `Each cell is a fresh server tree, warmed up for ${plan.warmupS} s, then measured ${plan.repeats} time${plan.repeats > 1 ? 's' : ''} for ${plan.windowS} s; ` +
+    'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
+
+  out.push('## Verdict\n')
+  out.push(table(['workload', 'the seed says', 'winner here', 'within 5%', 'recommended', 'Node agrees?', 'why'],
+    run.verdict.map((v) => [v.workload, `\`${v.seed}\``, `\`${v.winner}\``, v.tied.map((m) => `\`${m}\``).join(' '), `\`${v.recommended}\``, v.agrees ? 'yes' : '**no**', v.why])))
+  out.push(`\nThe measure of each row: ${run.verdict.map((v) => `${v.workload}: ${v.measure}`).join('; ')}.\n`)
+
+  const figs = figures(run)
+  if (figs.length > 0) {
+    out.push('## The figures this server holds itself to\n')
+    out.push(table(['figure', 'measured', 'target', 'met'], figs.map((f) => [f.name, fmt(f.value), f.target, f.met === undefined ? 'n/a' : f.met ? 'yes' : '**no**'])))
+    out.push('')
+  }
+
+  for (const [title, id] of [['CPU-bound: fib(30), 2 clients per core, closed loop', 'cpu'], ['I/O-bound, low concurrency: 50 clients, `http` with a 50 ms delay', 'io-low']] as const) {
+    const rows = models.map((m) => find(run, m, id)).filter((r): r is CellResult => r !== undefined)
+    if (rows.length === 0) continue
+    out.push(`## ${title}\n`)
+    out.push(table(CELL_HEAD, rows.map(cellRow)))
+    out.push('')
+  }
+
+  const sweep = run.results.filter((r) => r.cell.row === 'io-sweep')
+  if (sweep.length > 0) {
+    out.push('## I/O-bound, the concurrency sweep: `sleep` 250 ms, N jobs in flight\n')
+    out.push('Ideal throughput is N / 0.25 s. A cell: jobs/s, p99 ms, errors.\n')
+    const transports = [...new Set(sweep.map((r) => r.cell.load.transport))]
+    for (const t of transports) {
+      const points = [...new Set(sweep.filter((r) => r.cell.load.transport === t).map((r) => r.cell.inFlight ?? 0))].sort((a, b) => a - b)
+      out.push(`### over ${t === 'ws' ? 'WebSocket' : 'HTTP'}\n`)
+      out.push(table(['in flight', 'ideal jobs/s', ...models.map((m) => `\`${m}\``)], points.map((n) => [
+        n.toLocaleString('en-US'),
+        fmt(n / 0.25),
+        ...models.map((m) => {
+          const r = sweep.find((x) => x.model === m && x.cell.inFlight === n && x.cell.load.transport === t)
+          return r === undefined ? '' : `${fmt(over(r, (x) => x.jobsPerS).mean)}, ${fmt(over(r, (x) => x.p99Ms).mean)} ms, ${errorsText(r.runs)}`
+        })
+      ])))
+      out.push(`\nHolds 80% of the ideal rate with under 1% errors up to: ${models.map((m) => `\`${m}\` ${holdsUpTo(run.results, m, t).toLocaleString('en-US')}`).join(', ')} in flight.\n`)
+    }
+  }
+
+  const mixedRows = models.map((m) => [m, find(run, m, 'mixed io alone'), find(run, m, 'mixed io+cpu')] as const).filter(([, a, b]) => a !== undefined && b !== undefined)
+  if (mixedRows.length > 0) {
+    out.push('## Mixed: `http` jobs (20 ms delay) at 100/s, alone and with fib(30) saturating the cores\n')
+    out.push(table(['model', 'I/O p50 ms alone', 'I/O p99 ms alone', 'I/O p99 ms with CPU', 'p99 ratio', 'I/O errors', 'CPU jobs/s', 'loop delay p99 ms'], mixedRows.map(([m, a, b]) => {
+      const alone = over(a, (x) => x.p99Ms).mean
+      const withCpu = over(b, (x) => x.p99Ms).mean
+      return [`\`${m}\``, fmt(over(a, (x) => x.p50Ms).mean), fmt(alone), fmtSpread(over(b, (x) => x.p99Ms)), fmt(ratio(withCpu, alone)), errorsText(b?.runs ?? []),
+        fmtSpread(over(b, (x) => x.background?.jobsPerS ?? Number.NaN)), fmt(over(b, (x) => x.loopDelayP99Ms).mean)]
+    })))
+    out.push('')
+  }
+
+  if (refs !== undefined) {
+    out.push('## References, measured in the same run\n')
+    const naive = spread(refs.naiveMixed.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0)))
+    out.push(table(['what', 'figure'], [
+      ['fib(30) called directly on one thread', `${fmt(refs.directFibPerS)} /s; x ${machine.cores} cores = ${fmt(refs.directFibPerS * machine.cores)} /s, the CPU ceiling`],
+      ['plain Fastify, `GET /health`, one process', `${fmtSpread(refs.plainFastifyHealth)} req/s`],
+      ['this server, `GET /health`, `event-loop`', `${fmtSpread(refs.ourHealth)} req/s`],
+      ['this server, trivial inline job (`fib` n=1), `event-loop`', `${fmtSpread(refs.ourTrivialJob)} jobs/s`],
+      ['raw Piscina, no-op task, in process', `${fmt(refs.rawPiscinaNoopPerS)} tasks/s`],
+      ['this server, trivial pool job over HTTP, `hybrid` one process', `${fmtSpread(refs.ourTrivialPoolJob)} jobs/s`],
+      ['naive Fastify + Piscina server, mixed load, all jobs', `${fmtSpread(naive)} jobs/s`],
+      [`memory per I/O job in flight (${refs.memory.ioJobs.toLocaleString('en-US')} sleeps, \`event-loop\`)`, `${fmt(refs.memory.perIoJobKiB)} KiB (the seed says about 1 KB per coroutine)`],
+      [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the seed says about 8 MB per thread)`],
+      [`the seed's PerformanceTester: ${refs.seedTester.calls} calls of a ${refs.seedTester.delayMs} ms delay at once`, `event loop ${fmt(refs.seedTester.eventLoopS)} s, 50 threads ${fmt(refs.seedTester.threadPoolS)} s`]
+    ]))
+    out.push('\n### When sending a CPU job to the pool pays\n')
+    out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1).\n`)
+    out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
+      ['inline jobs/s', ...refs.offload.inlinePerS.map(fmt)],
+      ['pool jobs/s', ...refs.offload.poolPerS.map(fmt)]
+    ]))
+    out.push(`\nThe pool pays from **${refs.offload.thresholdMs === undefined ? 'no cost measured here' : `${refs.offload.thresholdMs} ms`}** of CPU per job: below it, the crossing to a thread costs more than the second core gives.\n`)
+  }
+
+  if (charts.length > 0) {
+    out.push('## Charts\n')
+    for (const c of charts) out.push(`![${c}](charts/${c})\n`)
+  }
+  return out.join('\n')
+}
+
+/** SVG charts under `dir`, returning their file names. */
+export async function writeCharts (run: MatrixRun, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true })
+  const written: string[] = []
+  const save = async (name: string, spec: Parameters<typeof renderSvg>[0]): Promise<void> => {
+    await writeFile(join(dir, name), await renderSvg(spec))
+    written.push(name)
+  }
+  const throughput = run.results.filter((r) => r.cell.row === 'cpu' || r.cell.row === 'io-low' || r.cell.id === 'mixed io+cpu').map((r) => ({
+    workload: r.cell.id === 'mixed io+cpu' ? 'mixed (all jobs)' : r.cell.id,
+    model: r.model,
+    jobsPerS: over(r, (m) => m.jobsPerS + (m.background?.jobsPerS ?? 0)).mean
+  }))
+  if (throughput.length > 0) await save('throughput.svg', groupedBars('Throughput per model per workload', throughput, 'workload', 'jobsPerS', 'model', 'jobs/s'))
+  const sweep = run.results.filter((r) => r.cell.row === 'io-sweep').map((r) => ({ inFlight: r.cell.inFlight ?? 0, transport: r.cell.load.transport, model: r.model, jobsPerS: over(r, (m) => m.jobsPerS).mean }))
+  if (sweep.length > 0) await save('sweep.svg', lines('The concurrency sweep: sleep 250 ms', sweep, 'inFlight', 'jobsPerS', 'model', 'transport', 'jobs in flight', 'jobs/s'))
+  const mixed = run.results.filter((r) => r.cell.row === 'mixed').map((r) => ({ model: r.model, load: r.cell.background === undefined ? 'I/O alone' : 'I/O + CPU saturating', p99Ms: over(r, (m) => m.p99Ms).mean }))
+  if (mixed.length > 0) await save('mixed-latency.svg', groupedBars('I/O p99 latency under mixed load', mixed, 'model', 'p99Ms', 'load', 'I/O p99 ms', true))
+  const refs = run.references
+  if (refs !== undefined) {
+    await save('memory.svg', bars('Memory per waiting job', [
+      { what: 'I/O job on the event loop', KiB: refs.memory.perIoJobKiB },
+      { what: 'pool thread', KiB: refs.memory.perThreadMiB * 1024 }
+    ], 'what', 'KiB', 'KiB (log scale)', true))
+    await save('seed-tester.svg', bars(`${refs.seedTester.calls} concurrent calls of a ${refs.seedTester.delayMs} ms delay`, [
+      { how: 'event loop (async)', seconds: refs.seedTester.eventLoopS },
+      { how: 'pool of 50 threads', seconds: refs.seedTester.threadPoolS }
+    ], 'how', 'seconds', 'wall time, s'))
+  }
+  return written
+}
+
+/** matrix.json, matrix.md and charts/*.svg under `dir`. */
+export async function writeReport (run: MatrixRun, dir: string): Promise<{ json: string, markdown: string, charts: string[] }> {
+  await mkdir(dir, { recursive: true })
+  const charts = await writeCharts(run, join(dir, 'charts'))
+  const json = join(dir, 'matrix.json')
+  const md = join(dir, 'matrix.md')
+  await writeFile(json, JSON.stringify({ ...run, figures: figures(run) }, null, 2) + '\n')
+  await writeFile(md, markdown(run, charts) + '\n')
+  return { json, markdown: md, charts }
+}
