@@ -23,6 +23,8 @@ export interface JobAnswer {
   ranOn: { pid: number, threadId: number, via: Via }
 }
 
+const NEVER = new AbortController().signal
+
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
 /**
@@ -86,6 +88,9 @@ export class JobRunner {
   /** The placement's run, raced against JOB_TIMEOUT_MS and the client's cancel, both of which abort it. */
   async #runPlaced (placement: Placement, task: AnyTask, input: unknown, cancel: AbortSignal | undefined): Promise<RunOutcome> {
     if (cancel?.aborted === true) throw cancel.reason
+    // An inline job holds the event loop from start to end: no timer could fire and no abort could
+    // land while it runs, so it gets neither (they would only cost every trivial job).
+    if (placement.via === 'inline') return await placement.run(task, input, NEVER)
     const timeoutMs = this.config.jobTimeoutMs
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined

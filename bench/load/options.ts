@@ -29,6 +29,12 @@ export interface LoadOptions {
   progress: boolean
   /** HTTP only: GET this path instead of posting jobs (to load a route such as /health). */
   path?: string
+  /**
+   * With a duration: stop at its end, abandoning the jobs still in flight (their connections are
+   * closed, so the server cancels them) instead of waiting for their answers. They are counted
+   * apart, and their age at the cut goes into the latencies as a lower bound.
+   */
+  cut?: boolean
 }
 
 export const USAGE = `npm run load -- [options]
@@ -46,6 +52,7 @@ export const USAGE = `npm run load -- [options]
   --timeout-ms MS      a job unanswered this long is an error (60000)
   --pid PID            sample this process tree's RSS during the run
   --path PATH          HTTP only: GET PATH instead of posting jobs (e.g. /health)
+  --cut                at the end of --duration, abandon the jobs still in flight instead of waiting
   --out FILE           write the report as JSON
   --quiet              no progress lines`
 
@@ -83,6 +90,7 @@ export function parseOptions (argv: string[]): LoadOptions {
       pid: { type: 'string' },
       out: { type: 'string' },
       path: { type: 'string' },
+      cut: { type: 'boolean' },
       quiet: { type: 'boolean' }
     }
   })
@@ -105,6 +113,7 @@ export function parseOptions (argv: string[]): LoadOptions {
     pid: positive('pid', values.pid, undefined),
     out: values.out,
     progress: values.quiet !== true,
-    ...(values.path === undefined ? {} : { path: values.path })
+    ...(values.path === undefined ? {} : { path: values.path }),
+    cut: values.cut === true
   }
 }

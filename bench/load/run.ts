@@ -22,6 +22,8 @@ export interface LoadReport {
   failed: number
   /** Jobs a rate-driven run could not send because every connection was at its in-flight cap. */
   skipped: number
+  /** With `cut`: jobs still in flight at the end of the duration, left unanswered. */
+  abandoned: number
   jobsPerS: number
   errors: Record<string, number>
   /** Milliseconds, from the job's intended send time to its answer, answered jobs only. */
@@ -84,19 +86,34 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   const sendUntil = start + options.duration * 1000
   const mayStart = (): boolean => options.count !== undefined ? sent < options.count : performance.now() < sendUntil
 
+  const cutAt = options.cut === true && options.count === undefined ? sendUntil : undefined
+  let cutDone = false
+  const open = new Set<{ task: string, intendedAt: number }>()
+  const statsOf = (task: string): { h: Histogram, errors: number } => {
+    let stats = perTask.get(task)
+    if (stats === undefined) perTask.set(task, stats = { h: newHistogram(), errors: 0 })
+    return stats
+  }
+  const recordLatency = (task: string, ms: number): void => {
+    const us = Math.max(1, Math.round(ms * 1000))
+    all.recordValue(us)
+    statsOf(task).h.recordValue(us)
+  }
+
   const one = async (c: number, intendedAt: number): Promise<void> => {
     const job = pick()
+    const entry = { task: job.task, intendedAt }
     sent++
     inFlight[c]!++
+    open.add(entry)
     const outcome = await (connections[c] as Connection).send(job)
+    open.delete(entry)
     inFlight[c]!--
-    let stats = perTask.get(job.task)
-    if (stats === undefined) perTask.set(job.task, stats = { h: newHistogram(), errors: 0 })
+    if (cutDone) return // abandoned at the cut: counted there
+    const stats = statsOf(job.task)
     if (outcome.ok) {
       ok++
-      const us = Math.max(1, Math.round((performance.now() - intendedAt) * 1000))
-      all.recordValue(us)
-      stats.h.recordValue(us)
+      recordLatency(job.task, performance.now() - intendedAt)
     } else {
       failed++
       stats.errors++
@@ -109,7 +126,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     elapsedS: Math.round((performance.now() - start) / 100) / 10, sent, ok, failed, inFlight: inFlight.reduce((a, b) => a + b, 0)
   }), 1000)
 
-  try {
+  const drive = async (): Promise<void> => {
     if (options.rate === undefined) {
       await Promise.all(connections.flatMap((_, c) => Array.from({ length: options.inFlight }, async () => {
         while (mayStart()) await one(c, performance.now())
@@ -132,11 +149,28 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
       }
       await Promise.all(running)
     }
+  }
+
+  let abandoned = 0
+  try {
+    if (cutAt === undefined) {
+      await drive()
+    } else {
+      const driving = drive()
+      driving.catch(() => {}) // its jobs end as the connections close; nothing waits on it past the cut
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([driving, new Promise((resolve) => { timer = setTimeout(resolve, cutAt - performance.now()) })])
+      clearTimeout(timer)
+      cutDone = true
+      const now = performance.now()
+      for (const entry of open) recordLatency(entry.task, now - entry.intendedAt)
+      abandoned = open.size
+    }
   } finally {
     clearInterval(progress)
-    await Promise.all(connections.map((c) => c.close()))
+    await Promise.all(connections.map((c) => c.close(cutDone)))
   }
-  const seconds = (performance.now() - start) / 1000
+  const seconds = cutAt === undefined ? (performance.now() - start) / 1000 : options.duration
   const { token: _token, ...shown } = options
   return {
     options: shown,
@@ -146,6 +180,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     ok,
     failed,
     skipped,
+    abandoned,
     jobsPerS: round(ok / seconds),
     errors,
     latencyMs: summarize(all),

@@ -17,7 +17,8 @@ export interface Outcome {
 /** One connection to the server that can carry several jobs at once. */
 export interface Connection {
   send (job: Job): Promise<Outcome>
-  close (): Promise<void>
+  /** Waits for the answers in flight, then closes; with `abort`, closes at once and leaves them. */
+  close (abort?: boolean): Promise<void>
 }
 
 const MSGPACK = 'application/msgpack'
@@ -56,7 +57,7 @@ export function openHttp (options: LoadOptions): Connection {
         return { ok: false, code: errorCode(err) }
       }
     },
-    close: () => client.close()
+    close: async (abort = false) => { await (abort ? client.destroy() : client.close()) }
   }
 }
 
@@ -105,11 +106,12 @@ export async function openWs (options: LoadOptions): Promise<Connection> {
         ws.send(msgpack ? packr.pack(frame) : JSON.stringify(frame))
       })
     },
-    async close () {
+    async close (abort = false) {
       clearInterval(sweep)
       if (ws.readyState === WebSocket.CLOSED) return
       const closed = new Promise((resolve) => ws.once('close', resolve))
-      ws.close()
+      if (abort) ws.terminate()
+      else ws.close()
       await closed
     }
   }

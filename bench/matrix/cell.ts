@@ -40,6 +40,8 @@ export function loadOptions (url: string, load: Load, durationS: number): LoadOp
     pid: undefined,
     out: undefined,
     progress: false,
+    // A window ends on time: jobs still waiting then are abandoned, and count with their age.
+    cut: true,
     ...load
   }
 }

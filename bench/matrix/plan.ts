@@ -37,7 +37,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
     // Every model given more CPU work than it has cores: which one turns cores into jobs/s best.
     { id: 'cpu', row: 'cpu', load: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } },
     // The seed's low-concurrency I/O: 50 clients, each waiting on a 50 ms delay-service call.
-    { id: 'io-low', row: 'io-low', inFlight: 50, load: { transport: 'http', connections: 50, inFlight: 1, mix: [{ task: 'http', input: { delayMs: 50 }, weight: 1 }] } }
+    { id: 'io-low', row: 'io-low', inFlight: 50, load: { transport: 'http', connections: 50, inFlight: 1, mix: [{ task: 'http', input: { delayMs: 50, bytes: 0 }, weight: 1 }] } }
   ]
   for (const transport of transports) {
     for (const n of sweep) {
@@ -52,7 +52,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
     }
   }
   // I/O at a steady 100 jobs/s, alone and then with CPU jobs saturating every core.
-  const io: Load = { transport: 'http', connections: 10, inFlight: 20, rate: 100, mix: [{ task: 'http', input: { delayMs: 20 }, weight: 1 }] }
+  const io: Load = { transport: 'http', connections: 10, inFlight: 20, rate: 100, mix: [{ task: 'http', input: { delayMs: 20, bytes: 0 }, weight: 1 }] }
   list.push({ id: 'mixed io alone', row: 'mixed', load: io })
   list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } })
   return list
@@ -63,7 +63,7 @@ export function makePlan (name: Plan['name'], cores: number): Plan {
     return { name, repeats: 3, warmupS: 1, windowS: 2.5, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
   }
   if (name === 'quick') {
-    return { name, repeats: 1, warmupS: 0.5, windowS: 1.5, models: MODELS, cells: cells(cores, [10, 1000, 5000], ['ws']), references: true }
+    return { name, repeats: 1, warmupS: 0.3, windowS: 1.2, models: MODELS, cells: cells(cores, [10, 1000, 5000], ['ws']), references: true }
   }
   // The test suite's: one short cell per model, proving the pipeline end to end.
   return { name, repeats: 1, warmupS: 0.2, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }

@@ -15,6 +15,7 @@ export interface References {
   /** fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. */
   directFibPerS: number
   plainFastifyHealth: Spread
+  plainFastifyJob: Spread
   ourHealth: Spread
   ourTrivialJob: Spread
   rawPiscinaNoopPerS: number
@@ -41,11 +42,9 @@ export function directRate (durationMs: number, n = 30): number {
 
 /** `repeats` windows of `load` against a server started by `start`: jobs/s each. */
 async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
-  const spec: CellSpec = { id: 'reference', row: 'cpu', load }
-  const withPath = path === undefined ? spec : { ...spec, load: { ...load } }
   const server = await start()
   try {
-    const options = (s: number): ReturnType<typeof loadOptions> => ({ ...loadOptions(server.url, withPath.load, s), ...(path === undefined ? {} : { path }) })
+    const options = (s: number): ReturnType<typeof loadOptions> => ({ ...loadOptions(server.url, load, s), ...(path === undefined ? {} : { path }) })
     await runLoad(options(plan.warmupS))
     const values: number[] = []
     for (let i = 0; i < plan.repeats; i++) values.push((await runLoad(options(plan.windowS))).jobsPerS)
@@ -79,12 +78,12 @@ async function poolThreads (url: string): Promise<number> {
 }
 
 /** Memory per I/O job in flight on the event loop against memory per pool thread, each from RSS growth. */
-async function memory (upstreamUrl: string, ioJobs: number): Promise<References['memory']> {
+async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Promise<References['memory']> {
   const loop = await startServer({ MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
   let perIoJobKiB: number
   try {
     const connections = 10
-    const report = await runLoad({ ...loadOptions(loop.url, { transport: 'ws', connections, inFlight: ioJobs / connections, mix: [{ task: 'sleep', input: { ms: 2000 }, weight: 1 }] }, 0), count: ioJobs, pid: loop.proc.pid })
+    const report = await runLoad({ ...loadOptions(loop.url, { transport: 'ws', connections, inFlight: ioJobs / connections, mix: [{ task: 'sleep', input: { ms: sleepMs }, weight: 1 }] }, 0), count: ioJobs, pid: loop.proc.pid, cut: false })
     perIoJobKiB = ((report.rss?.peakBytes ?? 0) - (report.rss?.startBytes ?? 0)) / ioJobs / 1024
   } finally {
     await loop.stop()
@@ -93,7 +92,7 @@ async function memory (upstreamUrl: string, ioJobs: number): Promise<References[
   try {
     const before = await poolThreads(threads.url)
     const idle = (await processTreeRss(threads.proc.pid as number)).bytes
-    const report = await runLoad({ ...loadOptions(threads.url, { transport: 'ws', connections: 1, inFlight: 50, mix: [{ task: 'sleep', input: { ms: 2000 }, weight: 1 }] }, 0), count: 50, pid: threads.proc.pid })
+    const report = await runLoad({ ...loadOptions(threads.url, { transport: 'ws', connections: 1, inFlight: 50, mix: [{ task: 'sleep', input: { ms: sleepMs }, weight: 1 }] }, 0), count: 50, pid: threads.proc.pid, cut: false })
     const added = await poolThreads(threads.url) - before
     return { perIoJobKiB, ioJobs, perThreadMiB: ((report.rss?.peakBytes ?? idle) - idle) / Math.max(1, added) / 2 ** 20, threadsAdded: added }
   } finally {
@@ -108,7 +107,7 @@ async function seedTester (upstreamUrl: string): Promise<References['seedTester'
   const wall = async (env: Record<string, string>): Promise<number> => {
     const server = await startServer({ ...env, UPSTREAM_URL: upstreamUrl })
     try {
-      const report = await runLoad({ ...loadOptions(server.url, { transport: 'ws', connections: 1, inFlight: calls, mix: [{ task: 'http', input: { delayMs }, weight: 1 }] }, 0), count: calls })
+      const report = await runLoad({ ...loadOptions(server.url, { transport: 'ws', connections: 1, inFlight: calls, mix: [{ task: 'http', input: { delayMs, bytes: 0 }, weight: 1 }] }, 0), count: calls, cut: false })
       if (report.ok !== calls) throw new Error(`seed tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
       return report.seconds
     } finally {
@@ -119,16 +118,15 @@ async function seedTester (upstreamUrl: string): Promise<References['seedTester'
 }
 
 /** jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one process. */
-async function offload (upstreamUrl: string, windowS: number): Promise<References['offload']> {
+async function offload (upstreamUrl: string, windowS: number, costsMs: number[]): Promise<References['offload']> {
   const cores = availableParallelism()
-  const costsMs = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
   const sweep = async (env: Record<string, string>): Promise<number[]> => {
     const server = await startServer({ ...env, UPSTREAM_URL: upstreamUrl })
     try {
       const out: number[] = []
       for (const ms of costsMs) {
         const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }] }
-        await runLoad(loadOptions(server.url, load, 0.3))
+        await runLoad(loadOptions(server.url, load, 0.2))
         out.push((await runLoad(loadOptions(server.url, load, windowS))).jobsPerS)
       }
       return out
@@ -149,7 +147,9 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   progress('direct call')
   const directFibPerS = directRate(2000)
   progress('plain Fastify')
-  const plainFastifyHealth = await rate(() => startServer({}, 20_000, `${serversDir}/plain-fastify.js`), trivial, plan, '/health')
+  const plain = (): ReturnType<typeof startServer> => startServer({}, 20_000, `${serversDir}/plain-fastify.js`)
+  const plainFastifyHealth = await rate(plain, trivial, plan, '/health')
+  const plainFastifyJob = await rate(plain, trivial, plan)
   progress('this server: /health and a trivial inline job')
   const ours = (): ReturnType<typeof startServer> => startServer({ MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
   const ourHealth = await rate(ours, trivial, plan, '/health')
@@ -160,10 +160,12 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), mixed, plan)
   progress('memory per I/O job and per thread')
-  const mem = await memory(upstreamUrl, plan.name === 'full' ? 10_000 : 5_000)
+  const mem = plan.name === 'full' ? await memory(upstreamUrl, 10_000, 2000) : await memory(upstreamUrl, 5_000, 1000)
   progress('the seed\'s PerformanceTester')
   const seed = await seedTester(upstreamUrl)
   progress('CPU offload threshold')
-  const off = await offload(upstreamUrl, plan.name === 'full' ? 1.5 : 0.7)
-  return { directFibPerS, plainFastifyHealth, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob, naiveMixed: naive.runs, memory: mem, seedTester: seed, offload: off }
+  const off = plan.name === 'full'
+    ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5])
+    : await offload(upstreamUrl, 0.6, [0.05, 0.2, 1, 5])
+  return { directFibPerS, plainFastifyHealth, plainFastifyJob, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob, naiveMixed: naive.runs, memory: mem, seedTester: seed, offload: off }
 }

@@ -83,10 +83,18 @@ export function verdict (results: CellResult[], cores: number): VerdictRow[] {
     const top = Math.max(...points.map((r) => r.cell.inFlight ?? 0))
     const transport = points.find((r) => r.cell.inFlight === top)?.cell.load.transport
     const atTop = points.filter((r) => r.cell.inFlight === top && r.cell.load.transport === transport)
-    const threads = holdsUpTo(results, 'threads', transport ?? 'ws')
-    rows.push(row(label, seed, `jobs/s at ${top.toLocaleString('en-US')} in flight (${transport})`, best(atTop, jobs, true),
-      `A pool thread per waiting job caps \`threads\` at its 50 threads: it held 80% of the ideal rate up to ${threads} in flight, then queued (MAX_QUEUE) and shed. ` +
-      'An event loop keeps a wait as a promise, a timer and a socket in one heap, so its limit is the CPU spent per job, not the number waiting.', lowestP99))
+    const held = (m: Mode): string => `\`${m}\` ${holdsUpTo(results, m, transport ?? 'ws').toLocaleString('en-US')}`
+    const rate = (m: Mode): string => {
+      const r = atTop.find((x) => x.model === m)
+      return r === undefined ? '' : `\`${m}\` ${fmt(jobs(r))}/s`
+    }
+    const found = best(atTop, jobs, true)
+    rows.push(row(label, seed, `jobs/s at ${top.toLocaleString('en-US')} in flight (${transport})`, found,
+      `At ${top.toLocaleString('en-US')} in flight the ideal is ${fmt(top / (SWEEP_JOB_MS / 1000))} jobs/s: ${(['event-loop', 'threads', 'processes', 'hybrid'] as const).map(rate).filter((x) => x !== '').join(', ')}. ` +
+      `Each held 80% of the ideal up to (jobs in flight): ${(['event-loop', 'threads', 'processes', 'hybrid'] as const).map(held).join(', ')}. ` +
+      'A pool thread per waiting job caps `threads` at 50 waits at once; past them jobs queue (MAX_QUEUE) and are shed. ' +
+      'An event loop keeps a wait as a promise and a timer in its heap, so what limits it is the CPU each job costs on its one core; ' +
+      '`processes` and `hybrid` also wait on event loops, one per core, which is the seed\'s coroutine model run once per core.', lowestP99))
   }
 
   const mixed = of('mixed io+cpu')

@@ -1,8 +1,17 @@
-/** The reference: Fastify with one trivial route and nothing else, one process. */
+/**
+ * The reference: Fastify and nothing else, one process: a trivial GET, and a POST /jobs that parses
+ * the same JSON body as this server's and answers fib(n) inline, with no validation, placement,
+ * timing, metrics or cancellation. The load client does the same work against both.
+ */
 import Fastify from 'fastify'
+
+function fib (n: number): number {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2)
+}
 
 const app = Fastify()
 app.get('/health', async () => ({ status: 'ok' }))
+app.post<{ Body: { task: string, input: { n: number } } }>('/jobs', async (request) => ({ task: request.body.task, result: fib(request.body.input.n) }))
 const address = await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
 console.log(JSON.stringify({ msg: 'server listening', address }))
 process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
