@@ -56,9 +56,9 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   // jobs in flight do rather than when keep-alive times out.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
-    return payload
+    done(null, payload)
   })
 
   app.setErrorHandler(async (err, request, reply) => {

@@ -56,9 +56,10 @@ export class JobRunner {
   /**
    * Runs one job to its answer, or rejects with an error of the catalogue. `cancel` is the
    * client's: when it aborts (the client went away) a queued job never starts, a pool job's thread
-   * is terminated, and an I/O job on the event loop stops waiting.
+   * is terminated, and an I/O job on the event loop stops waiting. It may be given as a function
+   * that makes it, called only for a job that can be cancelled (not an inline one).
    */
-  async run (name: unknown, rawInput: unknown, cancel?: AbortSignal): Promise<JobAnswer> {
+  async run (name: unknown, rawInput: unknown, cancel?: AbortSignal | (() => AbortSignal)): Promise<JobAnswer> {
     const start = performance.now()
     let task: AnyTask | undefined
     let placement: Placement | undefined
@@ -86,11 +87,12 @@ export class JobRunner {
   }
 
   /** The placement's run, raced against JOB_TIMEOUT_MS and the client's cancel, both of which abort it. */
-  async #runPlaced (placement: Placement, task: AnyTask, input: unknown, cancel: AbortSignal | undefined): Promise<RunOutcome> {
-    if (cancel?.aborted === true) throw cancel.reason
+  async #runPlaced (placement: Placement, task: AnyTask, input: unknown, cancelling: AbortSignal | (() => AbortSignal) | undefined): Promise<RunOutcome> {
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
     // land while it runs, so it gets neither (they would only cost every trivial job).
     if (placement.via === 'inline') return await placement.run(task, input, NEVER)
+    const cancel = typeof cancelling === 'function' ? cancelling() : cancelling
+    if (cancel?.aborted === true) throw cancel.reason
     const timeoutMs = this.config.jobTimeoutMs
     const controller = new AbortController()
     let timer: NodeJS.Timeout | undefined

@@ -5,7 +5,7 @@ import { projectRoot } from '../../src/paths.js'
 import { processTreeRss } from '../lib/proc.js'
 import { startServer } from '../lib/server-process.js'
 import { runLoad } from '../load/run.js'
-import { loadOptions, runOn, type Measurement } from './cell.js'
+import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
 import { spread, type Spread } from './stats.js'
 
@@ -70,11 +70,6 @@ async function rawPiscina (durationMs: number, threads: number): Promise<number>
   } finally {
     await pool.close()
   }
-}
-
-async function poolThreads (url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  return [...text.matchAll(/^pool_threads\{pid="\d+"\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0)
 }
 
 /** Memory per I/O job in flight on the event loop against memory per pool thread, each from RSS growth. */
@@ -145,7 +140,7 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   const cores = availableParallelism()
   const trivial: Load = { transport: 'http', connections: 10, inFlight: 4, mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }] }
   progress('direct call')
-  const directFibPerS = directRate(2000)
+  const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
   progress('plain Fastify')
   const plain = (): ReturnType<typeof startServer> => startServer({}, 20_000, `${serversDir}/plain-fastify.js`)
   const plainFastifyHealth = await rate(plain, trivial, plan, '/health')
@@ -158,7 +153,7 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   const rawPiscinaNoopPerS = await rawPiscina(plan.windowS * 1000, cores)
   const ourTrivialPoolJob = await rate(() => startServer({ MODE: 'hybrid', PROCESSES: '1', UPSTREAM_URL: upstreamUrl }), trivial, plan)
   progress('naive server, mixed load')
-  const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), mixed, plan)
+  const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('memory per I/O job and per thread')
   const mem = plan.name === 'full' ? await memory(upstreamUrl, 10_000, 2000) : await memory(upstreamUrl, 5_000, 1000)
   progress('the seed\'s PerformanceTester')
@@ -166,6 +161,6 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   progress('CPU offload threshold')
   const off = plan.name === 'full'
     ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5])
-    : await offload(upstreamUrl, 0.6, [0.05, 0.2, 1, 5])
-  return { directFibPerS, plainFastifyHealth, plainFastifyJob, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob, naiveMixed: naive.runs, memory: mem, seedTester: seed, offload: off }
+    : await offload(upstreamUrl, 0.6, [0.05, 0.5, 5])
+  return { directFibPerS, plainFastifyHealth, plainFastifyJob, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob, naiveMixed: naive.runs[0] ?? [], memory: mem, seedTester: seed, offload: off }
 }

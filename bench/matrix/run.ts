@@ -1,7 +1,7 @@
 import { availableParallelism, cpus, release, totalmem, type } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { startDelayService } from '../../src/upstream/spawn.js'
-import { runCell, type CellResult } from './cell.js'
+import { runRow, type CellResult } from './cell.js'
 import type { Plan } from './plan.js'
 import { measureReferences, type References } from './references.js'
 import type { MatrixRun } from './report.js'
@@ -19,19 +19,22 @@ export function machine (): MatrixRun['machine'] {
 
 /**
  * Every model on every cell of the plan, then the references, all against one delay service of
- * their own (a process apart, shared so that every model calls the same one). Cells go model by
- * model within a cell, so that drift in the machine touches every model alike.
+ * their own (a process apart, shared so that every model calls the same one). Each row of the
+ * matrix gets a fresh server per model; rows go model by model, so that drift in the machine
+ * touches every model alike.
  */
 export async function runMatrix (plan: Plan, progress: (line: string) => void): Promise<MatrixRun> {
   const started = performance.now()
   const upstream = await startDelayService()
   try {
     const results: CellResult[] = []
-    const total = plan.cells.length * plan.models.length
-    for (const cell of plan.cells) {
+    const rows = [...new Set(plan.cells.map((c) => c.row))]
+    let done = 0
+    for (const row of rows) {
+      const cells = plan.cells.filter((c) => c.row === row)
       for (const model of plan.models) {
-        progress(`[${results.length + 1}/${total}] ${cell.id}: ${model}`)
-        results.push(await runCell(model, cell, plan, upstream.url))
+        progress(`[${++done}/${rows.length * plan.models.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${model}`)
+        results.push(...await runRow(model, cells, plan, upstream.url))
       }
     }
     let references: References | undefined

@@ -1,11 +1,21 @@
 /** What crosses between a process's event loop and its pool threads: the only messages there are. */
+import type { MessagePort } from 'node:worker_threads'
 import type { ErrorCode } from '../errors.js'
 
 export interface PoolRequest {
   task: string
   input: unknown
   upstreamUrl: string | undefined
+  /**
+   * I/O jobs only: a port on which the thread says CONTROL_STARTED when it begins the job, and the
+   * event loop says CONTROL_ABORT to cancel it. A waiting job can stop waiting; terminating its
+   * thread instead would cost a new thread (a V8 isolate) per cancelled job.
+   */
+  control?: MessagePort
 }
+
+export const CONTROL_STARTED = 'started'
+export const CONTROL_ABORT = 'abort'
 
 interface Ran {
   /** When the thread began the task: performance.timeOrigin + performance.now(), comparable across threads. */

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks'
+import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import { codedError, errors, RETRY_AFTER_S } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
-import type { PoolReply, PoolRequest } from './messages.js'
+import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest } from './messages.js'
 import type { Placement, RunOutcome } from './types.js'
 
 export interface ThreadPoolOptions {
@@ -62,9 +63,11 @@ export class ThreadPool {
     const submittedAt = performance.timeOrigin + performance.now()
     let reply: PoolReply
     try {
-      reply = await this.#piscina.run({ task: task.name, input, upstreamUrl: this.#upstreamUrl }, { signal })
+      reply = task.kind === 'cpu'
+        // Aborted, Piscina drops the job from the queue, or terminates its thread and starts another.
+        ? await this.#piscina.run({ task: task.name, input, upstreamUrl: this.#upstreamUrl }, { signal })
+        : await this.#runCooperatively(task, input, signal)
     } catch (err) {
-      // Aborted: Piscina dropped the job from the queue or terminated its thread (and starts another).
       if (signal.aborted) throw signal.reason
       throw new errors.TASK_FAILED(task.name, { cause: err })
     } finally {
@@ -76,6 +79,30 @@ export class ThreadPool {
       queuedMs: Math.max(0, reply.startedAt - submittedAt),
       runMs: reply.runMs,
       threadId: reply.threadId
+    }
+  }
+
+  /**
+   * An I/O job: while it waits in the queue, aborting drops it there (Piscina's signal); once its
+   * thread has said it started, aborting tells the thread, whose task stops waiting and frees it.
+   * (Between the two, in the moment the "started" message crosses, Piscina may still terminate it.)
+   */
+  async #runCooperatively (task: AnyTask, input: unknown, signal: AbortSignal): Promise<PoolReply> {
+    const { port1, port2 } = new MessageChannel()
+    const queued = new AbortController()
+    let started = false
+    port1.on('message', (m) => { if (m === CONTROL_STARTED) started = true })
+    const onAbort = (): void => {
+      if (started) port1.postMessage(CONTROL_ABORT)
+      else queued.abort(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      const request: PoolRequest = { task: task.name, input, upstreamUrl: this.#upstreamUrl, control: port2 }
+      return await this.#piscina.run(request, { signal: queued.signal, transferList: [port2] })
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      port1.close()
     }
   }
 

@@ -31,9 +31,11 @@ function serverTiming ({ queuedMs, runMs, totalMs }: JobTiming): string {
  */
 function cancelledWhenGone (reply: FastifyReply): AbortSignal {
   const controller = new AbortController()
-  reply.raw.once('close', () => {
+  const gone = (): void => {
     if (!reply.raw.writableFinished) controller.abort(new errors.CANCELLED())
-  })
+  }
+  if (reply.raw.closed) gone() // made lazily: the client may have left already
+  else reply.raw.once('close', gone)
   return controller.signal
 }
 
@@ -41,7 +43,7 @@ type BatchItem = ({ ok: true } & JobAnswer) | { ok: false, error: ReturnType<typ
 
 export const jobRoutes: FastifyPluginAsync<{ runner: JobRunner }> = async (app, { runner }) => {
   app.post<{ Body: { task: string, input?: unknown } }>('/jobs', { schema: { body: jobBody } }, async (request, reply) => {
-    const answer = await runner.run(request.body.task, request.body.input, cancelledWhenGone(reply))
+    const answer = await runner.run(request.body.task, request.body.input, () => cancelledWhenGone(reply))
     reply.header('server-timing', serverTiming(answer.timing))
     return answer
   })
