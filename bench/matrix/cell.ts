@@ -100,8 +100,6 @@ async function measure (server: ServerProcess, spec: CellSpec, windowS: number):
   }
 }
 
-/** A server that has just started warms up this long at least: a pool that starts threads on demand fills meanwhile. */
-export const FIRST_WARMUP_S = 1
 const GROWTH_ROUND_S = 0.5
 const MAX_GROWTH_ROUNDS = 10
 
@@ -115,7 +113,7 @@ export async function runRow (model: Mode, specs: CellSpec[], plan: Plan, upstre
 }
 
 /** Starts a server (this project's, or a reference), warms it up and measures it for each spec, stops it. */
-export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpec[], plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>): Promise<{ startMs: number, runs: Measurement[][] }> {
+export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpec[], plan: Pick<Plan, 'firstWarmupS' | 'warmupS' | 'windowS' | 'repeats'>): Promise<{ startMs: number, runs: Measurement[][] }> {
   const server = await start()
   try {
     const all: Measurement[][] = []
@@ -124,7 +122,7 @@ export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpe
         runLoad(loadOptions(server.url, spec.load, seconds)),
         spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, seconds))
       ])
-      await warm(all.length === 0 ? Math.max(FIRST_WARMUP_S, plan.warmupS) : plan.warmupS)
+      await warm(all.length === 0 ? plan.firstWarmupS : plan.warmupS)
       // A pool that starts threads on demand (`threads`) grows under a new load: each Node thread
       // is a V8 isolate that loads its modules, tens of ms of CPU. Measure it grown, not growing.
       for (let room = await poolRoom(server.url), round = 0; room > 0 && round < MAX_GROWTH_ROUNDS; round++) {
@@ -138,6 +136,11 @@ export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpe
       all.push(runs)
     }
     return { startMs: Math.round(server.startMs), runs: all }
+  } catch (err) {
+    const { exitCode, signalCode } = server.proc
+    if (exitCode === null && signalCode === null) throw err
+    const last = server.logs.slice(-5).map((l) => JSON.stringify(l)).join('\n')
+    throw new Error(`the server died (exit ${exitCode}, signal ${signalCode}):\n${server.stderr().slice(-2000)}\n${last}`, { cause: err })
   } finally {
     await server.stop()
   }

@@ -22,6 +22,8 @@ export interface CellSpec {
 export interface Plan {
   name: 'quick' | 'full' | 'smoke'
   repeats: number
+  /** Warm-up of a fresh server before its first cell, and of each cell after. */
+  firstWarmupS: number
   warmupS: number
   windowS: number
   models: readonly Mode[]
@@ -60,11 +62,11 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
 
 export function makePlan (name: Plan['name'], cores: number): Plan {
   if (name === 'full') {
-    return { name, repeats: 3, warmupS: 1, windowS: 2.5, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
+    return { name, repeats: 3, firstWarmupS: 1.5, warmupS: 1, windowS: 2.5, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
   }
   if (name === 'quick') {
-    return { name, repeats: 1, warmupS: 0.3, windowS: 1.2, models: MODELS, cells: cells(cores, [10, 1000, 5000], ['ws']), references: true }
+    return { name, repeats: 1, firstWarmupS: 0.6, warmupS: 0.3, windowS: 1, models: MODELS, cells: cells(cores, [10, 1000, 5000], ['ws']), references: true }
   }
   // The test suite's: one short cell per model, proving the pipeline end to end.
-  return { name, repeats: 1, warmupS: 0.2, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
+  return { name, repeats: 1, firstWarmupS: 0.3, warmupS: 0.2, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
 }

@@ -41,7 +41,7 @@ export function directRate (durationMs: number, n = 30): number {
 }
 
 /** `repeats` windows of `load` against a server started by `start`: jobs/s each. */
-async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
+async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'firstWarmupS' | 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
   const server = await start()
   try {
     const options = (s: number): ReturnType<typeof loadOptions> => ({ ...loadOptions(server.url, load, s), ...(path === undefined ? {} : { path }) })

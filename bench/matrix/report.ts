@@ -96,7 +96,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   out.push(`# The decision matrix, measured\n`)
   out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
-    `Each cell is a fresh server tree, warmed up for ${plan.warmupS} s, then measured ${plan.repeats} time${plan.repeats > 1 ? 's' : ''} for ${plan.windowS} s; ` +
+    `Each row is a fresh server tree per model, warmed up for ${plan.firstWarmupS} s (a growing pool until it stops growing), each cell warmed ${plan.warmupS} s more, then measured ${plan.repeats} time${plan.repeats > 1 ? 's' : ''} for ${plan.windowS} s; ` +
     'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
 
   out.push('## Verdict\n')

@@ -209,6 +209,20 @@ describe('cancellation when the client goes away', () => {
     expect(await threadOfNextJob(url)).not.toBe(before)
   })
 
+  it('a closed WebSocket stops its I/O job on a pool thread without killing the thread', async () => {
+    const { url } = await listen({ MODE: 'threads', THREADS: '1', JOB_TIMEOUT_MS: '60000' })
+    const ws = await connect(url)
+    const got = answers(ws)
+    sendJson(ws, { id: 0, task: 'sleep', input: { ms: 1 } })
+    const [first] = await got.next(1)
+    sendJson(ws, { id: 1, task: 'sleep', input: { ms: 30_000 } })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    ws.close()
+    // The one thread stopped waiting and took the next job: the same thread, not a replacement.
+    const res = await fetch(`${url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"task":"sleep","input":{"ms":1}}' })
+    expect(((await res.json()) as { ranOn: { threadId: number } }).ranOn.threadId).toBe(first?.ranOn.threadId)
+  })
+
   it('a closed WebSocket stops its I/O jobs on the event loop', async () => {
     const { app, url } = await listen({ MODE: 'event-loop' })
     const ws = await connect(url)
