@@ -60,6 +60,13 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
+  // One line per request, at debug only (the hook is not even there at info): load runs stay quiet.
+  if (config.logLevel === 'debug' || config.logLevel === 'trace') {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request')
+      done()
+    })
+  }
 
   app.setErrorHandler(async (err, request, reply) => {
     const body = toErrorBody(err)

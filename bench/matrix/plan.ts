@@ -34,7 +34,9 @@ export interface Plan {
 const fib30 = [{ task: 'fib', input: { n: 30 }, weight: 1 }]
 
 export function cells (cores: number, sweep: readonly number[], transports: ReadonlyArray<'http' | 'ws'>): CellSpec[] {
-  const cpuClients = 2 * cores
+  // node:cluster balances connections, not requests: with a client per core, one worker could hold
+  // most of the connections and the other idle. Eight per core keep every worker's cores busy.
+  const cpuClients = 8 * cores
   const list: CellSpec[] = [
     // Every model given more CPU work than it has cores: which one turns cores into jobs/s best.
     { id: 'cpu', row: 'cpu', load: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } },

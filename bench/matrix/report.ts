@@ -111,7 +111,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push('')
   }
 
-  for (const [title, id] of [['CPU-bound: fib(30), 2 clients per core, closed loop', 'cpu'], ['I/O-bound, low concurrency: 50 clients, `http` with a 50 ms delay', 'io-low']] as const) {
+  for (const [title, id] of [['CPU-bound: fib(30), 8 clients per core, closed loop', 'cpu'], ['I/O-bound, low concurrency: 50 clients, `http` with a 50 ms delay', 'io-low']] as const) {
     const rows = models.map((m) => find(run, m, id)).filter((r): r is CellResult => r !== undefined)
     if (rows.length === 0) continue
     out.push(`## ${title}\n`)

@@ -48,6 +48,7 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
     worker.once('listening', (address: { address: string, port: number }) => {
       serving.add(worker)
       startFailures = 0
+      log.info({ pid: worker.process.pid }, 'worker started')
       if (!announced && serving.size === config.processes) {
         announced = true
         const host = address.address.includes(':') ? `[${address.address}]` : address.address
@@ -57,7 +58,10 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
     worker.once('exit', (code, signal) => {
       live.delete(worker)
       const wasServing = serving.delete(worker)
-      if (retiring.delete(worker) || stopping) return
+      if (retiring.delete(worker) || stopping) {
+        log.info({ pid: worker.process.pid, code, signal }, 'worker exited')
+        return
+      }
       if (wasServing) {
         log.warn({ pid: worker.process.pid, code, signal }, 'worker died while serving; replacing it')
         if (wanted()) fork()

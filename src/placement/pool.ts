@@ -7,6 +7,11 @@ import type { AnyTask } from '../tasks/types.js'
 import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest } from './messages.js'
 import type { Placement, RunOutcome } from './types.js'
 
+function threadEnv (): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _preloads, ...env } = process.env
+  return env
+}
+
 export interface ThreadPoolOptions {
   minThreads: number
   maxThreads: number
@@ -33,7 +38,11 @@ export class ThreadPool {
       maxThreads: options.maxThreads,
       // Threads above minThreads were started for a burst; keep them a while rather than churn.
       idleTimeout: 30_000,
-      concurrentTasksPerWorker: 1
+      concurrentTasksPerWorker: 1,
+      // A profiler's preloads (clinic's -r in NODE_OPTIONS) are for the process: run again in every
+      // thread, they would write over each other's samples. Threads get neither those nor execArgv.
+      execArgv: [],
+      env: threadEnv()
     })
     this.#capacity = options.maxThreads + options.maxQueue
     this.#upstreamUrl = options.upstreamUrl

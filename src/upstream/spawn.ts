@@ -13,10 +13,11 @@ const START_TIMEOUT_MS = 10_000
 
 /** Starts the delay service as a process of its own, so that it never shares an event loop with the server it feeds. */
 export async function startDelayService (host = '127.0.0.1'): Promise<DelayServiceProcess> {
+  // Its own options: a profiler's or a test runner's flags (execArgv, NODE_OPTIONS preloads) are not for it.
+  const { NODE_OPTIONS: _preloads, ...env } = process.env
   const child = fork(delayServiceFile, [], {
-    env: { ...process.env, HOST: host },
+    env: { ...env, HOST: host },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    // Its own options: a profiler's or a test runner's flags are not for it.
     execArgv: []
   })
   const url = await new Promise<string>((resolve, reject) => {

@@ -1,0 +1,23 @@
+/**
+ * `npm run profile:doctor | profile:flame | profile:bubbleprof`: clinic against a one-process server
+ * (PROCESSES=1: clinic follows one process, not cluster workers) under load from the project's load
+ * client, MODE and WORKLOAD (cpu, io, mixed) chosen by env, PROFILE_SECONDS long (10). The HTML
+ * report is left under .clinic/ (clinic prints its path).
+ */
+import { spawn } from 'node:child_process'
+import { startDelayService } from '../../src/upstream/spawn.js'
+import { profileCommand, TOOLS, type Tool } from './command.js'
+
+const tool = process.argv[2] as Tool
+if (!TOOLS.includes(tool)) {
+  process.stderr.write(`usage: node dist/bench/profile/main.js ${TOOLS.join('|')}\n`)
+  process.exit(2)
+}
+const { command, args, env } = profileCommand(tool)
+// The delay service runs outside clinic, so that only the server is profiled.
+const upstream = await startDelayService()
+process.stderr.write(`clinic ${tool}: MODE=${env.MODE} PROCESSES=1 WORKLOAD=${process.env.WORKLOAD ?? 'mixed'}, delay service ${upstream.url}\n`)
+const child = spawn(command, args, { env: { ...process.env, ...env, UPSTREAM_URL: upstream.url }, stdio: 'inherit' })
+child.on('exit', (code) => {
+  void upstream.stop().then(() => process.exit(code ?? 1))
+})
