@@ -12,26 +12,12 @@ import { Client } from 'undici'
 import { MODES, type Mode } from '../src/config.js'
 import { projectRoot } from '../src/paths.js'
 import { startServer } from './lib/server-process.js'
+import { directRate } from './matrix/references.js'
 
 const n = Number(process.env.BENCH_N ?? 30)
 const clients = Number(process.env.BENCH_CLIENTS ?? 4)
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2)
-
-function fib (k: number): number {
-  return k < 2 ? k : fib(k - 1) + fib(k - 2)
-}
-
-/** fib(n) calls per second on this thread, called directly: no server, no thread crossing. */
-function directRate (durationMs: number): number {
-  let calls = 0
-  const start = performance.now()
-  while (performance.now() - start < durationMs) {
-    fib(n)
-    calls++
-  }
-  return calls / ((performance.now() - start) / 1000)
-}
 
 interface LoopResult { jobs: number, errors: number, seconds: number, latenciesMs: number[] }
 
@@ -89,7 +75,7 @@ async function measure (mode: Mode): Promise<Record<string, number | string>> {
 
 const cores = availableParallelism()
 process.stderr.write(`fib(${n}) at ${clients} clients, ${seconds} s per model after ${warmupSeconds} s of warm-up\n`)
-const direct = directRate(3000)
+const direct = directRate(3000, n)
 process.stderr.write(`direct call: ${direct.toFixed(1)}/s on one thread\n`)
 const rows = []
 for (const mode of MODES) {

@@ -6,7 +6,10 @@
  */
 import { spawn } from 'node:child_process'
 import { startDelayService } from '../../src/upstream/spawn.js'
+import { join } from 'node:path'
+import { projectRoot } from '../../src/paths.js'
 import { profileCommand, TOOLS, type Tool } from './command.js'
+import { summarizeDoctor } from './doctor-summary.js'
 
 const tool = process.argv[2] as Tool
 if (!TOOLS.includes(tool)) {
@@ -19,5 +22,13 @@ const upstream = await startDelayService()
 process.stderr.write(`clinic ${tool}: MODE=${env.MODE} PROCESSES=1 WORKLOAD=${process.env.WORKLOAD ?? 'mixed'}, delay service ${upstream.url}\n`)
 const child = spawn(command, args, { env: { ...process.env, ...env, UPSTREAM_URL: upstream.url }, stdio: 'inherit' })
 child.on('exit', (code) => {
-  void upstream.stop().then(() => process.exit(code ?? 1))
+  void (async () => {
+    await upstream.stop()
+    const summary = tool === 'doctor' && code === 0 ? await summarizeDoctor(join(projectRoot, '.clinic')) : undefined
+    if (summary !== undefined) {
+      console.log(`doctor, ${summary.samples} samples: event-loop delay p50 ${summary.delayMs.p50} ms, p99 ${summary.delayMs.p99} ms, max ${summary.delayMs.max} ms; ` +
+        `CPU ${summary.cpuPercent.mean}% mean, ${summary.cpuPercent.max}% max (100% = one core); doctor's verdict: ${summary.issueCategory ?? 'n/a'} ${summary.issues ?? ''}`)
+    }
+    process.exit(code ?? 1)
+  })()
 })
