@@ -35,6 +35,11 @@ export interface LoadOptions {
    * apart, and their age at the cut goes into the latencies as a lower bound.
    */
   cut?: boolean
+  /**
+   * Seconds at the start during which nothing is counted: the load ramps up (connections, jobs in
+   * flight) and only what completes after is measured, over duration - rampS.
+   */
+  rampS?: number
 }
 
 export const USAGE = `npm run load -- [options]

@@ -87,6 +87,8 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   const mayStart = (): boolean => options.count !== undefined ? sent < options.count : performance.now() < sendUntil
 
   const cutAt = options.cut === true && options.count === undefined ? sendUntil : undefined
+  const rampMs = options.count === undefined ? (options.rampS ?? 0) * 1000 : 0
+  const countFrom = start + rampMs
   let cutDone = false
   const open = new Set<{ task: string, intendedAt: number }>()
   const statsOf = (task: string): { h: Histogram, errors: number } => {
@@ -110,6 +112,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     open.delete(entry)
     inFlight[c]!--
     if (cutDone) return // abandoned at the cut: counted there
+    if (performance.now() < countFrom) return // still ramping up
     const stats = statsOf(job.task)
     if (outcome.ok) {
       ok++
@@ -129,6 +132,9 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   const drive = async (): Promise<void> => {
     if (options.rate === undefined) {
       await Promise.all(connections.flatMap((_, c) => Array.from({ length: options.inFlight }, async () => {
+        // With a ramp, each slot starts at a random moment in it: jobs of one length sent all at
+        // once would otherwise complete in lumps, and a window would count a whole lump or none.
+        if (rampMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(rampMs, 250)))
         while (mayStart()) await one(c, performance.now())
       })))
     } else {
@@ -163,14 +169,14 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
       clearTimeout(timer)
       cutDone = true
       const now = performance.now()
-      for (const entry of open) recordLatency(entry.task, now - entry.intendedAt)
+      for (const entry of open) recordLatency(entry.task, now - Math.max(entry.intendedAt, countFrom))
       abandoned = open.size
     }
   } finally {
     clearInterval(progress)
     await Promise.all(connections.map((c) => c.close(cutDone)))
   }
-  const seconds = cutAt === undefined ? (performance.now() - start) / 1000 : options.duration
+  const seconds = (cutAt === undefined ? (performance.now() - start) / 1000 : options.duration) - rampMs / 1000
   const { token: _token, ...shown } = options
   return {
     options: shown,

@@ -61,12 +61,6 @@ export async function poolThreads (url: string): Promise<number> {
   return sumOf(await scrape(url), 'pool_threads')
 }
 
-/** Threads the server's pools could still start. */
-async function poolRoom (url: string): Promise<number> {
-  const metrics = await scrape(url)
-  return sumOf(metrics, 'pool_max_threads') - sumOf(metrics, 'pool_threads')
-}
-
 /** The largest per-process event-loop delay p99 in a /metrics text, in ms. */
 export function worstLoopDelayP99Ms (metrics: string): number {
   let worst = 0
@@ -74,15 +68,19 @@ export function worstLoopDelayP99Ms (metrics: string): number {
   return worst * 1000
 }
 
-async function measure (server: ServerProcess, spec: CellSpec, windowS: number): Promise<Measurement> {
+/**
+ * One window: the load starts, ramps up for `plan.rampS` (connections open, jobs in flight reach
+ * their number, their start times spread), and only what completes after that is counted.
+ */
+async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 'rampS' | 'windowS'>): Promise<Measurement> {
   const pid = server.proc.pid as number
+  const load = (l: Load): Promise<LoadReport> => runLoad({ ...loadOptions(server.url, l, plan.rampS + plan.windowS), rampS: plan.rampS })
+  const running = Promise.all([load(spec.load), spec.background === undefined ? undefined : load(spec.background)])
+  await new Promise((resolve) => setTimeout(resolve, plan.rampS * 1000))
   await scrape(server.url) // opens the window for the event-loop figures
   const cpu0 = await processTreeCpuSeconds(pid)
   const rss = sampleRss(pid)
-  const [main, background] = await Promise.all([
-    runLoad(loadOptions(server.url, spec.load, windowS)),
-    spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, windowS))
-  ]) as [LoadReport, LoadReport | undefined]
+  const [main, background] = await running as [LoadReport, LoadReport | undefined]
   const { peakBytes } = await rss.stop()
   const cpuS = await processTreeCpuSeconds(pid) - cpu0
   const metrics = await scrape(server.url)
@@ -100,8 +98,8 @@ async function measure (server: ServerProcess, spec: CellSpec, windowS: number):
   }
 }
 
-const GROWTH_ROUND_S = 0.5
-const MAX_GROWTH_ROUNDS = 10
+/** Warm-up rounds go on until throughput settles within this share of the round before. */
+const SETTLED = 0.1
 
 /**
  * One row for one model: a fresh server tree, then each cell of the row in turn, each warmed up
@@ -113,26 +111,24 @@ export async function runRow (model: Mode, specs: CellSpec[], plan: Plan, upstre
 }
 
 /** Starts a server (this project's, or a reference), warms it up and measures it for each spec, stops it. */
-export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpec[], plan: Pick<Plan, 'firstWarmupS' | 'warmupS' | 'windowS' | 'repeats'>): Promise<{ startMs: number, runs: Measurement[][] }> {
+export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpec[], plan: Pick<Plan, 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>): Promise<{ startMs: number, runs: Measurement[][] }> {
   const server = await start()
   try {
     const all: Measurement[][] = []
     for (const spec of specs) {
-      const warm = (seconds: number): Promise<unknown> => Promise.all([
-        runLoad(loadOptions(server.url, spec.load, seconds)),
-        spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, seconds))
-      ])
-      await warm(all.length === 0 ? plan.firstWarmupS : plan.warmupS)
-      // A pool that starts threads on demand (`threads`) grows under a new load: each Node thread
-      // is a V8 isolate that loads its modules, tens of ms of CPU. Measure it grown, not growing.
-      for (let room = await poolRoom(server.url), round = 0; room > 0 && round < MAX_GROWTH_ROUNDS; round++) {
-        await warm(GROWTH_ROUND_S)
-        const now = await poolRoom(server.url)
-        if (now >= room) break
-        room = now
+      // Until throughput settles: a pool that starts threads on demand (`threads`) is still starting
+      // them, each a V8 isolate loading its modules, for seconds after a new load arrives.
+      let last = Number.NaN
+      for (let round = 0; round < plan.maxWarmupRounds; round++) {
+        const [report] = await Promise.all([
+          runLoad(loadOptions(server.url, spec.load, all.length === 0 && round === 0 ? plan.firstWarmupS : plan.warmupS)),
+          spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, plan.warmupS))
+        ])
+        if (last > 0 && Math.abs(report.jobsPerS - last) <= SETTLED * last) break
+        last = report.jobsPerS
       }
       const runs: Measurement[] = []
-      for (let i = 0; i < plan.repeats; i++) runs.push(await measure(server, spec, plan.windowS))
+      for (let i = 0; i < plan.repeats; i++) runs.push(await measure(server, spec, plan))
       all.push(runs)
     }
     return { startMs: Math.round(server.startMs), runs: all }

@@ -25,6 +25,10 @@ export interface Plan {
   /** Warm-up of a fresh server before its first cell, and of each cell after. */
   firstWarmupS: number
   warmupS: number
+  /** Warm-up rounds at most, when throughput will not settle (a pool that sheds keeps changing). */
+  maxWarmupRounds: number
+  /** Each window's ramp-up, not counted: at least the longest job, so that the count is steady. */
+  rampS: number
   windowS: number
   models: readonly Mode[]
   cells: CellSpec[]
@@ -46,7 +50,8 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
   for (const transport of transports) {
     for (const n of sweep) {
       // Pure waiting (250 ms timers), so that what falls over is the model, not the delay service.
-      const connections = transport === 'ws' ? Math.min(10, n) : Math.min(50, n)
+      // HTTP gets a connection per job in flight: Node answers pipelined requests one at a time.
+      const connections = transport === 'ws' ? Math.min(10, n) : n
       list.push({
         id: `io-sweep ${transport} ${n}`,
         row: 'io-sweep',
@@ -56,7 +61,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
     }
   }
   // I/O at a steady 100 jobs/s, alone and then with CPU jobs saturating every core.
-  const io: Load = { transport: 'http', connections: 10, inFlight: 20, rate: 100, mix: [{ task: 'http', input: { delayMs: 20, bytes: 0 }, weight: 1 }] }
+  const io: Load = { transport: 'http', connections: 50, inFlight: 1, rate: 100, mix: [{ task: 'http', input: { delayMs: 20, bytes: 0 }, weight: 1 }] }
   list.push({ id: 'mixed io alone', row: 'mixed', load: io })
   list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } })
   return list
@@ -64,11 +69,11 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
 
 export function makePlan (name: Plan['name'], cores: number): Plan {
   if (name === 'full') {
-    return { name, repeats: 3, firstWarmupS: 1.5, warmupS: 1, windowS: 2.5, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
+    return { name, repeats: 3, firstWarmupS: 1, warmupS: 0.75, maxWarmupRounds: 4, rampS: 0.5, windowS: 2, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
   }
   if (name === 'quick') {
-    return { name, repeats: 1, firstWarmupS: 0.6, warmupS: 0.3, windowS: 1, models: MODELS, cells: cells(cores, [10, 1000, 5000], ['ws']), references: true }
+    return { name, repeats: 1, firstWarmupS: 0.4, warmupS: 0.4, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.7, models: MODELS, cells: cells(cores, [1000, 5000], ['ws']), references: true }
   }
   // The test suite's: one short cell per model, proving the pipeline end to end.
-  return { name, repeats: 1, firstWarmupS: 0.3, warmupS: 0.2, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
+  return { name, repeats: 1, firstWarmupS: 0.3, warmupS: 0.2, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
 }

@@ -21,9 +21,10 @@ export interface References {
   rawPiscinaNoopPerS: number
   ourTrivialPoolJob: Spread
   naiveMixed: Measurement[]
-  memory: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
+  /** Full run only, like `offload`: each takes longer than the quick run can spare. */
+  memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
   seedTester: { eventLoopS: number, threadPoolS: number, calls: number, delayMs: number }
-  offload: { costsMs: number[], inlinePerS: number[], poolPerS: number[], thresholdMs: number | undefined }
+  offload?: { costsMs: number[], inlinePerS: number[], poolPerS: number[], thresholdMs: number | undefined }
 }
 
 function fib (n: number): number {
@@ -41,7 +42,7 @@ export function directRate (durationMs: number, n = 30): number {
 }
 
 /** `repeats` windows of `load` against a server started by `start`: jobs/s each. */
-async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'firstWarmupS' | 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
+async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
   const server = await start()
   try {
     const options = (s: number): ReturnType<typeof loadOptions> => ({ ...loadOptions(server.url, load, s), ...(path === undefined ? {} : { path }) })
@@ -138,7 +139,7 @@ async function offload (upstreamUrl: string, windowS: number, costsMs: number[])
 /** Everything measured beside the matrix, in the same run. `progress` reports each step. */
 export async function measureReferences (plan: Plan, upstreamUrl: string, mixed: CellSpec, progress: (step: string) => void): Promise<References> {
   const cores = availableParallelism()
-  const trivial: Load = { transport: 'http', connections: 10, inFlight: 4, mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }] }
+  const trivial: Load = { transport: 'http', connections: 32, inFlight: 1, mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }] }
   progress('direct call')
   const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
   progress('plain Fastify')
@@ -154,13 +155,18 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   const ourTrivialPoolJob = await rate(() => startServer({ MODE: 'hybrid', PROCESSES: '1', UPSTREAM_URL: upstreamUrl }), trivial, plan)
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
-  progress('memory per I/O job and per thread')
-  const mem = plan.name === 'full' ? await memory(upstreamUrl, 10_000, 2000) : await memory(upstreamUrl, 5_000, 1000)
   progress('the seed\'s PerformanceTester')
   const seed = await seedTester(upstreamUrl)
-  progress('CPU offload threshold')
-  const off = plan.name === 'full'
-    ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5])
-    : await offload(upstreamUrl, 0.6, [0.05, 0.5, 5])
-  return { directFibPerS, plainFastifyHealth, plainFastifyJob, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob, naiveMixed: naive.runs[0] ?? [], memory: mem, seedTester: seed, offload: off }
+  const full = plan.name === 'full'
+  if (full) progress('memory per I/O job and per thread')
+  const mem = full ? await memory(upstreamUrl, 10_000, 2000) : undefined
+  if (full) progress('CPU offload threshold')
+  const off = full ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
+  return {
+    directFibPerS, plainFastifyHealth, plainFastifyJob, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob,
+    naiveMixed: naive.runs[0] ?? [],
+    seedTester: seed,
+    ...(mem === undefined ? {} : { memory: mem }),
+    ...(off === undefined ? {} : { offload: off })
+  }
 }

@@ -96,7 +96,8 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   out.push(`# The decision matrix, measured\n`)
   out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
-    `Each row is a fresh server tree per model, warmed up for ${plan.firstWarmupS} s (a growing pool until it stops growing), each cell warmed ${plan.warmupS} s more, then measured ${plan.repeats} time${plan.repeats > 1 ? 's' : ''} for ${plan.windowS} s; ` +
+    `Each row is a fresh server tree per model; each cell is warmed up in rounds of ${plan.warmupS} s until its throughput settles (within 10%), ` +
+    `then measured ${plan.repeats} time${plan.repeats > 1 ? 's' : ''} for ${plan.windowS} s after a 0.5 s ramp; ` +
     'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
 
   out.push('## Verdict\n')
@@ -163,10 +164,16 @@ export function markdown (run: MatrixRun, charts: string[]): string {
       ['raw Piscina, no-op task, in process', `${fmt(refs.rawPiscinaNoopPerS)} tasks/s`],
       ['this server, trivial pool job over HTTP, `hybrid` one process', `${fmtSpread(refs.ourTrivialPoolJob)} jobs/s`],
       ['naive Fastify + Piscina server, mixed load, all jobs', `${fmtSpread(naive)} jobs/s, errors ${errorsText(refs.naiveMixed)}`],
-      [`memory per I/O job in flight (${refs.memory.ioJobs.toLocaleString('en-US')} sleeps, \`event-loop\`)`, `${fmt(refs.memory.perIoJobKiB)} KiB (the seed says about 1 KB per coroutine)`],
-      [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the seed says about 8 MB per thread)`],
+      ...(refs.memory === undefined
+        ? [['memory per I/O job and per pool thread', 'measured in the full run only']]
+        : [
+            [`memory per I/O job in flight (${refs.memory.ioJobs.toLocaleString('en-US')} sleeps, \`event-loop\`)`, `${fmt(refs.memory.perIoJobKiB)} KiB (the seed says about 1 KB per coroutine)`],
+            [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the seed says about 8 MB per thread)`]
+          ]),
       [`the seed's PerformanceTester: ${refs.seedTester.calls} calls of a ${refs.seedTester.delayMs} ms delay at once`, `event loop ${fmt(refs.seedTester.eventLoopS)} s, 50 threads ${fmt(refs.seedTester.threadPoolS)} s`]
     ]))
+  }
+  if (refs?.offload !== undefined) {
     out.push('\n### When sending a CPU job to the pool pays\n')
     out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1).\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
@@ -202,11 +209,13 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
   const mixed = run.results.filter((r) => r.cell.row === 'mixed').map((r) => ({ model: r.model, load: r.cell.background === undefined ? 'I/O alone' : 'I/O + CPU saturating', p99Ms: over(r, (m) => m.p99Ms).mean }))
   if (mixed.length > 0) await save('mixed-latency.svg', groupedBars('I/O p99 latency under mixed load', mixed, 'model', 'p99Ms', 'load', 'I/O p99 ms', true))
   const refs = run.references
-  if (refs !== undefined) {
+  if (refs?.memory !== undefined) {
     await save('memory.svg', bars('Memory per waiting job', [
       { what: 'I/O job on the event loop', KiB: refs.memory.perIoJobKiB },
       { what: 'pool thread', KiB: refs.memory.perThreadMiB * 1024 }
     ], 'what', 'KiB', 'KiB (log scale)', true))
+  }
+  if (refs !== undefined) {
     await save('seed-tester.svg', bars(`${refs.seedTester.calls} concurrent calls of a ${refs.seedTester.delayMs} ms delay`, [
       { how: 'event loop (async)', seconds: refs.seedTester.eventLoopS },
       { how: 'pool of 50 threads', seconds: refs.seedTester.threadPoolS }
