@@ -4,7 +4,7 @@ import type { LoadOptions } from '../load/options.js'
 export const MODELS: readonly Mode[] = ['event-loop', 'threads', 'processes', 'hybrid']
 
 /** What a cell sends: a load of the load client, less what the bench fills in (URL, duration). */
-export type Load = Pick<LoadOptions, 'transport' | 'connections' | 'inFlight' | 'mix'> & Partial<Pick<LoadOptions, 'rate' | 'encoding'>>
+export type Load = Pick<LoadOptions, 'transport' | 'connections' | 'inFlight' | 'mix'> & Partial<Pick<LoadOptions, 'rate' | 'encoding' | 'cut'>>
 
 export type Row = 'cpu' | 'io-low' | 'io-sweep' | 'mixed'
 
@@ -36,6 +36,10 @@ export interface Plan {
 }
 
 const fib30 = [{ task: 'fib', input: { n: 30 }, weight: 1 }]
+// CPU loads wait for their last answers instead of abandoning them: a running CPU job is
+// cancelled by terminating its pool thread, and a window that did so would leave the next one
+// starting threads again.
+const cpuLoad = (connections: number): Load => ({ transport: 'http', connections, inFlight: 1, mix: fib30, cut: false })
 
 export function cells (cores: number, sweep: readonly number[], transports: ReadonlyArray<'http' | 'ws'>): CellSpec[] {
   // node:cluster balances connections, not requests: with a client per core, one worker could hold
@@ -43,7 +47,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
   const cpuClients = 8 * cores
   const list: CellSpec[] = [
     // Every model given more CPU work than it has cores: which one turns cores into jobs/s best.
-    { id: 'cpu', row: 'cpu', load: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } },
+    { id: 'cpu', row: 'cpu', load: cpuLoad(cpuClients) },
     // The seed's low-concurrency I/O: 50 clients, each waiting on a 50 ms delay-service call.
     { id: 'io-low', row: 'io-low', inFlight: 50, load: { transport: 'http', connections: 50, inFlight: 1, mix: [{ task: 'http', input: { delayMs: 50, bytes: 0 }, weight: 1 }] } }
   ]
@@ -63,7 +67,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
   // I/O at a steady 100 jobs/s, alone and then with CPU jobs saturating every core.
   const io: Load = { transport: 'http', connections: 50, inFlight: 1, rate: 100, mix: [{ task: 'http', input: { delayMs: 20, bytes: 0 }, weight: 1 }] }
   list.push({ id: 'mixed io alone', row: 'mixed', load: io })
-  list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: { transport: 'http', connections: cpuClients, inFlight: 1, mix: fib30 } })
+  list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: cpuLoad(cpuClients) })
   return list
 }
 

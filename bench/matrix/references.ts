@@ -121,7 +121,7 @@ async function offload (upstreamUrl: string, windowS: number, costsMs: number[])
     try {
       const out: number[] = []
       for (const ms of costsMs) {
-        const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }] }
+        const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
         await runLoad(loadOptions(server.url, load, 0.2))
         out.push((await runLoad(loadOptions(server.url, load, windowS))).jobsPerS)
       }
