@@ -33,7 +33,11 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT,
     // Route schemas validate strictly, like the task schemas: no coercion, nothing removed.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    // While draining, a request that reaches this process is still served, not answered 503: in a
+    // cluster the primary may hand this worker a connection just as it starts to close (a rolling
+    // restart), and that client did nothing wrong. Each answer then closes its connection (below).
+    return503OnClosing: false
   })
 
   const registry = await TaskRegistry.load()

@@ -81,13 +81,22 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
     return worker
   }
 
+  /**
+   * Stops a worker without losing a connection: disconnect() first takes it out of the primary's
+   * round-robin at once (a connection handed to a process as it exits is lost), then SIGTERM makes
+   * it answer what it has in flight and exit.
+   */
+  const retire = async (w: Worker): Promise<void> => {
+    if (w.isDead()) return
+    const exited = once(w, 'exit')
+    if (w.isConnected()) w.disconnect()
+    w.process.kill('SIGTERM')
+    await exited
+  }
+
   const stop = async (exitCode: number): Promise<void> => {
     stopping = true
-    await Promise.all([...live].map(async (w) => {
-      const exited = once(w, 'exit')
-      w.process.kill('SIGTERM')
-      await exited
-    }))
+    await Promise.all([...live].map(async (w) => { await retire(w) }))
     await upstream?.stop()
     log.info({ exitCode }, 'server stopped')
     process.exit(exitCode)
@@ -106,9 +115,7 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
           return
         }
         retiring.add(old)
-        const exited = once(old, 'exit')
-        old.process.kill('SIGTERM')
-        await exited
+        await retire(old)
       }
       log.info({ workers: serving.size }, 'rolling restart done')
     } finally {
