@@ -1,3 +1,4 @@
+import { request } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { afterEach } from 'vitest'
 import { buildApp } from '../src/app.js'
@@ -10,6 +11,25 @@ export async function build (env: Record<string, string> = {}): Promise<FastifyI
   const app = await buildApp(parseConfig({ LOG_LEVEL: 'silent', ...env }))
   afterEach(() => app.close())
   return app
+}
+
+/**
+ * One request on a connection of its own (no keep-alive agent), so that a cluster may hand it to
+ * any worker. A connection the primary was handing to a worker as it was killed is never answered:
+ * it fails after 5 s instead of hanging the test.
+ */
+export function onNewConnection (url: string, method: 'GET' | 'POST', path: string, body?: string): Promise<{ status: number, text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    const req = request(`${url}${path}`, { method, agent: false, headers }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+    })
+    req.on('error', reject)
+    req.setTimeout(5_000, () => req.destroy(new Error('no answer in 5 s')))
+    req.end(body)
+  })
 }
 
 /** POSTs one job over a real socket and returns status and parsed body. */

@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { request } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { childEnv, postJob, serverFile, startServer, waitFor, type RunningServer } from '../helpers.js'
+import { childEnv, onNewConnection, postJob, serverFile, startServer, waitFor, type RunningServer } from '../helpers.js'
 
 let server: RunningServer | undefined
 afterEach(async () => {
@@ -12,19 +11,9 @@ afterEach(async () => {
 })
 
 /** One job on a connection of its own, so that the cluster may hand it to any worker. */
-function jobOnNewConnection (url: string, task: string, input: unknown): Promise<{ status: number, body: any }> {
-  const body = JSON.stringify({ task, input })
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/jobs`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let text = ''
-      res.on('data', (d: Buffer) => { text += d.toString() })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
-    })
-    req.on('error', reject)
-    // A connection the primary was handing to a worker as it was killed is never answered.
-    req.setTimeout(5_000, () => req.destroy(new Error('no answer in 5 s')))
-    req.end(body)
-  })
+async function jobOnNewConnection (url: string, task: string, input: unknown): Promise<{ status: number, body: any }> {
+  const { status, text } = await onNewConnection(url, 'POST', '/jobs', JSON.stringify({ task, input }))
+  return { status, body: JSON.parse(text) }
 }
 
 async function ranOn (url: string, task: string, input: unknown, n: number): Promise<Array<{ pid: number, threadId: number, via: string }>> {

@@ -1,6 +1,5 @@
-import { request } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
-import { build, startServer, type RunningServer } from '../helpers.js'
+import { build, onNewConnection, startServer, type RunningServer } from '../helpers.js'
 
 /** Sums a metric's samples whose labels include `match`, from Prometheus text. */
 function sum (text: string, name: string, match: Record<string, string> = {}): number {
@@ -12,19 +11,6 @@ function sum (text: string, name: string, match: Record<string, string> = {}): n
     if (Object.entries(match).every(([k, v]) => labels[k] === v)) total += Number(m[3])
   }
   return total
-}
-
-/** A GET or POST on a connection of its own, so that the cluster may hand it to any worker. */
-function call (url: string, method: 'GET' | 'POST', path: string, body?: string): Promise<{ status: number, text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { method, agent: false, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-      let text = ''
-      res.on('data', (d: Buffer) => { text += d.toString() })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
 }
 
 describe('GET /metrics', () => {
@@ -61,12 +47,12 @@ describe('GET /metrics on a 2-process server', () => {
     const n = 24
     const pids = new Set<number>()
     for (let i = 0; i < n; i++) {
-      const res = await call(server.url, 'POST', '/jobs', JSON.stringify({ task: 'fib', input: { n: 10 } }))
+      const res = await onNewConnection(server.url, 'POST', '/jobs', JSON.stringify({ task: 'fib', input: { n: 10 } }))
       pids.add((JSON.parse(res.text) as { ranOn: { pid: number } }).ranOn.pid)
     }
     expect(pids.size).toBe(2)
     for (let i = 0; i < 4; i++) {
-      const { status, text } = await call(server.url, 'GET', '/metrics')
+      const { status, text } = await onNewConnection(server.url, 'GET', '/metrics')
       expect(status).toBe(200)
       expect(sum(text, 'jobs_total', { outcome: 'ok' })).toBe(n)
       expect(sum(text, 'job_duration_seconds_count')).toBe(n)
