@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { Client } from 'undici'
 import { MODES, type Mode } from '../src/config.js'
 import { projectRoot } from '../src/paths.js'
-import { startServer } from './lib/server-process.js'
+import { NO_SHEDDING, startServer } from './lib/server-process.js'
 import { directRate } from './matrix/references.js'
 
 const n = Number(process.env.BENCH_N ?? 30)
@@ -52,7 +52,7 @@ async function closedLoop (url: string, durationMs: number): Promise<LoopResult>
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 
 async function measure (mode: Mode): Promise<Record<string, number | string>> {
-  const server = await startServer({ MODE: mode })
+  const server = await startServer({ ...NO_SHEDDING, MODE: mode })
   try {
     const line = server.logs.find((l) => l.msg === 'server listening') ?? {}
     await closedLoop(server.url, warmupSeconds * 1000)

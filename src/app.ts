@@ -3,6 +3,7 @@ import type { Config } from './config.js'
 import { errors, RETRY_AFTER_S, toErrorBody } from './errors.js'
 import { installAuth } from './http/auth.js'
 import { installEncoding } from './http/encoding.js'
+import { installShedding } from './http/pressure.js'
 import { JobRunner } from './jobs.js'
 import { healthRoutes } from './routes/health.js'
 import { jobRoutes } from './routes/jobs.js'
@@ -13,7 +14,10 @@ import { ServerMetrics } from './metrics.js'
 import { TaskRegistry } from './tasks/registry.js'
 import { WsConnections } from './ws/connections.js'
 
+/** Largest body any route accepts; each route sets its own, lower where its input is small. */
 export const BODY_LIMIT = 1024 * 1024
+/** Node checks request and header timeouts on this interval (30 s by default, too coarse for slowloris). */
+const CONNECTIONS_CHECK_MS = 1000
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +35,13 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     logger: { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // Slow clients: the whole request must arrive within REQUEST_TIMEOUT_MS and its headers within
+    // HEADERS_TIMEOUT_MS (slowloris, stalled bodies: 408 and closed); an idle keep-alive connection
+    // is closed after KEEP_ALIVE_TIMEOUT_MS. None of them limits how long a job takes: that is
+    // JOB_TIMEOUT_MS, so no socket inactivity timeout is set.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: { headersTimeout: config.headersTimeoutMs, connectionsCheckingInterval: CONNECTIONS_CHECK_MS },
     // Route schemas validate strictly, like the task schemas: no coercion, nothing removed.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     forceCloseConnections: 'idle',
@@ -40,7 +51,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     return503OnClosing: false
   })
 
-  const registry = await TaskRegistry.load()
+  const registry = await TaskRegistry.load({ faults: config.faultTasks })
   let metrics: ServerMetrics | undefined
   const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event))
   const websockets = new WsConnections()
@@ -52,6 +63,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     metrics?.close()
   })
 
+  await installShedding(app, config)
   installEncoding(app)
   if (config.authToken !== undefined) installAuth(app, config.authToken)
 

@@ -38,6 +38,20 @@ export interface Config {
   readonly wsMaxBufferedBytes: number
   /** A WebSocket peer that has not answered the previous ping when this comes round again is closed. */
   readonly wsPingIntervalMs: number
+  /** Heap of each pool thread (V8 old generation), in MiB: a job that needs more fails, its thread is replaced. */
+  readonly threadHeapMb: number
+  /** Shed requests (503) while the mean event-loop delay over the last sample is above this; 0 = never. */
+  readonly maxEventLoopDelayMs: number
+  /** Shed requests (503) while event-loop utilization over the last sample is above this; 0 = never. */
+  readonly maxEventLoopUtilization: number
+  /** A request (headers and body) not fully received by then is answered 408 and closed. */
+  readonly requestTimeoutMs: number
+  /** Headers not fully received by then: the connection is closed (slowloris). */
+  readonly headersTimeoutMs: number
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number
+  /** Registers the `fault` task (throws, exits its thread, exhausts its heap, loops): for fault tests only. */
+  readonly faultTasks: boolean
 }
 
 /** A bad environment value: names the variable, the value and what is allowed. */
@@ -86,7 +100,13 @@ export const DEFAULTS = Object.freeze({
   wsMaxInFlight: 1000,
   wsMaxFrameBytes: 1024 * 1024,
   wsMaxBufferedBytes: 4 * 1024 * 1024,
-  wsPingIntervalMs: 30_000
+  wsPingIntervalMs: 30_000,
+  threadHeapMb: 512,
+  maxEventLoopDelayMs: 1000,
+  maxEventLoopUtilization: 0.98,
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 10_000
 })
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -120,7 +140,12 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     wsMaxInFlight: integer('WS_MAX_IN_FLIGHT', read('WS_MAX_IN_FLIGHT'), 1, 1_000_000) ?? DEFAULTS.wsMaxInFlight,
     wsMaxFrameBytes: integer('WS_MAX_FRAME_BYTES', read('WS_MAX_FRAME_BYTES'), 64, 64 * 1024 * 1024) ?? DEFAULTS.wsMaxFrameBytes,
     wsMaxBufferedBytes: integer('WS_MAX_BUFFERED_BYTES', read('WS_MAX_BUFFERED_BYTES'), 1024, 1024 * 1024 * 1024) ?? DEFAULTS.wsMaxBufferedBytes,
-    wsPingIntervalMs: integer('WS_PING_INTERVAL_MS', read('WS_PING_INTERVAL_MS'), 100, 3_600_000) ?? DEFAULTS.wsPingIntervalMs
+    wsPingIntervalMs: integer('WS_PING_INTERVAL_MS', read('WS_PING_INTERVAL_MS'), 100, 3_600_000) ?? DEFAULTS.wsPingIntervalMs,
+    threadHeapMb: integer('THREAD_HEAP_MB', read('THREAD_HEAP_MB'), 16, 65_536) ?? DEFAULTS.threadHeapMb,
+    maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', read('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000) ?? DEFAULTS.maxEventLoopDelayMs,
+    maxEventLoopUtilization: fraction('MAX_EVENT_LOOP_UTILIZATION', read('MAX_EVENT_LOOP_UTILIZATION')) ?? DEFAULTS.maxEventLoopUtilization,
+    ...httpTimeouts(read),
+    faultTasks: (oneOf('FAULT_TASKS', read('FAULT_TASKS'), ['on', 'off'] as const) ?? 'off') === 'on'
   })
 }
 
@@ -140,6 +165,23 @@ function integer (name: string, value: string | undefined, min: number, max: num
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN
   if (Number.isSafeInteger(n) && n >= min && n <= max) return n
   throw new ConfigError(name, value, `expected an integer from ${min} to ${max}`)
+}
+
+/** Node requires headers to time out no later than the whole request. */
+function httpTimeouts (read: (name: string) => string | undefined): Pick<Config, 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'> {
+  const requestTimeoutMs = integer('REQUEST_TIMEOUT_MS', read('REQUEST_TIMEOUT_MS'), 100, 3_600_000) ?? DEFAULTS.requestTimeoutMs
+  const headers = read('HEADERS_TIMEOUT_MS')
+  const headersTimeoutMs = integer('HEADERS_TIMEOUT_MS', headers, 100, 3_600_000) ?? Math.min(DEFAULTS.headersTimeoutMs, requestTimeoutMs)
+  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT_MS', headers as string, `expected at most REQUEST_TIMEOUT_MS (${requestTimeoutMs})`)
+  const keepAliveTimeoutMs = integer('KEEP_ALIVE_TIMEOUT_MS', read('KEEP_ALIVE_TIMEOUT_MS'), 100, 3_600_000) ?? DEFAULTS.keepAliveTimeoutMs
+  return { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs }
+}
+
+function fraction (name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const n = /^(0(\.\d+)?|1(\.0+)?)$/.test(value) ? Number(value) : Number.NaN
+  if (n >= 0 && n <= 1) return n
+  throw new ConfigError(name, value, 'expected a number from 0 to 1')
 }
 
 function hostname (name: string, value: string | undefined): string | undefined {

@@ -16,7 +16,7 @@ export const errors = {
     'Content-Type %s is not supported; use application/json or application/msgpack', 415),
   TASK_FAILED: createError('TASK_FAILED', 'Task %s failed', 500),
   UPSTREAM_FAILED: createError('UPSTREAM_FAILED', 'The upstream service failed: %s', 502),
-  OVERLOADED: createError('OVERLOADED', 'Too many jobs waiting; retry after %s s', 503),
+  OVERLOADED: createError('OVERLOADED', 'Overloaded (%s); retry after 1 s', 503),
   NOT_CONFIGURED: createError('NOT_CONFIGURED', 'Task %s needs %s, which is not configured', 503),
   TIMEOUT: createError('TIMEOUT', 'Job did not finish within %s ms', 504),
   /** Not in the contract's table: a bug in this server, never the client's doing. */

@@ -38,12 +38,12 @@ export class JobRunner {
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'upstreamUrl'>,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'upstreamUrl' | 'threadHeapMb' | 'faultTasks'>,
     /** Told of every job's end, answered or failed: the metrics. */
     private readonly observer?: (event: JobEvent) => void
   ) {
     const pool = usesPool(config)
-      ? new ThreadPool({ minThreads: config.minThreads, maxThreads: config.threads, maxQueue: config.maxQueue, upstreamUrl: config.upstreamUrl })
+      ? new ThreadPool({ minThreads: config.minThreads, maxThreads: config.threads, maxQueue: config.maxQueue, upstreamUrl: config.upstreamUrl, heapMb: config.threadHeapMb, faultTasks: config.faultTasks })
       : undefined
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
     this.pool = pool

@@ -20,5 +20,7 @@ function findRoot (from: string): string {
 export const projectRoot = findRoot(dirname(fileURLToPath(import.meta.url)))
 export const distDir = join(projectRoot, 'dist')
 export const taskDirs = Object.freeze({ cpu: join(distDir, 'cpu-tasks'), io: join(distDir, 'io-tasks') })
+/** The `fault` task, loaded only with FAULT_TASKS=on. */
+export const faultTaskDir = join(distDir, 'fault-tasks')
 export const poolWorkerFile = join(distDir, 'src', 'placement', 'worker.js')
 export const delayServiceFile = join(distDir, 'src', 'upstream', 'main.js')

@@ -6,9 +6,16 @@ import { parseConfig } from '../src/config.js'
 
 export { childEnv, serverFile, startServer, type ServerProcess as RunningServer } from '../bench/lib/server-process.js'
 
+/**
+ * Settings for a server that runs in the test's own process. Its event loop is the test client's
+ * too, so a test that sends load would see its own work as the server's and be shed: load shedding
+ * is off unless a test turns it on (the shedding tests run the server as a child process).
+ */
+export const IN_PROCESS = Object.freeze({ LOG_LEVEL: 'silent', MAX_EVENT_LOOP_DELAY_MS: '0', MAX_EVENT_LOOP_UTILIZATION: '0' })
+
 /** A fresh app for one test, from env-style settings, closed after it. */
 export async function build (env: Record<string, string> = {}): Promise<FastifyInstance> {
-  const app = await buildApp(parseConfig({ LOG_LEVEL: 'silent', ...env }))
+  const app = await buildApp(parseConfig({ ...IN_PROCESS, ...env }))
   afterEach(() => app.close())
   return app
 }

@@ -6,7 +6,15 @@ import { projectRoot } from '../../src/paths.js'
 
 export const serverFile = `${projectRoot}/dist/src/server.js`
 
-const CONFIG_VARIABLES = ['MODE', 'PROCESSES', 'THREADS', 'CPU_JOBS', 'IO_JOBS', 'PORT', 'HOST', 'JOB_TIMEOUT_MS', 'MAX_QUEUE', 'UPSTREAM_URL', 'LOG_LEVEL']
+const CONFIG_VARIABLES = ['MODE', 'PROCESSES', 'THREADS', 'CPU_JOBS', 'IO_JOBS', 'PORT', 'HOST', 'JOB_TIMEOUT_MS', 'MAX_QUEUE',
+  'UPSTREAM_URL', 'LOG_LEVEL', 'AUTH_TOKEN', 'THREAD_HEAP_MB', 'MAX_EVENT_LOOP_DELAY_MS', 'MAX_EVENT_LOOP_UTILIZATION',
+  'REQUEST_TIMEOUT_MS', 'HEADERS_TIMEOUT_MS', 'KEEP_ALIVE_TIMEOUT_MS', 'FAULT_TASKS', 'DATABASE_URL', 'REDIS_URL']
+
+/**
+ * The matrix measures what each model can do, so its servers do not shed load when their event
+ * loop is busy (a saturated loop is one of the things it measures); `npm run chaos` measures shedding.
+ */
+export const NO_SHEDDING = Object.freeze({ MAX_EVENT_LOOP_DELAY_MS: '0', MAX_EVENT_LOOP_UTILIZATION: '0' })
 
 /** The environment for a child server: this one's, less the server's own variables (vitest sets MODE=test), plus `extra`. */
 export function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {

@@ -1,6 +1,6 @@
 import type { Mode } from '../../src/config.js'
 import { processTreeCpuSeconds, sampleRss } from '../lib/proc.js'
-import { startServer, type ServerProcess } from '../lib/server-process.js'
+import { NO_SHEDDING, startServer, type ServerProcess } from '../lib/server-process.js'
 import type { LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
 import type { CellSpec, Load, Plan } from './plan.js'
@@ -106,7 +106,7 @@ const SETTLED = 0.1
  * and measured `plan.repeats` times; then the server is stopped.
  */
 export async function runRow (model: Mode, specs: CellSpec[], plan: Plan, upstreamUrl: string): Promise<CellResult[]> {
-  const { startMs, runs } = await runOn(() => startServer({ MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan)
+  const { startMs, runs } = await runOn(() => startServer({ ...NO_SHEDDING, MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan)
   return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
 }
 

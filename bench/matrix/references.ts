@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { Piscina } from 'piscina'
 import { projectRoot } from '../../src/paths.js'
 import { processTreeRss } from '../lib/proc.js'
-import { startServer } from '../lib/server-process.js'
+import { NO_SHEDDING, startServer } from '../lib/server-process.js'
 import { runLoad } from '../load/run.js'
 import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
@@ -75,7 +75,7 @@ async function rawPiscina (durationMs: number, threads: number): Promise<number>
 
 /** Memory per I/O job in flight on the event loop against memory per pool thread, each from RSS growth. */
 async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Promise<References['memory']> {
-  const loop = await startServer({ MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
+  const loop = await startServer({ ...NO_SHEDDING, MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
   let perIoJobKiB: number
   try {
     const connections = 10
@@ -84,7 +84,7 @@ async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Pr
   } finally {
     await loop.stop()
   }
-  const threads = await startServer({ MODE: 'threads', THREADS: '50', UPSTREAM_URL: upstreamUrl })
+  const threads = await startServer({ ...NO_SHEDDING, MODE: 'threads', THREADS: '50', UPSTREAM_URL: upstreamUrl })
   try {
     const before = await poolThreads(threads.url)
     const idle = (await processTreeRss(threads.proc.pid as number)).bytes
@@ -101,7 +101,7 @@ async function seedTester (upstreamUrl: string): Promise<References['seedTester'
   const calls = 100
   const delayMs = 1000
   const wall = async (env: Record<string, string>): Promise<number> => {
-    const server = await startServer({ ...env, UPSTREAM_URL: upstreamUrl })
+    const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
     try {
       const report = await runLoad({ ...loadOptions(server.url, { transport: 'ws', connections: 1, inFlight: calls, mix: [{ task: 'http', input: { delayMs, bytes: 0 }, weight: 1 }] }, 0), count: calls, cut: false })
       if (report.ok !== calls) throw new Error(`seed tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
@@ -117,7 +117,7 @@ async function seedTester (upstreamUrl: string): Promise<References['seedTester'
 async function offload (upstreamUrl: string, windowS: number, costsMs: number[]): Promise<References['offload']> {
   const cores = availableParallelism()
   const sweep = async (env: Record<string, string>): Promise<number[]> => {
-    const server = await startServer({ ...env, UPSTREAM_URL: upstreamUrl })
+    const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
     try {
       const out: number[] = []
       for (const ms of costsMs) {
@@ -147,12 +147,12 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   const plainFastifyHealth = await rate(plain, trivial, plan, '/health')
   const plainFastifyJob = await rate(plain, trivial, plan)
   progress('this server: /health and a trivial inline job')
-  const ours = (): ReturnType<typeof startServer> => startServer({ MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
+  const ours = (): ReturnType<typeof startServer> => startServer({ ...NO_SHEDDING, MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
   const ourHealth = await rate(ours, trivial, plan, '/health')
   const ourTrivialJob = await rate(ours, trivial, plan)
   progress('raw Piscina and this server\'s pool path')
   const rawPiscinaNoopPerS = await rawPiscina(plan.windowS * 1000, cores)
-  const ourTrivialPoolJob = await rate(() => startServer({ MODE: 'hybrid', PROCESSES: '1', UPSTREAM_URL: upstreamUrl }), trivial, plan)
+  const ourTrivialPoolJob = await rate(() => startServer({ ...NO_SHEDDING, MODE: 'hybrid', PROCESSES: '1', UPSTREAM_URL: upstreamUrl }), trivial, plan)
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('the seed\'s PerformanceTester')

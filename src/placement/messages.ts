@@ -28,3 +28,9 @@ interface Ran {
 export type PoolReply =
   | (Ran & { ok: true, result: unknown })
   | (Ran & { ok: false, code: ErrorCode, message: string })
+
+/** Given to every pool thread when it starts (Piscina's workerData). */
+export interface PoolWorkerData {
+  /** Load the `fault` task too (FAULT_TASKS=on), as the process's registry does. */
+  faultTasks: boolean
+}

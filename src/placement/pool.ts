@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
-import { codedError, errors, RETRY_AFTER_S } from '../errors.js'
+import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
-import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest } from './messages.js'
+import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 import type { Placement, RunOutcome } from './types.js'
 
 function threadEnv (): NodeJS.ProcessEnv {
@@ -18,6 +18,9 @@ export interface ThreadPoolOptions {
   /** Jobs allowed to wait for a thread; one more is refused at once. */
   maxQueue: number
   upstreamUrl: string | undefined
+  /** V8 old-generation size of each thread, in MiB: past it the thread dies and its job fails, not the process. */
+  heapMb: number
+  faultTasks: boolean
 }
 
 /**
@@ -42,7 +45,9 @@ export class ThreadPool {
       // A profiler's preloads (clinic's -r in NODE_OPTIONS) are for the process: run again in every
       // thread, they would write over each other's samples. Threads get neither those nor execArgv.
       execArgv: [],
-      env: threadEnv()
+      env: threadEnv(),
+      resourceLimits: { maxOldGenerationSizeMb: options.heapMb },
+      workerData: { faultTasks: options.faultTasks } satisfies PoolWorkerData
     })
     this.#capacity = options.maxThreads + options.maxQueue
     this.#upstreamUrl = options.upstreamUrl
@@ -67,7 +72,7 @@ export class ThreadPool {
   }
 
   async run (task: AnyTask, input: unknown, signal: AbortSignal): Promise<RunOutcome> {
-    if (this.#inFlight >= this.#capacity) throw new errors.OVERLOADED(RETRY_AFTER_S)
+    if (this.#inFlight >= this.#capacity) throw new errors.OVERLOADED('every pool thread busy and MAX_QUEUE jobs waiting')
     this.#inFlight++
     const submittedAt = performance.timeOrigin + performance.now()
     let reply: PoolReply

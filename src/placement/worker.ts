@@ -1,11 +1,13 @@
 /** The pool thread's side: Piscina loads this file in each thread and calls the default export per job. */
 import { performance } from 'node:perf_hooks'
 import { threadId, type MessagePort } from 'node:worker_threads'
+import { workerData } from 'piscina'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode } from '../errors.js'
-import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest } from './messages.js'
+import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 
-const tasks = await loadTasks()
+const { faultTasks } = workerData as PoolWorkerData
+const tasks = await loadTasks({ faults: faultTasks })
 // A CPU job is cancelled by terminating its thread (synchronous code hears nothing else), so it is
 // never signalled; an I/O job is told over its control port.
 const never = new AbortController().signal

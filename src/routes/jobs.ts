@@ -3,6 +3,10 @@ import { errors, toErrorBody } from '../errors.js'
 import type { JobAnswer, JobRunner, JobTiming } from '../jobs.js'
 
 export const MAX_BATCH = 1000
+/** A job is a task name and a small input (every task's input is a few numbers): 64 KiB is ample. */
+export const JOB_BODY_LIMIT = 64 * 1024
+/** A full batch of MAX_BATCH jobs fits with room to spare. */
+export const BATCH_BODY_LIMIT = 1024 * 1024
 
 const jobBody = {
   type: 'object',
@@ -42,14 +46,14 @@ function cancelledWhenGone (reply: FastifyReply): AbortSignal {
 type BatchItem = ({ ok: true } & JobAnswer) | { ok: false, error: ReturnType<typeof toErrorBody> }
 
 export const jobRoutes: FastifyPluginAsync<{ runner: JobRunner }> = async (app, { runner }) => {
-  app.post<{ Body: { task: string, input?: unknown } }>('/jobs', { schema: { body: jobBody } }, async (request, reply) => {
+  app.post<{ Body: { task: string, input?: unknown } }>('/jobs', { bodyLimit: JOB_BODY_LIMIT, schema: { body: jobBody } }, async (request, reply) => {
     const answer = await runner.run(request.body.task, request.body.input, () => cancelledWhenGone(reply))
     reply.header('server-timing', serverTiming(answer.timing))
     return answer
   })
 
   // Every job of a batch runs at once and is answered in input order; one failure never fails the batch.
-  app.post<{ Body: { jobs: unknown[] } }>('/jobs/batch', { schema: { body: batchBody } }, async (request, reply) => {
+  app.post<{ Body: { jobs: unknown[] } }>('/jobs/batch', { bodyLimit: BATCH_BODY_LIMIT, schema: { body: batchBody } }, async (request, reply) => {
     const cancel = cancelledWhenGone(reply)
     const settled = await Promise.allSettled(request.body.jobs.map(async (job, i) => {
       if (typeof job !== 'object' || job === null || Array.isArray(job) || Object.keys(job).some((k) => k !== 'task' && k !== 'input')) {

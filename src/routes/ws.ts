@@ -29,7 +29,7 @@ export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig,
   app.addHook('onClose', async () => clearInterval(heartbeat))
 
   app.get('/ws', { websocket: true }, (socket) => {
-    const connection = new JobConnection(socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes })
+    const connection = new JobConnection(socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes, shedding: () => app.isUnderPressure() })
     connections.add(connection)
     socket.once('close', () => connections.delete(connection))
   })

@@ -1,22 +1,31 @@
 import { readdir } from 'node:fs/promises'
 import { basename, extname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { taskDirs } from '../paths.js'
+import { faultTaskDir, taskDirs } from '../paths.js'
 import type { AnyTask, TaskKind } from './types.js'
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/
+
+export interface LoadOptions {
+  /** Where the CPU and I/O tasks are; dist/cpu-tasks and dist/io-tasks unless given. */
+  dirs?: Readonly<Record<TaskKind, string>>
+  /** Also load dist/fault-tasks (FAULT_TASKS=on), whose tasks are CPU tasks. */
+  faults?: boolean
+}
 
 /**
  * Imports every task module under dist/cpu-tasks and dist/io-tasks. Adding a file adds a task: the
  * file's name is the task's name, its folder its kind, and a module that says otherwise is refused
  * at start-up rather than served wrongly.
  */
-export async function loadTasks (dirs: Readonly<Record<TaskKind, string>> = taskDirs): Promise<ReadonlyMap<string, AnyTask>> {
+export async function loadTasks ({ dirs = taskDirs, faults = false }: LoadOptions = {}): Promise<ReadonlyMap<string, AnyTask>> {
   const tasks = new Map<string, AnyTask>()
-  for (const kind of ['cpu', 'io'] as const) {
-    const files = (await readdir(dirs[kind])).filter((f) => extname(f) === '.js').sort()
+  const folders: Array<[string, TaskKind]> = [[dirs.cpu, 'cpu'], [dirs.io, 'io']]
+  if (faults) folders.push([faultTaskDir, 'cpu'])
+  for (const [dir, kind] of folders) {
+    const files = (await readdir(dir)).filter((f) => extname(f) === '.js').sort()
     for (const file of files) {
-      const path = join(dirs[kind], file)
+      const path = join(dir, file)
       const mod: { default?: AnyTask } = await import(pathToFileURL(path).href)
       const task = mod.default
       const name = basename(file, '.js')

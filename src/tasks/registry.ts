@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { errors } from '../errors.js'
-import { loadTasks } from './load.js'
+import { loadTasks, type LoadOptions } from './load.js'
 import type { AnyTask, InputSchema, TaskKind } from './types.js'
 
 export interface CatalogueEntry {
@@ -40,8 +40,8 @@ export class TaskRegistry {
       Object.freeze({ name: t.name, kind: t.kind, description: t.description, input: t.schema })))
   }
 
-  static async load (): Promise<TaskRegistry> {
-    return new TaskRegistry(await loadTasks())
+  static async load (options: LoadOptions = {}): Promise<TaskRegistry> {
+    return new TaskRegistry(await loadTasks(options))
   }
 
   /** The task and its checked input, or a coded error (UNKNOWN_TASK, BAD_INPUT) thrown. */

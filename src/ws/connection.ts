@@ -7,6 +7,8 @@ export interface ConnectionLimits {
   maxInFlight: number
   /** Answers handed to the socket but not yet written out, in bytes, past which reading stops. */
   maxBufferedBytes: number
+  /** Whether the process is shedding load (event loop too busy): each frame is then answered OVERLOADED. */
+  shedding?: () => boolean
 }
 
 type Id = string | number | null
@@ -124,11 +126,15 @@ export class JobConnection {
       return
     }
     if (this.#draining) {
-      this.#send(failure(id, new errors.OVERLOADED('1; the server is shutting down')), isBinary)
+      this.#send(failure(id, new errors.OVERLOADED('the server is shutting down')), isBinary)
+      return
+    }
+    if (this.#limits.shedding?.() === true) {
+      this.#send(failure(id, new errors.OVERLOADED('event loop over its delay or utilization limit')), isBinary)
       return
     }
     if (this.#inFlight.size >= this.#limits.maxInFlight) {
-      this.#send(failure(id, new errors.OVERLOADED(`1; at most ${this.#limits.maxInFlight} jobs in flight per connection`)), isBinary)
+      this.#send(failure(id, new errors.OVERLOADED(`at most ${this.#limits.maxInFlight} jobs in flight per connection`)), isBinary)
       return
     }
     void this.#runJob(id, task, input, isBinary)

@@ -4,6 +4,7 @@ import { parseJob, parseOptions } from '../../bench/load/options.js'
 import { runLoad } from '../../bench/load/run.js'
 import { buildApp } from '../../src/app.js'
 import { parseConfig } from '../../src/config.js'
+import { IN_PROCESS } from '../helpers.js'
 
 describe('load client options', () => {
   it('parses job specs: task, input and weight', () => {
@@ -25,7 +26,7 @@ describe('runLoad against a real server', () => {
   let app: FastifyInstance
   let url: string
   beforeAll(async () => {
-    app = await buildApp(parseConfig({ MODE: 'event-loop', LOG_LEVEL: 'silent' }))
+    app = await buildApp(parseConfig({ ...IN_PROCESS, MODE: 'event-loop' }))
     url = await app.listen({ port: 0, host: '127.0.0.1' })
   })
   afterAll(() => app.close())

@@ -104,10 +104,10 @@ describe('discovery', () => {
     await Promise.all([cpu, io].map((d) => import('node:fs/promises').then((fs) => fs.mkdir(d))))
     try {
       await writeFile(join(cpu, 'double.js'), `export default { name: 'double', kind: 'cpu', description: 'x', schema: { type: 'object', properties: {}, additionalProperties: false }, run: () => 2 }`)
-      const tasks = await loadTasks({ cpu, io })
+      const tasks = await loadTasks({ dirs: { cpu, io } })
       expect([...tasks.keys()]).toEqual(['double'])
       await writeFile(join(cpu, 'liar.js'), `export default { name: 'other', kind: 'cpu', description: 'x', schema: { type: 'object', properties: {}, additionalProperties: false }, run: () => 2 }`)
-      await expect(loadTasks({ cpu, io })).rejects.toThrow(/liar\.js must export default a cpu task named "liar"/)
+      await expect(loadTasks({ dirs: { cpu, io } })).rejects.toThrow(/liar\.js must export default a cpu task named "liar"/)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
