@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { errors, toErrorBody } from '../errors.js'
 import type { JobAnswer, JobRunner, JobTiming } from '../jobs.js'
+import { MAX_TASK_NAME } from '../tasks/registry.js'
 
 export const MAX_BATCH = 1000
 /** A job is a task name and a small input (every task's input is a few numbers): 64 KiB is ample. */
@@ -11,7 +12,7 @@ export const BATCH_BODY_LIMIT = 1024 * 1024
 const jobBody = {
   type: 'object',
   properties: {
-    task: { type: 'string', minLength: 1, maxLength: 64 },
+    task: { type: 'string', minLength: 1, maxLength: MAX_TASK_NAME },
     input: { type: 'object' }
   },
   required: ['task'],

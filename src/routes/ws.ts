@@ -14,7 +14,9 @@ type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBuffere
  */
 export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig, connections: WsConnections }> = async (app, { runner, config, connections }) => {
   await app.register(websocket, {
-    options: { maxPayload: config.wsMaxFrameBytes },
+    // UTF-8 is checked by the JSON decoder, which answers BAD_INPUT and keeps the connection,
+    // where ws would close it (1007) for one bad frame.
+    options: { maxPayload: config.wsMaxFrameBytes, skipUTF8Validation: true },
     preClose: async function () {
       await connections.drain()
     },

@@ -3,6 +3,9 @@ import { errors } from '../errors.js'
 import { loadTasks, type LoadOptions } from './load.js'
 import type { AnyTask, InputSchema, TaskKind } from './types.js'
 
+/** Longest task name a request may give (the catalogue's are at most 40). */
+export const MAX_TASK_NAME = 64
+
 export interface CatalogueEntry {
   name: string
   kind: TaskKind
@@ -44,10 +47,17 @@ export class TaskRegistry {
     return new TaskRegistry(await loadTasks(options))
   }
 
-  /** The task and its checked input, or a coded error (UNKNOWN_TASK, BAD_INPUT) thrown. */
+  /**
+   * The task and its checked input, or a coded error thrown: BAD_INPUT for a name that is not a
+   * string of 1 to MAX_TASK_NAME characters, UNKNOWN_TASK for one not in the catalogue (whatever
+   * it looks like: names are looked up, never used as paths), BAD_INPUT for input that fails.
+   */
   resolve (name: unknown, input: unknown): { task: AnyTask, input: unknown } {
-    const entry = typeof name === 'string' ? this.#entries.get(name) : undefined
-    if (entry === undefined) throw new errors.UNKNOWN_TASK(JSON.stringify(String(name).slice(0, 64)))
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TASK_NAME) {
+      throw new errors.BAD_INPUT(`task must be a string of 1 to ${MAX_TASK_NAME} characters`)
+    }
+    const entry = this.#entries.get(name)
+    if (entry === undefined) throw new errors.UNKNOWN_TASK(JSON.stringify(name))
     const value = input ?? {}
     if (!entry.validate(value)) {
       throw new errors.BAD_INPUT(`${describeError(entry.validate.errors?.[0])} (task ${name as string})`)

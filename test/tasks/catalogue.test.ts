@@ -36,8 +36,14 @@ describe('the catalogue', () => {
   })
 
   it('refuses names that are not in it, path-like ones included', () => {
-    for (const name of ['nope', '../cpu-tasks/fib', 'fib.js', '__proto__', 'constructor', 'toString', '', 42, null]) {
+    for (const name of ['nope', '../cpu-tasks/fib', 'fib.js', '__proto__', 'constructor', 'toString', 'x'.repeat(64)]) {
       expect(() => registry.resolve(name, {})).toThrow(expect.objectContaining({ code: 'UNKNOWN_TASK' }))
+    }
+  })
+
+  it('refuses as bad input a name that is not a string of 1 to 64 characters', () => {
+    for (const name of ['', 'x'.repeat(65), 42, null, undefined, ['fib'], { name: 'fib' }]) {
+      expect(() => registry.resolve(name, {})).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }))
     }
   })
 })
