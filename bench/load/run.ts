@@ -28,6 +28,8 @@ export interface LoadReport {
   errors: Record<string, number>
   /** Milliseconds, from the job's intended send time to its answer, answered jobs only. */
   latencyMs: LatencySummary
+  /** The same, for the jobs answered with an error (how fast a shed job is told so). */
+  failedLatencyMs: LatencySummary
   byTask: Record<string, LatencySummary & { errors: number }>
   rss?: { startBytes: number, peakBytes: number, pids: number }
 }
@@ -73,6 +75,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     : Array.from({ length: options.connections }, () => openHttp(options))
   const pick = picker(options.mix)
   const all = newHistogram()
+  const failedLatency = newHistogram()
   const perTask = new Map<string, { h: Histogram, errors: number }>()
   const errors: Record<string, number> = {}
   let sent = 0
@@ -119,6 +122,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
       recordLatency(job.task, performance.now() - intendedAt)
     } else {
       failed++
+      failedLatency.recordValue(Math.max(1, Math.round((performance.now() - intendedAt) * 1000)))
       stats.errors++
       const code = outcome.code ?? 'UNKNOWN'
       errors[code] = (errors[code] ?? 0) + 1
@@ -190,6 +194,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     jobsPerS: round(ok / seconds),
     errors,
     latencyMs: summarize(all),
+    failedLatencyMs: summarize(failedLatency),
     byTask: Object.fromEntries([...perTask].map(([task, s]) => [task, { ...summarize(s.h), errors: s.errors }])),
     ...(rss === undefined ? {} : { rss: await rss.stop() })
   }

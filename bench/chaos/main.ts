@@ -1,0 +1,75 @@
+/**
+ * `npm run chaos`: the fault run. Starts real servers, throws at them every bad input of the table,
+ * twice their sustainable load, faults on their pool threads, SIGKILLs, a SIGTERM and a SIGHUP
+ * under load, and prints what happened as a table (also written to bench/results/chaos.md and
+ * chaos.json). Bounded: about two minutes on 2 cores; every server it starts, it stops.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { NO_SHEDDING, startServer } from '../lib/server-process.js'
+import { projectRoot } from '../../src/paths.js'
+import { badInputs, drainUnderLoad, killLoop, overload, rollingRestartUnderLoad, threadFaults } from './scenarios.js'
+
+const { values: args } = parseArgs({ options: { out: { type: 'string', default: join(projectRoot, 'bench', 'results') }, quick: { type: 'boolean', default: false } } })
+const overloadS = args.quick === true ? 3 : 6
+
+const pct = (x: number): string => `${(x * 100).toFixed(x === 1 || x === 0 ? 0 : 2)}%`
+const began = Date.now()
+const log = (line: string): void => { process.stderr.write(`chaos ${((Date.now() - began) / 1000).toFixed(1)} s: ${line}\n`) }
+
+log('bad inputs over HTTP JSON, HTTP MessagePack, WebSocket')
+const target = await startServer({ MODE: 'hybrid', PROCESSES: '2', WS_MAX_FRAME_BYTES: '65536' })
+const bad = await badInputs(target.url).finally(() => target.stop())
+
+log(`overload: sustainable rate, then twice it for ${overloadS} s, per configuration`)
+const overloads = [
+  await overload('event-loop, shedding at loop utilization 0.98 (default)', { MODE: 'event-loop' }, overloadS),
+  await overload('event-loop, shedding off (MAX_EVENT_LOOP_UTILIZATION=0)', { MODE: 'event-loop', ...NO_SHEDDING }, overloadS),
+  await overload('hybrid, MAX_QUEUE=1000 (default)', { MODE: 'hybrid' }, overloadS),
+  await overload('hybrid, MAX_QUEUE=16', { MODE: 'hybrid', MAX_QUEUE: '16' }, overloadS)
+]
+
+log('thread faults: throw, process.exit, out of heap, endless loop')
+const faults = await threadFaults(args.quick === true ? 2 : 5)
+
+log('SIGKILL loop under load')
+const kills = await killLoop(args.quick === true ? 3 : 8, 700)
+
+log('SIGTERM and SIGHUP under load')
+const drain = await drainUnderLoad(400)
+const rolling = await rollingRestartUnderLoad()
+
+const lines: string[] = []
+const table = (head: string[], rows: Array<Array<string | number>>): void => {
+  lines.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`), '')
+}
+
+lines.push('## Bad inputs', '')
+table(['sent', 'answered as the table expects', 'by status (WebSocket: by code)', 'served normally after'], [[
+  bad.sent, bad.asExpected, Object.entries(bad.byStatus).sort().map(([k, v]) => `${k}: ${v}`).join(', '), bad.servedAfter ? 'yes' : 'NO'
+]])
+if (bad.unexpected.length > 0) lines.push('Unexpected:', ...bad.unexpected.map((u) => `- ${u}`), '')
+
+lines.push('## Overload (open loop at twice the sustainable rate; job: spin 5 ms)', '')
+table(['configuration', 'sustainable jobs/s', 'offered jobs/s', 'admitted jobs/s', 'shed (503)', 'other errors', 'not sent (client full)', 'admitted p50 / p99 ms', 'shed answer p99 ms'],
+  overloads.map((o) => [o.model, o.sustainablePerS, o.offeredPerS, o.admittedPerS, pct(o.shedShare), o.otherErrors, o.skipped, `${o.admittedP50Ms} / ${o.admittedP99Ms}`, o.shedShare === 0 ? '-' : o.shedP99Ms]))
+lines.push('The sustainable rate is measured first on the same configuration with shedding and the queue bound off (closed loop, 8 clients). The load client runs on the same cores as the server.', '')
+
+lines.push('## Thread faults (hybrid, one process, 2 pool threads, THREAD_HEAP_MB=64, JOB_TIMEOUT_MS=1000)', '')
+table(['fault', 'sent', 'answered'], Object.entries(faults.faults).map(([mode, f]) => [mode, f.sent, Object.entries(f.answered).map(([c, n]) => `${c}: ${n}`).join(', ')]))
+lines.push(`Normal jobs sent beside the faults: ${faults.normalJobs}, answered 200: ${faults.normalOk}; pool threads after: ${faults.poolThreadsAfter}; recovered (same process serving): ${faults.recovered ? 'yes' : 'NO'}.`, '')
+
+lines.push('## Process faults and restarts (closed-loop clients, a new connection per job)', '')
+table(['scenario', 'requests', 'ok first try', 'ok on the one retry', 'failed', 'refused', 'lost (accepted, never answered)', 'other'], [
+  [`${kills.kills} x SIGKILL of a worker in ${kills.seconds} s, ${kills.replaced} replaced`, kills.tally.requests, `${kills.tally.okFirstTry} (${pct(kills.firstTryRate)})`, `${kills.tally.okOnRetry} (with retry: ${pct(kills.withRetryRate)})`, kills.tally.failed, kills.tally.refused, kills.tally.lost, kills.tally.errorStatus],
+  [`SIGTERM drain (16 clients, sleep 400 ms jobs), exit ${drain.exitCode} after ${drain.ms} ms`, drain.tally.requests, drain.tally.okFirstTry, 'no retries', drain.tally.failed, drain.tally.refused, drain.tally.lost, drain.tally.errorStatus],
+  [`SIGHUP rolling restart (8 clients), done in ${rolling.ms} ms`, rolling.tally.requests, rolling.tally.okFirstTry, 'no retries', rolling.tally.failed, rolling.tally.refused, rolling.tally.lost, rolling.tally.errorStatus]
+])
+lines.push('Refused during the drain: connections made after the listener closed, as intended; lost counts what was accepted and never answered.', '')
+
+const report = lines.join('\n')
+process.stdout.write(`${report}\n`)
+await mkdir(args.out, { recursive: true })
+await writeFile(join(args.out, 'chaos.md'), `# npm run chaos\n\nRun ${new Date().toISOString()}, Node ${process.version}.\n\n${report}`)
+await writeFile(join(args.out, 'chaos.json'), JSON.stringify({ bad, overloads, faults, kills: { ...kills, tally: { ...kills.tally, pids: undefined } }, drain, rolling }, (_k, v: unknown) => v instanceof Set ? [...v] : v, 2))

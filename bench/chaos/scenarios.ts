@@ -1,0 +1,365 @@
+/**
+ * The fault scenarios of `npm run chaos`, each against a real server it starts and stops, each
+ * returning figures. The fault tests call the same functions with smaller numbers.
+ */
+import { request as httpRequest } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { runLoad } from '../load/run.js'
+import type { LoadOptions } from '../load/options.js'
+import { NO_SHEDDING, startServer } from '../lib/server-process.js'
+import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from './bad-inputs.js'
+
+export interface Answer {
+  /** HTTP status, or 0 when none came. */
+  status: number
+  /** What went wrong when no answer came: ECONNREFUSED, ECONNRESET, TIMEOUT... */
+  failure?: string
+  pid?: number
+}
+
+/** One POST /jobs on a connection of its own, so that the cluster may give it to any worker. */
+export function postOnNewConnection (url: string, body: string, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = httpRequest(`${url}/jobs`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => {
+        let pid: number | undefined
+        try { pid = (JSON.parse(text) as { ranOn?: { pid?: number } }).ranOn?.pid } catch {}
+        resolve({ status: res.statusCode ?? 0, pid })
+      })
+      res.on('error', () => resolve({ status: 0, failure: 'ECONNRESET' }))
+    })
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })))
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: 0, failure: err.code ?? err.message }))
+    req.end(body)
+  })
+}
+
+export interface ClientTally {
+  requests: number
+  okFirstTry: number
+  okOnRetry: number
+  /** Not answered 200 even after the retry (or, without retries, at all). */
+  failed: number
+  /** First attempts refused (ECONNREFUSED): no process was accepting. */
+  refused: number
+  /** First attempts accepted but never answered (reset or timed out). */
+  lost: number
+  /** First attempts answered with an error status. */
+  errorStatus: number
+  pids: Set<number>
+}
+
+export interface ClientOptions {
+  concurrency: number
+  /** Sending stops when this resolves. */
+  until: Promise<unknown>
+  body: string
+  timeoutMs: number
+  retry: boolean
+}
+
+export const newTally = (): ClientTally => ({ requests: 0, okFirstTry: 0, okOnRetry: 0, failed: 0, refused: 0, lost: 0, errorStatus: 0, pids: new Set() })
+
+/**
+ * Closed-loop clients, each sending one job at a time, retrying a failed one once if asked to.
+ * The tally fills as they go (a caller may read it meanwhile: the worker pids seen so far).
+ */
+export async function clients (url: string, options: ClientOptions, tally: ClientTally = newTally()): Promise<ClientTally> {
+  let stop = false
+  const halt = (): void => { stop = true }
+  options.until.then(halt, halt)
+  const one = async (): Promise<void> => {
+    while (!stop) {
+      tally.requests++
+      const first = await postOnNewConnection(url, options.body, options.timeoutMs)
+      if (first.pid !== undefined) tally.pids.add(first.pid)
+      if (first.status === 200) {
+        tally.okFirstTry++
+        continue
+      }
+      if (first.failure === 'ECONNREFUSED') tally.refused++
+      else if (first.status === 0) tally.lost++
+      else tally.errorStatus++
+      if (options.retry) {
+        const second = await postOnNewConnection(url, options.body, options.timeoutMs)
+        if (second.status === 200) {
+          tally.okOnRetry++
+          continue
+        }
+      }
+      tally.failed++
+    }
+  }
+  await Promise.all(Array.from({ length: options.concurrency }, one))
+  return tally
+}
+
+export interface BadInputFigures {
+  sent: number
+  asExpected: number
+  byStatus: Record<string, number>
+  unexpected: string[]
+  /** A normal job on each transport afterwards. */
+  servedAfter: boolean
+}
+
+/** Every case of the bad-input table over every transport it applies to. */
+export async function badInputs (url: string): Promise<BadInputFigures> {
+  const figures: BadInputFigures = { sent: 0, asExpected: 0, byStatus: {}, unexpected: [], servedAfter: false }
+  const sockets = new Map<Transport, Awaited<ReturnType<typeof openJobSocket>>>()
+  const socketFor = async (t: Transport): Promise<Awaited<ReturnType<typeof openJobSocket>> | undefined> => {
+    if (!t.startsWith('ws')) return undefined
+    let ws = sockets.get(t)
+    if (ws === undefined || ws.readyState !== ws.OPEN) sockets.set(t, ws = await openJobSocket(url))
+    return ws
+  }
+  try {
+    for (const [c, t] of badInputPairs()) {
+      figures.sent++
+      const outcome = await sendBadInput(url, c, t, await socketFor(t))
+      const key = t.startsWith('ws') ? `ws ${outcome.code}` : String(outcome.status)
+      figures.byStatus[key] = (figures.byStatus[key] ?? 0) + 1
+      if (matches(c, t, outcome)) figures.asExpected++
+      else figures.unexpected.push(`${c.name} over ${t}: ${JSON.stringify(outcome)}`)
+    }
+    const ok = { name: 'ok', value: { task: 'fib', input: { n: 10 } }, status: 200, code: 'OK' }
+    const after = await Promise.all((['http-json', 'http-msgpack', 'ws-json', 'ws-msgpack'] as const).map(async (t) => sendBadInput(url, ok, t, await socketFor(t))))
+    figures.servedAfter = after.every((o) => o.code === 'OK')
+  } finally {
+    for (const ws of sockets.values()) ws.terminate()
+  }
+  return figures
+}
+
+export interface OverloadFigures {
+  model: string
+  sustainablePerS: number
+  offeredPerS: number
+  admittedPerS: number
+  shedShare: number
+  otherErrors: number
+  admittedP50Ms: number
+  admittedP99Ms: number
+  /** How long a shed job took to be told so. */
+  shedP99Ms: number
+  /** Jobs the open loop could not send: all its connections were waiting. */
+  skipped: number
+}
+
+const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
+  url, transport: 'http', encoding: 'json', connections: 8, inFlight: 1, duration: 3, count: undefined, rate: undefined,
+  mix: [{ task: 'spin', input: { ms: 5 }, weight: 1 }], token: undefined, timeoutMs: 30_000, pid: undefined, out: undefined, progress: false, ...over
+})
+
+/**
+ * The sustainable rate first, on a server of the same configuration that never sheds (closed
+ * loop, 3 s); then an open loop at twice that on the configuration itself: how much is shed, how
+ * fast a shed job is told so, and what p99 the admitted jobs keep.
+ */
+export async function overload (model: string, env: Record<string, string>, seconds: number): Promise<OverloadFigures> {
+  const reference = await startServer({ ...env, ...NO_SHEDDING, MAX_QUEUE: '1000000' })
+  let sustainablePerS: number
+  try {
+    await runLoad(loadOptions(reference.url, { duration: 1 })) // warm-up
+    sustainablePerS = (await runLoad(loadOptions(reference.url, { duration: 3 }))).jobsPerS
+  } finally {
+    await reference.stop()
+  }
+  const server = await startServer(env)
+  try {
+    const rate = Math.round(sustainablePerS * 2)
+    await runLoad(loadOptions(server.url, { duration: 1 })) // warm-up
+    await sleep(500)
+    const over = await runLoad(loadOptions(server.url, { duration: seconds, rate, connections: 400, inFlight: 1, timeoutMs: 10_000 }))
+    const shed = over.errors.OVERLOADED ?? 0
+    return {
+      model,
+      sustainablePerS: Math.round(sustainablePerS),
+      offeredPerS: rate,
+      admittedPerS: Math.round(over.ok / over.seconds),
+      shedShare: over.sent === 0 ? 0 : shed / (over.ok + over.failed),
+      otherErrors: over.failed - shed,
+      skipped: over.skipped,
+      admittedP50Ms: over.latencyMs.p50,
+      admittedP99Ms: over.latencyMs.p99,
+      shedP99Ms: over.failedLatencyMs.p99
+    }
+  } finally {
+    await server.stop()
+  }
+}
+
+export interface ThreadFaultFigures {
+  faults: Record<string, { sent: number, answered: Record<string, number> }>
+  normalJobs: number
+  normalOk: number
+  /** Every fault answered with its code, the normal jobs all answered, and the same process serving after. */
+  recovered: boolean
+  poolThreadsAfter: number
+}
+
+async function postJson (url: string, path: string, body: unknown): Promise<{ status: number, json: any }> {
+  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) })
+  return { status: res.status, json: await res.json() }
+}
+
+/** `rounds` of each fault on pool threads, with normal jobs sent beside them. */
+export async function threadFaults (rounds: number): Promise<ThreadFaultFigures> {
+  const server = await startServer({ MODE: 'hybrid', PROCESSES: '1', THREADS: '2', FAULT_TASKS: 'on', THREAD_HEAP_MB: '64', JOB_TIMEOUT_MS: '1000' })
+  try {
+    const modes = ['throw', 'exit', 'oom', 'loop'] as const
+    const expected: Record<string, string> = { throw: 'TASK_FAILED', exit: 'TASK_FAILED', oom: 'TASK_FAILED', loop: 'TIMEOUT' }
+    const faults: ThreadFaultFigures['faults'] = {}
+    let normalJobs = 0
+    let normalOk = 0
+    const pidBefore = (await postJson(server.url, '/jobs', { task: 'fib', input: { n: 5 } })).json.ranOn.pid as number
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of modes) {
+        const normal = Array.from({ length: 4 }, () => postJson(server.url, '/jobs', { task: 'fib', input: { n: 22 } }))
+        const fault = await postJson(server.url, '/jobs', { task: 'fault', input: { mode } })
+        const entry = faults[mode] ??= { sent: 0, answered: {} }
+        entry.sent++
+        const code = fault.status === 200 ? 'OK' : String(fault.json.code)
+        entry.answered[code] = (entry.answered[code] ?? 0) + 1
+        for (const r of await Promise.all(normal)) {
+          normalJobs++
+          if (r.status === 200) normalOk++
+        }
+      }
+    }
+    const after = await Promise.all(Array.from({ length: 10 }, () => postJson(server.url, '/jobs', { task: 'fib', input: { n: 10 } })))
+    const metrics = await (await fetch(`${server.url}/metrics`)).text()
+    const poolThreadsAfter = Number(/^pool_threads(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? Number.NaN)
+    const recovered = modes.every((m) => faults[m]?.answered[expected[m]!] === rounds) && normalOk === normalJobs &&
+      after.every((r) => r.status === 200 && r.json.ranOn.pid === pidBefore)
+    return { faults, normalJobs, normalOk, recovered, poolThreadsAfter }
+  } finally {
+    await server.stop()
+  }
+}
+
+export interface KillFigures {
+  kills: number
+  replaced: number
+  seconds: number
+  tally: ClientTally
+  /** Share of jobs answered 200 at the first try, and with one retry. */
+  firstTryRate: number
+  withRetryRate: number
+  servedAfter: boolean
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A worker killed with SIGKILL every `everyMs` while retrying clients send jobs. */
+export async function killLoop (kills: number, everyMs: number, concurrency = 8): Promise<KillFigures> {
+  const server = await startServer({ MODE: 'processes', PROCESSES: '2' })
+  try {
+    const started = performance.now()
+    const tally = newTally()
+    const deadline = performance.now() + kills * everyMs * 4 + 10_000
+    const killing = (async () => {
+      for (let done = 0; done < kills;) {
+        if (performance.now() > deadline || server.proc.exitCode !== null) throw new Error(`kill loop stalled after ${done} kills (server exit code ${server.proc.exitCode}): ${server.stderr()}`)
+        await sleep(everyMs)
+        // A worker that answered recently: the pids in the answers are the cluster workers'.
+        const victim = [...tally.pids].find(alive)
+        if (victim === undefined) continue
+        process.kill(victim, 'SIGKILL')
+        tally.pids.clear()
+        done++
+      }
+      await sleep(everyMs)
+    })()
+    // 2 s per attempt: a connection the primary hands to a worker as it is killed is never answered.
+    await clients(server.url, { concurrency, until: killing, body: JSON.stringify({ task: 'fib', input: { n: 15 } }), timeoutMs: 2_000, retry: true }, tally)
+    await killing
+    const after = await postOnNewConnection(server.url, JSON.stringify({ task: 'fib', input: { n: 5 } }), 5_000)
+    return {
+      kills,
+      replaced: server.logs.filter((l) => l.msg === 'worker died while serving; replacing it').length,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+      tally,
+      firstTryRate: tally.okFirstTry / tally.requests,
+      withRetryRate: (tally.okFirstTry + tally.okOnRetry) / tally.requests,
+      servedAfter: after.status === 200
+    }
+  } finally {
+    await server.stop()
+  }
+}
+
+export interface RestartFigures {
+  what: 'SIGTERM drain' | 'SIGHUP rolling restart'
+  /** Requests sent before the signal and still in flight when it came. */
+  inFlightAtSignal: number
+  tally: ClientTally
+  exitCode: number | null
+  /** From the signal to the exit (drain) or to "rolling restart done". */
+  ms: number
+  servedAfter?: boolean
+}
+
+/**
+ * SIGTERM under load: clients without retries keep sending jobs of `jobMs` until the server has
+ * exited. Every job accepted must be answered; connections made after the listener closed are
+ * refused, which is what a stopped server does.
+ */
+export async function drainUnderLoad (jobMs: number, concurrency = 16): Promise<RestartFigures> {
+  const server = await startServer({ MODE: 'hybrid', PROCESSES: '2' })
+  const tally = newTally()
+  let exited!: Promise<number | null>
+  const signalled = sleep(1_000).then(() => {
+    signalAt = performance.now()
+    inFlightAtSignal = concurrency
+    exited = server.stop('SIGTERM')
+    return exited
+  })
+  let signalAt = 0
+  let inFlightAtSignal = 0
+  const body = JSON.stringify({ task: 'sleep', input: { ms: jobMs } })
+  // The clients stop once the server has exited, so that some of them meet the closed port.
+  const tallied = clients(server.url, { concurrency, until: signalled, body, timeoutMs: 10_000, retry: false }, tally)
+  const exitCode = await signalled
+  const ms = performance.now() - signalAt
+  await tallied
+  return { what: 'SIGTERM drain', inFlightAtSignal, tally, exitCode, ms: Math.round(ms) }
+}
+
+/** SIGHUP under load: every request must be answered, none refused, every worker replaced. */
+export async function rollingRestartUnderLoad (concurrency = 8): Promise<RestartFigures> {
+  const server = await startServer({ MODE: 'processes', PROCESSES: '2' })
+  try {
+    const tally = newTally()
+    const body = JSON.stringify({ task: 'sleep', input: { ms: 20 } })
+    let signalAt = 0
+    let doneAt = 0
+    const restarted = (async () => {
+      await sleep(1_000)
+      signalAt = performance.now()
+      server.proc.kill('SIGHUP')
+      while (!server.logs.some((l) => l.msg === 'rolling restart done')) await sleep(20)
+      doneAt = performance.now()
+      await sleep(1_000)
+    })()
+    await clients(server.url, { concurrency, until: restarted, body, timeoutMs: 10_000, retry: false }, tally)
+    const after = await postOnNewConnection(server.url, body, 5_000)
+    return { what: 'SIGHUP rolling restart', inFlightAtSignal: concurrency, tally, exitCode: null, ms: Math.round(doneAt - signalAt), servedAfter: after.status === 200 }
+  } finally {
+    await server.stop()
+  }
+}
