@@ -12,6 +12,8 @@ import { wsRoutes } from './routes/ws.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { ServerMetrics } from './metrics.js'
 import { TaskRegistry } from './tasks/registry.js'
+import { UserService, userServiceConfig } from './backends/users.js'
+import { userRoutes } from './routes/users.js'
 import { WsConnections } from './ws/connections.js'
 
 /** Largest body any route accepts; each route sets its own, lower where its input is small. */
@@ -53,13 +55,17 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
 
   const registry = await TaskRegistry.load({ faults: config.faultTasks })
   let metrics: ServerMetrics | undefined
-  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event))
+  // PostgreSQL and Redis when configured; without them the user service answers NOT_CONFIGURED.
+  const users = new UserService(userServiceConfig(config), app.log)
+  await users.warmUp()
+  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), users)
   const websockets = new WsConnections()
   metrics = new ServerMetrics({ pool: runner.pool, websockets })
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
   app.addHook('onClose', async () => {
     await runner.close()
+    await users.close()
     metrics?.close()
   })
 
@@ -90,7 +96,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     // server working as designed, and at load-test rates would drown the log.
     if (body.code === 'TASK_FAILED' || body.code === 'INTERNAL_ERROR') request.log.error({ err, code: body.code }, body.message)
     else request.log.debug({ code: body.code, message: body.message }, 'job refused')
-    if (body.code === 'OVERLOADED') reply.header('retry-after', String(RETRY_AFTER_S))
+    if (body.code === 'OVERLOADED' || body.code === 'BACKEND_UNAVAILABLE') reply.header('retry-after', String(RETRY_AFTER_S))
     return reply.code(body.statusCode).send(body)
   })
   app.setNotFoundHandler(async (request, reply) => {
@@ -103,5 +109,6 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(healthRoutes, { config })
   await app.register(wsRoutes, { runner, config, connections: websockets })
   await app.register(metricsRoutes, { metrics })
+  await app.register(userRoutes, { users })
   return app
 }

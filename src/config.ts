@@ -50,6 +50,23 @@ export interface Config {
   readonly headersTimeoutMs: number
   /** An idle keep-alive connection is closed after this. */
   readonly keepAliveTimeoutMs: number
+  /** PostgreSQL for the user service and the `db`/`cache` tasks; unset: they answer NOT_CONFIGURED. */
+  readonly databaseUrl: string | undefined
+  /** Redis for the user cache and the `cache` task; unset: NOT_CONFIGURED (reads bypass the cache). */
+  readonly redisUrl: string | undefined
+  /** pg pool per process: connections kept open when idle, and at most. */
+  readonly pgPoolMin: number
+  readonly pgPoolMax: number
+  /** PostgreSQL's statement_timeout for every statement (the seed's command_timeout): past it, 504. */
+  readonly pgStatementTimeoutMs: number
+  /** A pooled connection is closed and replaced after this many uses (the seed's max_queries). */
+  readonly pgMaxUses: number
+  /** Connecting, or waiting for a free pooled connection, longer than this: 503 BACKEND_UNAVAILABLE. */
+  readonly pgConnectTimeoutMs: number
+  /** A Redis command not answered within this fails (a cache read then goes to PostgreSQL). */
+  readonly redisCommandTimeoutMs: number
+  /** How long a user read from PostgreSQL stays in Redis. */
+  readonly userCacheTtlS: number
   /** Registers the `fault` task (throws, exits its thread, exhausts its heap, loops): for fault tests only. */
   readonly faultTasks: boolean
 }
@@ -106,7 +123,14 @@ export const DEFAULTS = Object.freeze({
   maxEventLoopUtilization: 0.98,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
-  keepAliveTimeoutMs: 10_000
+  keepAliveTimeoutMs: 10_000,
+  pgPoolMin: 2,
+  pgPoolMax: 10,
+  pgStatementTimeoutMs: 1500,
+  pgMaxUses: 50_000,
+  pgConnectTimeoutMs: 1000,
+  redisCommandTimeoutMs: 500,
+  userCacheTtlS: 300
 })
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -145,6 +169,14 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', read('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000) ?? DEFAULTS.maxEventLoopDelayMs,
     maxEventLoopUtilization: fraction('MAX_EVENT_LOOP_UTILIZATION', read('MAX_EVENT_LOOP_UTILIZATION')) ?? DEFAULTS.maxEventLoopUtilization,
     ...httpTimeouts(read),
+    databaseUrl: serviceUrl('DATABASE_URL', read('DATABASE_URL'), ['postgres:', 'postgresql:']),
+    redisUrl: serviceUrl('REDIS_URL', read('REDIS_URL'), ['redis:', 'rediss:']),
+    ...pgPool(read),
+    pgStatementTimeoutMs: integer('PG_STATEMENT_TIMEOUT_MS', read('PG_STATEMENT_TIMEOUT_MS'), 1, 3_600_000) ?? DEFAULTS.pgStatementTimeoutMs,
+    pgMaxUses: integer('PG_MAX_USES', read('PG_MAX_USES'), 1, 1_000_000_000) ?? DEFAULTS.pgMaxUses,
+    pgConnectTimeoutMs: integer('PG_CONNECT_TIMEOUT_MS', read('PG_CONNECT_TIMEOUT_MS'), 1, 600_000) ?? DEFAULTS.pgConnectTimeoutMs,
+    redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', read('REDIS_COMMAND_TIMEOUT_MS'), 1, 600_000) ?? DEFAULTS.redisCommandTimeoutMs,
+    userCacheTtlS: integer('USER_CACHE_TTL_S', read('USER_CACHE_TTL_S'), 1, 31_536_000) ?? DEFAULTS.userCacheTtlS,
     faultTasks: (oneOf('FAULT_TASKS', read('FAULT_TASKS'), ['on', 'off'] as const) ?? 'off') === 'on'
   })
 }
@@ -165,6 +197,25 @@ function integer (name: string, value: string | undefined, min: number, max: num
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN
   if (Number.isSafeInteger(n) && n >= min && n <= max) return n
   throw new ConfigError(name, value, `expected an integer from ${min} to ${max}`)
+}
+
+function pgPool (read: (name: string) => string | undefined): Pick<Config, 'pgPoolMin' | 'pgPoolMax'> {
+  const pgPoolMax = integer('PG_POOL_MAX', read('PG_POOL_MAX'), 1, 1000) ?? DEFAULTS.pgPoolMax
+  const min = read('PG_POOL_MIN')
+  const pgPoolMin = integer('PG_POOL_MIN', min, 0, 1000) ?? Math.min(DEFAULTS.pgPoolMin, pgPoolMax)
+  if (pgPoolMin > pgPoolMax) throw new ConfigError('PG_POOL_MIN', min as string, `expected at most PG_POOL_MAX (${pgPoolMax})`)
+  return { pgPoolMin, pgPoolMax }
+}
+
+/** A server's URL with one of the schemes given; the password, if any, is never echoed back. */
+function serviceUrl (name: string, value: string | undefined, schemes: readonly string[]): string | undefined {
+  if (value === undefined) return undefined
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {}
+  if (url !== undefined && schemes.includes(url.protocol) && url.hostname !== '') return value
+  throw new ConfigError(name, value.replace(/\/\/[^@/]*@/, '//***@'), `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL`)
 }
 
 /** Node requires headers to time out no later than the whole request. */

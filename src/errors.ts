@@ -11,6 +11,7 @@ export const errors = {
   UNAUTHORIZED: createError('UNAUTHORIZED', 'Missing or wrong bearer token', 401),
   UNKNOWN_TASK: createError('UNKNOWN_TASK', 'No task named %s; GET /tasks lists them', 404),
   NOT_FOUND: createError('NOT_FOUND', 'Route %s %s not found', 404),
+  CONFLICT: createError('CONFLICT', '%s', 409),
   TOO_LARGE: createError('TOO_LARGE', 'Body is larger than %s bytes', 413),
   UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE',
     'Content-Type %s is not supported; use application/json or application/msgpack', 415),
@@ -18,6 +19,7 @@ export const errors = {
   UPSTREAM_FAILED: createError('UPSTREAM_FAILED', 'The upstream service failed: %s', 502),
   OVERLOADED: createError('OVERLOADED', 'Overloaded (%s); retry after 1 s', 503),
   NOT_CONFIGURED: createError('NOT_CONFIGURED', 'Task %s needs %s, which is not configured', 503),
+  BACKEND_UNAVAILABLE: createError('BACKEND_UNAVAILABLE', '%s is unavailable; retry after 1 s', 503),
   TIMEOUT: createError('TIMEOUT', 'Job did not finish within %s ms', 504),
   /** Not in the contract's table: a bug in this server, never the client's doing. */
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'Internal server error', 500),

@@ -8,6 +8,7 @@ import type { Placement, RunOutcome, Via } from './placement/types.js'
 import type { JobEvent } from './metrics.js'
 import type { TaskRegistry } from './tasks/registry.js'
 import type { AnyTask, TaskKind } from './tasks/types.js'
+import { userServiceConfig, type UserService, type UserServiceConfig } from './backends/users.js'
 
 export interface JobTiming {
   queuedMs: number
@@ -38,18 +39,27 @@ export class JobRunner {
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'upstreamUrl' | 'threadHeapMb' | 'faultTasks'>,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel'> & UserServiceConfig,
     /** Told of every job's end, answered or failed: the metrics. */
-    private readonly observer?: (event: JobEvent) => void
+    private readonly observer?: (event: JobEvent) => void,
+    /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
+    users?: UserService
   ) {
     const pool = usesPool(config)
-      ? new ThreadPool({ minThreads: config.minThreads, maxThreads: config.threads, maxQueue: config.maxQueue, upstreamUrl: config.upstreamUrl, heapMb: config.threadHeapMb, faultTasks: config.faultTasks })
+      ? new ThreadPool({
+        minThreads: config.minThreads,
+        maxThreads: config.threads,
+        maxQueue: config.maxQueue,
+        upstreamUrl: config.upstreamUrl,
+        heapMb: config.threadHeapMb,
+        workerData: { faultTasks: config.faultTasks, backends: userServiceConfig(config), logLevel: config.logLevel }
+      })
       : undefined
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
     this.pool = pool
     this.#placements = Object.freeze({
       cpu: config.cpuJobs === 'pool' ? onPool() : new LocalPlacement('inline', config.upstreamUrl),
-      io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', config.upstreamUrl)
+      io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', config.upstreamUrl, users)
     })
   }
 

@@ -17,11 +17,13 @@ const contract = {
 }
 
 describe('the error catalogue', () => {
-  it('has every code of the contract with its status, one for bugs, and one that is never sent', () => {
-    const { INTERNAL_ERROR, CANCELLED, ...rest } = statusOf
+  it('has every code of the contract with its status, one for bugs, one that is never sent, and the user service\'s two', () => {
+    const { INTERNAL_ERROR, CANCELLED, CONFLICT, BACKEND_UNAVAILABLE, ...rest } = statusOf
     expect(rest).toEqual(contract)
     expect(INTERNAL_ERROR).toBe(500)
     expect(CANCELLED).toBe(499)
+    expect(CONFLICT).toBe(409)
+    expect(BACKEND_UNAVAILABLE).toBe(503)
   })
 
   it.each(Object.keys(errors))('%s: its key is its code', (key) => {

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { threadId } from 'node:worker_threads'
+import type { UserService } from '../backends/users.js'
 import type { AnyTask } from '../tasks/types.js'
 import type { Placement, RunOutcome } from './types.js'
 
@@ -11,12 +12,13 @@ import type { Placement, RunOutcome } from './types.js'
 export class LocalPlacement implements Placement {
   constructor (
     readonly via: 'inline' | 'event-loop',
-    private readonly upstreamUrl: string | undefined
+    private readonly upstreamUrl: string | undefined,
+    private readonly users?: UserService
   ) {}
 
   async run (task: AnyTask, input: unknown, signal: AbortSignal): Promise<RunOutcome> {
     const start = performance.now()
-    const result = await task.run(input, { signal, upstreamUrl: this.upstreamUrl })
+    const result = await task.run(input, { signal, upstreamUrl: this.upstreamUrl, users: this.users })
     return { result, queuedMs: 0, runMs: performance.now() - start, threadId }
   }
 

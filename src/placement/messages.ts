@@ -1,5 +1,7 @@
 /** What crosses between a process's event loop and its pool threads: the only messages there are. */
 import type { MessagePort } from 'node:worker_threads'
+import type { UserServiceConfig } from '../backends/users.js'
+import type { LogLevel } from '../config.js'
 import type { ErrorCode } from '../errors.js'
 
 export interface PoolRequest {
@@ -33,4 +35,11 @@ export type PoolReply =
 export interface PoolWorkerData {
   /** Load the `fault` task too (FAULT_TASKS=on), as the process's registry does. */
   faultTasks: boolean
+  /**
+   * The backends of the `db` and `cache` tasks. A thread is an isolate: it cannot share the
+   * process's pg pool or Redis connection, so it opens its own (one pg connection: a thread runs
+   * one job at a time), on its first such job.
+   */
+  backends: UserServiceConfig
+  logLevel: LogLevel
 }

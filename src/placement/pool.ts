@@ -20,7 +20,8 @@ export interface ThreadPoolOptions {
   upstreamUrl: string | undefined
   /** V8 old-generation size of each thread, in MiB: past it the thread dies and its job fails, not the process. */
   heapMb: number
-  faultTasks: boolean
+  /** What each thread is given when it starts. */
+  workerData: PoolWorkerData
 }
 
 /**
@@ -47,7 +48,7 @@ export class ThreadPool {
       execArgv: [],
       env: threadEnv(),
       resourceLimits: { maxOldGenerationSizeMb: options.heapMb },
-      workerData: { faultTasks: options.faultTasks } satisfies PoolWorkerData
+      workerData: options.workerData
     })
     this.#capacity = options.maxThreads + options.maxQueue
     this.#upstreamUrl = options.upstreamUrl

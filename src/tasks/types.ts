@@ -1,4 +1,5 @@
 /** What every module under cpu-tasks/ and io-tasks/ exports as its default. */
+import type { UserService } from '../backends/users.js'
 
 export type TaskKind = 'cpu' | 'io'
 
@@ -15,6 +16,8 @@ export interface TaskContext {
   readonly signal: AbortSignal
   /** Base URL of the delay service, for the tasks that call it. */
   readonly upstreamUrl: string | undefined
+  /** PostgreSQL and Redis, for the `db` and `cache` tasks (each answers NOT_CONFIGURED without its backend). */
+  readonly users?: UserService
 }
 
 export interface TaskDefinition<Input = unknown, Output = unknown> {

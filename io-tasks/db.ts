@@ -1,0 +1,34 @@
+import { randomUUID } from 'node:crypto'
+import { SEED_USERS } from '../src/backends/schema.js'
+import { errors } from '../src/errors.js'
+import type { User } from '../src/backends/users.js'
+import type { TaskDefinition } from '../src/tasks/types.js'
+
+interface Input { op: 'read' | 'write', id?: number }
+
+export default {
+  name: 'db',
+  kind: 'io',
+  description: 'PostgreSQL, no cache: `read` one user by primary key (`id`, or a random seeded one), or `write` one new user. ' +
+    'Needs DATABASE_URL (else 503 NOT_CONFIGURED).',
+  schema: {
+    type: 'object',
+    properties: {
+      op: { enum: ['read', 'write'] },
+      id: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 }
+    },
+    required: ['op'],
+    additionalProperties: false
+  },
+  run: async ({ op, id }, { users }) => {
+    if (users === undefined) throw new errors.NOT_CONFIGURED('db', 'DATABASE_URL')
+    if (op === 'write') {
+      const tag = randomUUID()
+      const [created] = await users.createUsers([{ name: `Job user ${tag.slice(0, 8)}`, email: `${tag}@jobs.example.com` }])
+      return { op, id: created as number }
+    }
+    const userId = id ?? 1 + Math.floor(Math.random() * SEED_USERS)
+    const user: User | undefined = await users.readUser(userId)
+    return { op, id: userId, found: user !== undefined }
+  }
+} satisfies TaskDefinition<Input, { op: string, id: number, found?: boolean }>
