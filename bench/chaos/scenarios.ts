@@ -56,6 +56,9 @@ export interface ClientTally {
   pids: Set<number>
 }
 
+/** The pause before the one retry. */
+export const RETRY_PAUSE_MS = 500
+
 export interface ClientOptions {
   concurrency: number
   /** Sending stops when this resolves. */
@@ -88,6 +91,8 @@ export async function clients (url: string, options: ClientOptions, tally: Clien
       else if (first.status === 0) tally.lost++
       else tally.errorStatus++
       if (options.retry) {
+        // As a client would: a short pause first (a worker killed a moment ago is being replaced).
+        await sleep(RETRY_PAUSE_MS)
         const second = await postOnNewConnection(url, options.body, options.timeoutMs)
         if (second.status === 200) {
           tally.okOnRetry++
@@ -247,6 +252,7 @@ export async function threadFaults (rounds: number): Promise<ThreadFaultFigures>
 
 export interface KillFigures {
   kills: number
+  everyMs: number
   replaced: number
   seconds: number
   tally: ClientTally
@@ -291,6 +297,7 @@ export async function killLoop (kills: number, everyMs: number, concurrency = 8)
     const after = await postOnNewConnection(server.url, JSON.stringify({ task: 'fib', input: { n: 5 } }), 5_000)
     return {
       kills,
+      everyMs,
       replaced: server.logs.filter((l) => l.msg === 'worker died while serving; replacing it').length,
       seconds: Math.round((performance.now() - started) / 100) / 10,
       tally,
@@ -352,7 +359,11 @@ export async function rollingRestartUnderLoad (concurrency = 8): Promise<Restart
       await sleep(1_000)
       signalAt = performance.now()
       server.proc.kill('SIGHUP')
-      while (!server.logs.some((l) => l.msg === 'rolling restart done')) await sleep(20)
+      const deadline = performance.now() + 30_000
+      while (!server.logs.some((l) => l.msg === 'rolling restart done')) {
+        if (performance.now() > deadline) throw new Error(`rolling restart not done in 30 s: ${server.stderr()}`)
+        await sleep(20)
+      }
       doneAt = performance.now()
       await sleep(1_000)
     })()

@@ -105,8 +105,8 @@ const SETTLED = 0.1
  * One row for one model: a fresh server tree, then each cell of the row in turn, each warmed up
  * and measured `plan.repeats` times; then the server is stopped.
  */
-export async function runRow (model: Mode, specs: CellSpec[], plan: Plan, upstreamUrl: string): Promise<CellResult[]> {
-  const { startMs, runs } = await runOn(() => startServer({ ...NO_SHEDDING, MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan)
+export async function runRow (model: Mode, specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {}): Promise<CellResult[]> {
+  const { startMs, runs } = await runOn(() => startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan)
   return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
 }
 

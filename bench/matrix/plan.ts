@@ -6,7 +6,7 @@ export const MODELS: readonly Mode[] = ['event-loop', 'threads', 'processes', 'h
 /** What a cell sends: a load of the load client, less what the bench fills in (URL, duration). */
 export type Load = Pick<LoadOptions, 'transport' | 'connections' | 'inFlight' | 'mix'> & Partial<Pick<LoadOptions, 'rate' | 'encoding' | 'cut'>>
 
-export type Row = 'cpu' | 'io-low' | 'io-sweep' | 'mixed'
+export type Row = 'cpu' | 'io-low' | 'io-sweep' | 'mixed' | 'users'
 
 export interface CellSpec {
   /** e.g. "cpu", "io-sweep ws 1000", "mixed io+cpu" */
@@ -41,7 +41,7 @@ const fib30 = [{ task: 'fib', input: { n: 30 }, weight: 1 }]
 // starting threads again.
 const cpuLoad = (connections: number): Load => ({ transport: 'http', connections, inFlight: 1, mix: fib30, cut: false })
 
-export function cells (cores: number, sweep: readonly number[], transports: ReadonlyArray<'http' | 'ws'>): CellSpec[] {
+export function cells (cores: number, sweep: readonly number[], transports: ReadonlyArray<'http' | 'ws'>, users = true): CellSpec[] {
   // node:cluster balances connections, not requests: with a client per core, one worker could hold
   // most of the connections and the other idle. Eight per core keep every worker's cores busy.
   const cpuClients = 8 * cores
@@ -68,7 +68,24 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
   const io: Load = { transport: 'http', connections: 50, inFlight: 1, rate: 100, mix: [{ task: 'http', input: { delayMs: 20, bytes: 0 }, weight: 1 }] }
   list.push({ id: 'mixed io alone', row: 'mixed', load: io })
   list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: cpuLoad(cpuClients) })
+  if (users) list.push(...userCells())
   return list
+}
+
+/**
+ * The seed's user service as a workload: 90% user reads through the Redis cache (cache-aside, a
+ * random one of the 1,000 seeded users), 10% user inserts in a PostgreSQL transaction; at low
+ * concurrency over HTTP and over a thousand in flight over WebSocket. Run only where PostgreSQL
+ * and Redis can be started (the bench starts throwaway ones).
+ */
+export const USER_MIX = [{ task: 'cache', input: {}, weight: 9 }, { task: 'db', input: { op: 'write' }, weight: 1 }]
+export const USERS_HIGH = 2000
+
+function userCells (): CellSpec[] {
+  return [
+    { id: 'users low', row: 'users', inFlight: 50, load: { transport: 'http', connections: 50, inFlight: 1, mix: USER_MIX } },
+    { id: 'users high', row: 'users', inFlight: USERS_HIGH, load: { transport: 'ws', connections: 10, inFlight: USERS_HIGH / 10, mix: USER_MIX } }
+  ]
 }
 
 export function makePlan (name: Plan['name'], cores: number): Plan {
@@ -79,5 +96,5 @@ export function makePlan (name: Plan['name'], cores: number): Plan {
     return { name, repeats: 1, firstWarmupS: 0.4, warmupS: 0.4, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.7, models: MODELS, cells: cells(cores, [1000, 5000], ['ws']), references: true }
   }
   // The test suite's: one short cell per model, proving the pipeline end to end.
-  return { name, repeats: 1, firstWarmupS: 0.3, warmupS: 0.2, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.5, models: MODELS, cells: cells(cores, [], []).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
+  return { name, repeats: 1, firstWarmupS: 0.3, warmupS: 0.2, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.5, models: MODELS, cells: cells(cores, [], [], false).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from './cell.js'
 import { bars, groupedBars, lines, renderSvg } from './charts.js'
-import type { Plan } from './plan.js'
+import { USERS_HIGH, type Plan } from './plan.js'
 import type { References } from './references.js'
 import { fmt, fmtSpread, ratio, spread, type Spread } from './stats.js'
 import { holdsUpTo, type VerdictRow } from './verdict.js'
@@ -112,7 +112,12 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push('')
   }
 
-  for (const [title, id] of [['CPU-bound: fib(30), 8 clients per core, closed loop', 'cpu'], ['I/O-bound, low concurrency: 50 clients, `http` with a 50 ms delay', 'io-low']] as const) {
+  for (const [title, id] of [
+    ['CPU-bound: fib(30), 8 clients per core, closed loop', 'cpu'],
+    ['I/O-bound, low concurrency: 50 clients, `http` with a 50 ms delay', 'io-low'],
+    ['User service, 50 clients over HTTP: 90% `cache` (a random seeded user, cache-aside), 10% `db` write', 'users low'],
+    [`User service, ${USERS_HIGH.toLocaleString('en-US')} in flight over 10 WebSockets: the same mix`, 'users high']
+  ] as const) {
     const rows = models.map((m) => find(run, m, id)).filter((r): r is CellResult => r !== undefined)
     if (rows.length === 0) continue
     out.push(`## ${title}\n`)

@@ -1,6 +1,7 @@
 import { availableParallelism, cpus, release, totalmem, type } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { startDelayService } from '../../src/upstream/spawn.js'
+import { backendsAvailable, startPostgres, startRedis } from '../lib/backends.js'
 import { runRow, type CellResult } from './cell.js'
 import type { Plan } from './plan.js'
 import { measureReferences, type References } from './references.js'
@@ -26,15 +27,16 @@ export function machine (): MatrixRun['machine'] {
 export async function runMatrix (plan: Plan, progress: (line: string) => void): Promise<MatrixRun> {
   const started = performance.now()
   const upstream = await startDelayService()
+  const backends = await userBackends(plan, progress)
   try {
     const results: CellResult[] = []
-    const rows = [...new Set(plan.cells.map((c) => c.row))]
+    const rows = [...new Set(plan.cells.map((c) => c.row))].filter((row) => row !== 'users' || backends !== undefined)
     let done = 0
     for (const row of rows) {
       const cells = plan.cells.filter((c) => c.row === row)
       for (const model of plan.models) {
         progress(`[${++done}/${rows.length * plan.models.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${model}`)
-        results.push(...await runRow(model, cells, plan, upstream.url))
+        results.push(...await runRow(model, cells, plan, upstream.url, row === 'users' ? backends?.env : undefined))
       }
     }
     let references: References | undefined
@@ -51,6 +53,21 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
       verdict: verdict(results, m.cores)
     }
   } finally {
-    await upstream.stop()
+    await Promise.all([upstream.stop(), backends?.destroy()])
+  }
+}
+
+/** Throwaway PostgreSQL and Redis for the user-service row, or undefined (and the row skipped) where they are not installed. */
+async function userBackends (plan: Plan, progress: (line: string) => void): Promise<{ env: Record<string, string>, destroy: () => Promise<void> } | undefined> {
+  if (!plan.cells.some((c) => c.row === 'users')) return undefined
+  const available = backendsAvailable()
+  if (!available.postgres || !available.redis) {
+    progress('users row skipped: PostgreSQL or Redis is not installed (apt-get install postgresql redis-server)')
+    return undefined
+  }
+  const [postgres, redis] = await Promise.all([startPostgres(), startRedis()])
+  return {
+    env: { DATABASE_URL: postgres.url, REDIS_URL: redis.url },
+    destroy: async () => { await Promise.all([postgres.destroy(), redis.destroy()]) }
   }
 }

@@ -1,5 +1,6 @@
 import type { Mode } from '../../src/config.js'
 import type { CellResult } from './cell.js'
+import { USERS_HIGH } from './plan.js'
 import { fmt, spread } from './stats.js'
 
 export interface VerdictRow {
@@ -95,6 +96,19 @@ export function verdict (results: CellResult[], cores: number): VerdictRow[] {
       'A pool thread per waiting job caps `threads` at 50 waits at once; past them jobs queue (MAX_QUEUE) and are shed. ' +
       'An event loop keeps a wait as a promise and a timer in its heap, so what limits it is the CPU each job costs on its one core; ' +
       '`processes` and `hybrid` also wait on event loops, one per core, which is the seed\'s coroutine model run once per core.', lowestP99))
+  }
+
+  for (const [id, label, seed] of [
+    ['users low', 'User service (90% cached reads, 10% inserts), 50 in flight', 'threads'],
+    ['users high', `User service (90% cached reads, 10% inserts), ${USERS_HIGH.toLocaleString('en-US')} in flight`, 'event-loop']
+  ] as const) {
+    const cells = of(id)
+    if (cells.length === 0) continue
+    rows.push(row(label, seed, 'jobs/s', best(cells, jobs, true),
+      'Each job is a Redis GET (and on a miss a PostgreSQL SELECT and a SET), or an INSERT in a transaction: waits on sockets, ' +
+      'plus the CPU of the drivers\' protocol parsing. On the event loop those waits cost a promise each and share the process\'s ' +
+      'pg pool (PG_POOL_MAX) and one Redis connection; in `threads` every pool thread is an isolate with its own pg connection and ' +
+      'Redis connection, and a job holds its thread for every wait.', lowestP99))
   }
 
   const mixed = of('mixed io+cpu')

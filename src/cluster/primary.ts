@@ -1,10 +1,22 @@
 import cluster, { type Worker } from 'node:cluster'
 import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { describe } from '../log.js'
 import { startDelayService, type DelayServiceProcess } from '../upstream/spawn.js'
 import { serveClusterMetrics } from './metrics-ipc.js'
+
+/** A port free on `host` now (the kernel's choice), for the workers to share. */
+async function freePort (host: string): Promise<number> {
+  const probe = createServer()
+  probe.listen(0, host)
+  await once(probe, 'listening')
+  const { port } = probe.address() as AddressInfo
+  probe.close()
+  await once(probe, 'close')
+  return port
+}
 
 /** Workers that die before listening, in a row, before the primary gives up. */
 export const MAX_START_FAILURES = 5
@@ -28,7 +40,11 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
   let upstream: DelayServiceProcess | undefined
   if (config.upstreamUrl === undefined) upstream = await startDelayService()
   const upstreamUrl = upstream?.url ?? config.upstreamUrl
-  const env = { UPSTREAM_URL: upstreamUrl }
+  // node:cluster closes the shared listening socket when its last worker is gone, and the next
+  // worker to listen opens it again: with PORT=0 that would be another port. So the primary picks
+  // the free port once, and every worker, first or replacement, listens on that one.
+  const port = config.port === 0 ? await freePort(config.host) : config.port
+  const env = { UPSTREAM_URL: upstreamUrl, PORT: String(port) }
 
   const live = new Set<Worker>()
   const serving = new Set<Worker>()

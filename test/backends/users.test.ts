@@ -1,16 +1,22 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startPostgres, startRedis, type BackendServer } from '../../bench/lib/backends.js'
+import { backendsAvailable, startPostgres, startRedis, type BackendServer } from '../../bench/lib/backends.js'
 import { startDelayService, type DelayServiceProcess } from '../../src/upstream/spawn.js'
 import { build, startServer, waitFor } from '../helpers.js'
 
-// Real servers, started here: a throwaway PostgreSQL and Redis, and the delay service.
+// Real servers, started here: a throwaway PostgreSQL and Redis, and the delay service. Without
+// Debian's postgresql and redis-server packages these tests are skipped, loudly, unless
+// REQUIRE_BACKENDS=1 (as .ci/run sets), where they fail.
+const available = backendsAvailable()
+const runnable = (available.postgres && available.redis) || process.env.REQUIRE_BACKENDS === '1'
+if (!runnable) process.stderr.write('test/backends: PostgreSQL or Redis not installed (apt-get install postgresql redis-server); skipping the user-service tests\n')
 let postgres: BackendServer
 let redis: BackendServer
 let upstream: DelayServiceProcess
 let sql: pg.Pool
 
 beforeAll(async () => {
+  if (!runnable) return
   [postgres, redis, upstream] = await Promise.all([startPostgres(), startRedis(), startDelayService()])
   sql = new pg.Pool({ connectionString: postgres.url, max: 2 })
   sql.on('error', () => {})
@@ -45,7 +51,7 @@ describe('without DATABASE_URL and REDIS_URL', () => {
   })
 })
 
-describe('GET /api/users/:id, cache-aside', () => {
+describe.runIf(runnable)('GET /api/users/:id, cache-aside', () => {
   it('misses, then hits; 404 for a missing user; 400 for an id that is not one', async () => {
     const app = await build(env())
     const first = await app.inject({ url: '/api/users/7' })
@@ -72,7 +78,7 @@ describe('GET /api/users/:id, cache-aside', () => {
   })
 })
 
-describe('POST /api/users', () => {
+describe.runIf(runnable)('POST /api/users', () => {
   it('inserts a batch in one transaction and answers the ids in order', async () => {
     const app = await build(env())
     const users = [1, 2, 3].map((i) => ({ name: `Batch ${i}`, email: `batch-ok-${i}@example.com` }))
@@ -116,7 +122,7 @@ describe('POST /api/users', () => {
   })
 })
 
-describe('GET /api/products, a gather that survives partial failure', () => {
+describe.runIf(runnable)('GET /api/products, a gather that survives partial failure', () => {
   it('answers every source when all are up, and what succeeded with a list of what failed when Redis is down', async () => {
     const app = await build(env())
     const all = await app.inject({ url: '/api/products' })
@@ -142,7 +148,7 @@ describe('GET /api/products, a gather that survives partial failure', () => {
   })
 })
 
-describe('PostgreSQL down, then back', () => {
+describe.runIf(runnable)('PostgreSQL down, then back', () => {
   it('fails fast with 503 BACKEND_UNAVAILABLE, serves cached users meanwhile, and recovers by itself', async () => {
     const app = await build(env())
     expect((await app.inject({ url: '/api/users/21' })).statusCode).toBe(200) // now cached
@@ -170,9 +176,9 @@ describe('PostgreSQL down, then back', () => {
   })
 })
 
-describe('the db and cache tasks', () => {
+describe.runIf(runnable)('the db and cache tasks', () => {
   it('run on the event loop and on pool threads (each thread with its own connection)', async () => {
-    for (const mode of [{ MODE: 'event-loop' }, { MODE: 'threads', THREADS: '2' }]) {
+    for (const mode of [{ MODE: 'event-loop' }, { MODE: 'threads', THREADS: '2' }] as Array<Record<string, string>>) {
       const app = await build(env(mode))
       const post = async (task: string, input: unknown): Promise<any> => (await app.inject({ method: 'POST', url: '/jobs', payload: { task, input } })).json()
       expect(await post('db', { op: 'read', id: 5 })).toMatchObject({ result: { op: 'read', id: 5, found: true } })
@@ -187,7 +193,7 @@ describe('the db and cache tasks', () => {
   })
 })
 
-describe('a cluster on a fresh database', () => {
+describe.runIf(runnable)('a cluster on a fresh database', () => {
   it('creates the schema once (two workers starting at once) and seeds it', async () => {
     await sql.query('CREATE DATABASE fresh')
     const server = await startServer({ MODE: 'hybrid', PROCESSES: '2', DATABASE_URL: postgres.url.replace(/\/postgres$/, '/fresh'), REDIS_URL: redis.url })
