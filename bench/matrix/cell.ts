@@ -119,6 +119,7 @@ export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpe
       // Until throughput settles: a pool that starts threads on demand (`threads`) is still starting
       // them, each a V8 isolate loading its modules, for seconds after a new load arrives.
       let last = Number.NaN
+      if (spec.minWarmupS !== undefined) await runLoad(loadOptions(server.url, spec.load, spec.minWarmupS))
       for (let round = 0; round < plan.maxWarmupRounds; round++) {
         const [report] = await Promise.all([
           runLoad(loadOptions(server.url, spec.load, all.length === 0 && round === 0 ? plan.firstWarmupS : plan.warmupS)),

@@ -58,6 +58,16 @@ const toUser = (row: { id: string | number, name: string, email: string, created
 
 const cacheKey = (id: number): string => `user:${id}`
 
+/** A cached user, or undefined for anything else under its key (read as a miss, then overwritten). */
+function parseCached (text: string): User | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<User> | null
+    return typeof value?.id === 'number' && typeof value.email === 'string' ? value as User : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * The seed's AsyncWebService on PostgreSQL and Redis: cache-aside reads, batch inserts in one
  * transaction, and a gather over several sources that answers with what succeeded. Either backend
@@ -101,7 +111,8 @@ export class UserService {
     if (this.#redis !== undefined) {
       try {
         const cached = await this.#redis.get(cacheKey(id))
-        if (cached !== null) return { user: JSON.parse(cached) as User, cache: 'hit' }
+        const user = cached === null ? undefined : parseCached(cached)
+        if (user !== undefined) return { user, cache: 'hit' }
       } catch (err) {
         this.#down('redis', err as Error)
         cache = 'bypass'
