@@ -35,7 +35,8 @@ const UNAVAILABLE = /^(08|57P0[1-3]|53300)/
 
 /**
  * A pg error as one of the catalogue's: unreachable or shutting down -> 503 BACKEND_UNAVAILABLE,
- * statement or read timeout -> 504 TIMEOUT, unique violation -> 409 CONFLICT. Anything else is a
+ * statement or read timeout -> 504 TIMEOUT, unique violation -> 409 CONFLICT, data it refuses ->
+ * 400 BAD_INPUT. Anything else is a
  * bug or a schema problem, and stays what it is (a 500 with a fixed message).
  */
 export function pgError (err: unknown, timeoutMs: number): Error {
@@ -44,6 +45,8 @@ export function pgError (err: unknown, timeoutMs: number): Error {
   const message = typeof e.message === 'string' ? e.message : ''
   if (code === '57014' || message === 'Query read timeout') return new errors.TIMEOUT(timeoutMs)
   if (code === '23505') return new errors.CONFLICT(`already exists: ${typeof e.detail === 'string' ? e.detail : 'a unique value'}`)
+  // Data PostgreSQL refuses (a NUL character in text, a CHECK constraint): the client's input, not a bug.
+  if (code.startsWith('22') || code === '23514') return new errors.BAD_INPUT(`PostgreSQL refused the data: ${message.slice(0, 200)}`)
   if (UNAVAILABLE.test(code) || /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NOTFOUND|PIPE|TIMEDOUT)$/.test(code) ||
       /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client has encountered a connection error/i.test(message)) {
     return new errors.BACKEND_UNAVAILABLE('PostgreSQL')
