@@ -89,6 +89,19 @@ async function stopProcess (proc: ChildProcess | undefined, signal: NodeJS.Signa
   clearTimeout(kill)
 }
 
+function backendServer (url: string, port: number, dir: string, start: () => Promise<void>, stop: () => Promise<void>): BackendServer {
+  return {
+    url,
+    port,
+    stop,
+    start,
+    destroy: async () => {
+      await stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+
 /** A PostgreSQL cluster of its own: initdb into a temporary directory, trust auth on loopback only. */
 export async function startPostgres (): Promise<BackendServer> {
   const bin = postgresBinDirs()
@@ -112,16 +125,7 @@ export async function startPostgres (): Promise<BackendServer> {
   await start()
   // SIGINT is PostgreSQL's "fast" shutdown: open connections are closed, nothing waits for clients.
   const stop = (): Promise<void> => stopProcess(proc, 'SIGINT')
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    port,
-    stop,
-    start,
-    destroy: async () => {
-      await stop()
-      await rm(dir, { recursive: true, force: true })
-    }
-  }
+  return backendServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, start, stop)
 }
 
 /** A Redis server of its own, in memory only (no snapshots, no append-only file). */
@@ -137,14 +141,5 @@ export async function startRedis (): Promise<BackendServer> {
   }
   await start()
   const stop = (): Promise<void> => stopProcess(proc, 'SIGTERM')
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    stop,
-    start,
-    destroy: async () => {
-      await stop()
-      await rm(dir, { recursive: true, force: true })
-    }
-  }
+  return backendServer(`redis://127.0.0.1:${port}`, port, dir, start, stop)
 }
