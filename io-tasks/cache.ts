@@ -8,6 +8,7 @@ interface Input { id?: number }
 export default {
   name: 'cache',
   kind: 'io',
+  usesBackends: true,
   description: 'A user read through the Redis cache (cache-aside, as GET /api/users/:id): Redis first, PostgreSQL on a miss, ' +
     'then cached. `id`, or a random seeded one. Needs DATABASE_URL and REDIS_URL (else 503 NOT_CONFIGURED).',
   schema: {

@@ -9,6 +9,7 @@ interface Input { op: 'read' | 'write', id?: number }
 export default {
   name: 'db',
   kind: 'io',
+  usesBackends: true,
   description: 'PostgreSQL, no cache: `read` one user by primary key (`id`, or a random seeded one), or `write` one new user. ' +
     'Needs DATABASE_URL (else 503 NOT_CONFIGURED).',
   schema: {

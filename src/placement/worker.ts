@@ -3,25 +3,23 @@ import { performance } from 'node:perf_hooks'
 import { threadId, type MessagePort } from 'node:worker_threads'
 import { workerData } from 'piscina'
 import type { UserService } from '../backends/users.js'
-import type { AnyTask } from '../tasks/types.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode } from '../errors.js'
 import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 
 const { faultTasks, backends, logLevel } = workerData as PoolWorkerData
 const tasks = await loadTasks({ faults: faultTasks })
-const needsBackends = backends.databaseUrl !== undefined || backends.redisUrl !== undefined
-let users: Promise<UserService> | undefined
+const backendsConfigured = backends.databaseUrl !== undefined || backends.redisUrl !== undefined
+let threadUsers: Promise<UserService> | undefined
 
 /**
- * This thread's own backends, opened on its first `db` or `cache` job. pg and ioredis are loaded
+ * This thread's own backends, opened on its first job of a task that uses them (`db`, `cache`). pg and ioredis are loaded
  * then too: most threads never run such a job, and every thread's start-up counts.
  */
-async function usersOfThisThread (task: AnyTask): Promise<UserService | undefined> {
-  if (!needsBackends || (task.name !== 'db' && task.name !== 'cache')) return undefined
-  users ??= Promise.all([import('../backends/users.js'), import('../log.js')]).then(([{ UserService }, { createLogger }]) =>
+async function usersOfThisThread (): Promise<UserService> {
+  threadUsers ??= Promise.all([import('../backends/users.js'), import('../log.js')]).then(([{ UserService }, { createLogger }]) =>
     new UserService({ ...backends, pgPoolMin: 0, pgPoolMax: 1 }, createLogger({ logLevel }).child({ threadId })))
-  return await users
+  return await threadUsers
 }
 // A CPU job is cancelled by terminating its thread (synchronous code hears nothing else), so it is
 // never signalled; an I/O job is told over its control port.
@@ -41,7 +39,9 @@ export default async function runJob ({ task: name, input, upstreamUrl, control 
   const startedAt = performance.timeOrigin + start
   const signal = control === undefined ? never : listen(control)
   try {
-    const result = await task.run(input, { signal, upstreamUrl, users: await usersOfThisThread(task) })
+    // Only a task that uses the backends waits for them; every other job goes straight to its task.
+    const users = task.usesBackends === true && backendsConfigured ? await usersOfThisThread() : undefined
+    const result = await task.run(input, { signal, upstreamUrl, users })
     return { ok: true, result, startedAt, runMs: performance.now() - start, threadId }
   } catch (err) {
     const code = (err as { code?: unknown }).code

@@ -25,6 +25,8 @@ export interface TaskDefinition<Input = unknown, Output = unknown> {
   readonly kind: TaskKind
   readonly description: string
   readonly schema: InputSchema
+  /** The task reads `context.users` (PostgreSQL, Redis): a pool thread then opens its own connections for it. */
+  readonly usesBackends?: true
   /** CPU tasks return synchronously; I/O tasks return a promise. */
   run (input: Input, context: TaskContext): Output | Promise<Output>
 }
