@@ -1,9 +1,9 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { errors, RETRY_AFTER_S, toErrorBody } from './errors.js'
-import { installAuth } from './http/auth.js'
-import { installEncoding } from './http/encoding.js'
-import { installShedding } from './http/pressure.js'
+import { performance } from 'node:perf_hooks'
+import { LoopDelay, QueueDelayRule } from './admission.js'
+import { installRequestHooks } from './http/hooks.js'
 import { JobRunner } from './jobs.js'
 import { healthRoutes } from './routes/health.js'
 import { jobRoutes } from './routes/jobs.js'
@@ -25,6 +25,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     jobs: JobRunner
     websockets: WsConnections
+    /** The event loop's queueing delay, when shedding on it is on. */
+    loopDelay: LoopDelay | undefined
   }
 }
 
@@ -61,27 +63,22 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), users)
   const websockets = new WsConnections()
   metrics = new ServerMetrics({ pool: runner.pool, websockets })
+  const loopRule = new QueueDelayRule({ targetMs: config.shedLoopTargetMs, intervalMs: config.shedIntervalMs }, performance.now())
+  const loopDelay = loopRule.enabled ? new LoopDelay(loopRule, () => performance.now()) : undefined
+  loopDelay?.start()
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
+  app.decorate('loopDelay', loopDelay)
   app.addHook('onClose', async () => {
+    loopDelay?.stop()
     await runner.close()
     await users.close()
     metrics?.close()
   })
 
-  await installShedding(app, config)
-  installEncoding(app)
-  if (config.authToken !== undefined) installAuth(app, config.authToken)
-
-  // Node closes idle keep-alive connections when the server closes, but not those still busy
-  // then: tell each of those, with its last answer, to close, so that the drain ends when the
-  // jobs in flight do rather than when keep-alive times out.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) reply.header('connection', 'close')
-    done(null, payload)
-  })
+  installRequestHooks(app, { loop: loopDelay, authToken: config.authToken, closing: () => closing })
   // One line per request, at debug only (the hook is not even there at info): load runs stay quiet.
   if (config.logLevel === 'debug' || config.logLevel === 'trace') {
     app.addHook('onResponse', (request, reply, done) => {
@@ -107,7 +104,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(jobRoutes, { runner })
   await app.register(taskRoutes, { registry })
   await app.register(healthRoutes, { config })
-  await app.register(wsRoutes, { runner, config, connections: websockets })
+  await app.register(wsRoutes, { runner, config, connections: websockets, loop: loopDelay })
   await app.register(metricsRoutes, { metrics })
   await app.register(userRoutes, { users })
   return app

@@ -40,10 +40,14 @@ export interface Config {
   readonly wsPingIntervalMs: number
   /** Heap of each pool thread (V8 old generation), in MiB: a job that needs more fails, its thread is replaced. */
   readonly threadHeapMb: number
-  /** Shed requests (503) while the mean event-loop delay over the last sample is above this; 0 = never. */
-  readonly maxEventLoopDelayMs: number
-  /** Shed requests (503) while event-loop utilization over the last sample is above this; 0 = never. */
-  readonly maxEventLoopUtilization: number
+  /**
+   * Admission by queueing delay (src/admission.ts). Once a queue has stood non-empty for
+   * shedIntervalMs, a job is refused (503) while the oldest waiter has waited more than the target:
+   * shedTargetMs for the pool's queue, shedLoopTargetMs for the event loop. 0 turns each off.
+   */
+  readonly shedTargetMs: number
+  readonly shedLoopTargetMs: number
+  readonly shedIntervalMs: number
   /** A request (headers and body) not fully received by then is answered 408 and closed. */
   readonly requestTimeoutMs: number
   /** Headers not fully received by then: the connection is closed (slowloris). */
@@ -119,8 +123,9 @@ export const DEFAULTS = Object.freeze({
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsPingIntervalMs: 30_000,
   threadHeapMb: 512,
-  maxEventLoopDelayMs: 1000,
-  maxEventLoopUtilization: 0.98,
+  shedTargetMs: 50,
+  shedLoopTargetMs: 10,
+  shedIntervalMs: 100,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 10_000,
@@ -166,8 +171,9 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     wsMaxBufferedBytes: integer('WS_MAX_BUFFERED_BYTES', read('WS_MAX_BUFFERED_BYTES'), 1024, 1024 * 1024 * 1024) ?? DEFAULTS.wsMaxBufferedBytes,
     wsPingIntervalMs: integer('WS_PING_INTERVAL_MS', read('WS_PING_INTERVAL_MS'), 100, 3_600_000) ?? DEFAULTS.wsPingIntervalMs,
     threadHeapMb: integer('THREAD_HEAP_MB', read('THREAD_HEAP_MB'), 16, 65_536) ?? DEFAULTS.threadHeapMb,
-    maxEventLoopDelayMs: integer('MAX_EVENT_LOOP_DELAY_MS', read('MAX_EVENT_LOOP_DELAY_MS'), 0, 60_000) ?? DEFAULTS.maxEventLoopDelayMs,
-    maxEventLoopUtilization: fraction('MAX_EVENT_LOOP_UTILIZATION', read('MAX_EVENT_LOOP_UTILIZATION')) ?? DEFAULTS.maxEventLoopUtilization,
+    shedTargetMs: integer('SHED_TARGET_MS', read('SHED_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedTargetMs,
+    shedLoopTargetMs: integer('SHED_LOOP_TARGET_MS', read('SHED_LOOP_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedLoopTargetMs,
+    shedIntervalMs: integer('SHED_INTERVAL_MS', read('SHED_INTERVAL_MS'), 1, 60_000) ?? DEFAULTS.shedIntervalMs,
     ...httpTimeouts(read),
     databaseUrl: serviceUrl('DATABASE_URL', read('DATABASE_URL'), ['postgres:', 'postgresql:']),
     redisUrl: serviceUrl('REDIS_URL', read('REDIS_URL'), ['redis:', 'rediss:']),
@@ -228,12 +234,6 @@ function httpTimeouts (read: (name: string) => string | undefined): Pick<Config,
   return { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs }
 }
 
-function fraction (name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined
-  const n = /^(0(\.\d+)?|1(\.0+)?)$/.test(value) ? Number(value) : Number.NaN
-  if (n >= 0 && n <= 1) return n
-  throw new ConfigError(name, value, 'expected a number from 0 to 1')
-}
 
 function hostname (name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined

@@ -39,7 +39,7 @@ export class JobRunner {
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel'> & UserServiceConfig,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs'> & UserServiceConfig,
     /** Told of every job's end, answered or failed: the metrics. */
     private readonly observer?: (event: JobEvent) => void,
     /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
@@ -52,6 +52,7 @@ export class JobRunner {
         maxQueue: config.maxQueue,
         upstreamUrl: config.upstreamUrl,
         heapMb: config.threadHeapMb,
+        shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
         workerData: { faultTasks: config.faultTasks, backends: userServiceConfig(config), logLevel: config.logLevel }
       })
       : undefined

@@ -11,7 +11,7 @@ export { childEnv, serverFile, startServer, type ServerProcess as RunningServer 
  * too, so a test that sends load would see its own work as the server's and be shed: load shedding
  * is off unless a test turns it on (the shedding tests run the server as a child process).
  */
-export const IN_PROCESS = Object.freeze({ LOG_LEVEL: 'silent', MAX_EVENT_LOOP_DELAY_MS: '0', MAX_EVENT_LOOP_UTILIZATION: '0' })
+export const IN_PROCESS = Object.freeze({ LOG_LEVEL: 'silent', SHED_TARGET_MS: '0', SHED_LOOP_TARGET_MS: '0' })
 
 /** A fresh app for one test, from env-style settings, closed after it. */
 export async function build (env: Record<string, string> = {}): Promise<FastifyInstance> {

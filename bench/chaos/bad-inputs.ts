@@ -3,6 +3,7 @@
  * 4xx, sent over HTTP JSON, HTTP MessagePack and WebSocket (JSON and MessagePack frames). Shared by
  * the parametrised test and by `npm run chaos`, so the run reports exactly what the test checks.
  */
+import { request as httpRequest } from 'node:http'
 import { once } from 'node:events'
 import { Packr, Unpackr } from 'msgpackr'
 import WebSocket from 'ws'
@@ -129,20 +130,48 @@ function body (c: BadInput, msgpack: boolean): Buffer {
 
 type Item = { ok: true } | { ok: false, error: { code: string } }
 
+/** Bodies from this size on are sent only after the server has had a moment to refuse them by their headers. */
+const LARGE_BODY = 64 * 1024
+
+/**
+ * One request. A server may refuse a body by its Content-Length alone (413) and close the
+ * connection without reading it, as HTTP allows; a client that is still writing then sees a broken
+ * pipe rather than the answer. So a large body goes out only after the headers have been out for
+ * a moment with no answer, the way a client using `Expect: 100-continue` would wait.
+ */
+async function exchange (target: string, method: string, headers: Record<string, string>, payload: Buffer | undefined): Promise<{ status: number, type: string, bytes: Buffer }> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest(target, { method, headers: payload === undefined ? headers : { ...headers, 'content-length': String(payload.length) }, timeout: 10_000 })
+    let answered = false
+    req.once('response', (res) => {
+      answered = true
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), bytes: Buffer.concat(chunks) }))
+      res.once('error', reject)
+    })
+    req.once('timeout', () => req.destroy(new Error('no answer in 10 s')))
+    req.on('error', (err) => { if (!answered) reject(err) })
+    if (payload === undefined || payload.length < LARGE_BODY) {
+      req.end(payload)
+      return
+    }
+    req.flushHeaders()
+    setTimeout(() => { if (!answered) req.end(payload) }, 100)
+  })
+}
+
 async function sendHttp (url: string, c: BadInput, msgpack: boolean, headers: Record<string, string>): Promise<Outcome> {
   const type = msgpack ? 'application/msgpack' : 'application/json'
-  const init: RequestInit = { method: c.method ?? 'POST', headers: { ...headers, accept: type }, signal: AbortSignal.timeout(10_000) }
-  if (c.method !== 'GET') {
-    init.body = body(c, msgpack)
-    if (c.contentType !== null) (init.headers as Record<string, string>)['content-type'] = c.contentType ?? type
-  }
-  const res = await fetch(`${url}${c.route ?? '/jobs'}`, init)
-  const bytes = Buffer.from(await res.arrayBuffer())
-  const answer = (res.headers.get('content-type') ?? '').includes('msgpack') ? unpackr.unpack(bytes) : JSON.parse(bytes.toString())
+  const sent: Record<string, string> = { ...headers, accept: type }
+  const payload = c.method === 'GET' ? undefined : body(c, msgpack)
+  if (payload !== undefined && c.contentType !== null) sent['content-type'] = c.contentType ?? type
+  const res = await exchange(`${url}${c.route ?? '/jobs'}`, c.method ?? 'POST', sent, payload)
+  const answer = res.type.includes('msgpack') ? unpackr.unpack(res.bytes) : JSON.parse(res.bytes.toString())
   if (res.status === 200 && Array.isArray(answer.results)) {
     return { status: 200, code: 'OK', items: (answer.results as Item[]).map((r) => r.ok ? 'ok' : r.error.code) }
   }
-  return { status: res.status, code: res.ok ? 'OK' : String(answer.code) }
+  return { status: res.status, code: res.status === 200 ? 'OK' : String(answer.code) }
 }
 
 /** Opens a WebSocket for jobs; resolves when open. */

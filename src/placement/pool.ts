@@ -1,11 +1,13 @@
 import { performance } from 'node:perf_hooks'
 import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
+import { QueueDelayRule, type DelayRuleOptions } from '../admission.js'
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
 import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 import type { Placement, RunOutcome } from './types.js'
+import { WaitingLine } from './waiting-line.js'
 
 function threadEnv (): NodeJS.ProcessEnv {
   const { NODE_OPTIONS: _preloads, ...env } = process.env
@@ -22,18 +24,25 @@ export interface ThreadPoolOptions {
   heapMb: number
   /** What each thread is given when it starts. */
   workerData: PoolWorkerData
+  /** Admission by the queue's delay: the target for the oldest waiting job, and the interval. */
+  shedding: DelayRuleOptions
 }
 
 /**
- * One Piscina pool per process, shared by every placement that uses it. Admission is counted here
- * rather than left to Piscina's maxQueue, whose limit also counts threads still starting: the
- * contract's MAX_QUEUE is "jobs waiting for a thread", exactly.
+ * One Piscina pool per process, shared by every placement that uses it. Admission is decided here:
+ * by the queue's delay (how long its oldest job has waited, src/admission.ts), and by MAX_QUEUE,
+ * the memory bound: jobs waiting for a thread, exactly. Piscina is handed one job per thread at a
+ * time; the others wait in this pool's own line (waiting-line.ts says why).
  */
 export class ThreadPool {
   readonly #piscina: Piscina<PoolRequest, PoolReply>
-  readonly #capacity: number
+  readonly #line = new WaitingLine()
+  readonly #delayRule: QueueDelayRule
+  readonly #maxThreads: number
+  readonly #maxQueue: number
   readonly #upstreamUrl: string | undefined
-  #inFlight = 0
+  /** Jobs handed to Piscina and not yet settled: at most one per thread. */
+  #running = 0
 
   constructor (options: ThreadPoolOptions) {
     this.#piscina = new Piscina({
@@ -50,7 +59,9 @@ export class ThreadPool {
       resourceLimits: { maxOldGenerationSizeMb: options.heapMb },
       workerData: options.workerData
     })
-    this.#capacity = options.maxThreads + options.maxQueue
+    this.#delayRule = new QueueDelayRule(options.shedding, performance.now())
+    this.#maxThreads = options.maxThreads
+    this.#maxQueue = options.maxQueue
     this.#upstreamUrl = options.upstreamUrl
   }
 
@@ -59,7 +70,7 @@ export class ThreadPool {
   }
 
   get maxThreads (): number {
-    return this.#piscina.options.maxThreads
+    return this.#maxThreads
   }
 
   /** Share of the threads' time spent running jobs, since the pool started. */
@@ -69,12 +80,27 @@ export class ThreadPool {
 
   /** Jobs waiting for a thread right now. */
   get queued (): number {
-    return this.#piscina.queueSize
+    return this.#line.size
+  }
+
+  /** How long the oldest job waiting for a thread has waited, in ms (0 when none waits). */
+  get queueDelayMs (): number {
+    return this.#line.oldestWaitMs(performance.now())
   }
 
   async run (task: AnyTask, input: unknown, signal: AbortSignal): Promise<RunOutcome> {
-    if (this.#inFlight >= this.#capacity) throw new errors.OVERLOADED('every pool thread busy and MAX_QUEUE jobs waiting')
-    this.#inFlight++
+    const now = performance.now()
+    if (this.#running < this.#maxThreads && this.#line.size === 0) {
+      this.#running++
+      this.#delayRule.empty(now)
+    } else {
+      if (this.#line.size >= this.#maxQueue) throw new errors.OVERLOADED('every pool thread busy and MAX_QUEUE jobs waiting')
+      const delayMs = this.#line.oldestWaitMs(now)
+      if (!this.#delayRule.admits(delayMs, now)) {
+        throw new errors.OVERLOADED(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs(now)} ms allowed`)
+      }
+      await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
+    }
     const submittedAt = performance.timeOrigin + performance.now()
     let reply: PoolReply
     try {
@@ -86,7 +112,7 @@ export class ThreadPool {
       if (signal.aborted) throw signal.reason
       throw new errors.TASK_FAILED(task.name, { cause: err })
     } finally {
-      this.#inFlight--
+      this.#settled()
     }
     if (!reply.ok) throw codedError(reply.code, reply.message)
     return {
@@ -118,6 +144,15 @@ export class ThreadPool {
     } finally {
       signal.removeEventListener('abort', onAbort)
       port1.close()
+    }
+  }
+
+  /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. */
+  #settled (): void {
+    if (this.#line.next()) {
+      if (this.#line.size === 0) this.#delayRule.empty(performance.now())
+    } else {
+      this.#running--
     }
   }
 

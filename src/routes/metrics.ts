@@ -1,12 +1,11 @@
 import cluster from 'node:cluster'
 import type { FastifyPluginAsync } from 'fastify'
-import { neverShed } from '../http/pressure.js'
 import { requestClusterMetrics } from '../cluster/metrics-ipc.js'
 import type { ServerMetrics } from '../metrics.js'
 
 /** GET /metrics: Prometheus text, summed over every cluster worker whichever one answers. */
 export const metricsRoutes: FastifyPluginAsync<{ metrics: ServerMetrics }> = async (app, { metrics }) => {
-  app.get('/metrics', { config: neverShed }, async (_request, reply) => {
+  app.get('/metrics', { config: { neverShed: true } }, async (_request, reply) => {
     const text = cluster.isWorker ? await requestClusterMetrics() : await metrics.registry.metrics()
     return reply.type(metrics.registry.contentType).send(text)
   })

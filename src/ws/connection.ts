@@ -7,8 +7,8 @@ export interface ConnectionLimits {
   maxInFlight: number
   /** Answers handed to the socket but not yet written out, in bytes, past which reading stops. */
   maxBufferedBytes: number
-  /** Whether the process is shedding load (event loop too busy): each frame is then answered OVERLOADED. */
-  shedding?: () => boolean
+  /** OVERLOADED while the event loop's queueing delay is over its bound (src/admission.ts): the frame is answered so. */
+  refusal?: (() => Error | undefined) | undefined
 }
 
 type Id = string | number | null
@@ -129,8 +129,9 @@ export class JobConnection {
       this.#send(failure(id, new errors.OVERLOADED('the server is shutting down')), isBinary)
       return
     }
-    if (this.#limits.shedding?.() === true) {
-      this.#send(failure(id, new errors.OVERLOADED('event loop over its delay or utilization limit')), isBinary)
+    const refusal = this.#limits.refusal?.()
+    if (refusal !== undefined) {
+      this.#send(failure(id, refusal), isBinary)
       return
     }
     if (this.#inFlight.size >= this.#limits.maxInFlight) {

@@ -1,69 +1,101 @@
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openJobSocket, sendFrame } from '../../bench/chaos/bad-inputs.js'
+import { runLoad, type LoadReport } from '../../bench/load/run.js'
+import type { LoadOptions } from '../../bench/load/options.js'
 import { startServer, type RunningServer } from '../helpers.js'
 
 let server: RunningServer | undefined
 afterEach(async () => { await server?.stop('SIGKILL') })
 
-const spin = JSON.stringify({ task: 'spin', input: { ms: 60 } })
+const load = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
+  url, transport: 'http', encoding: 'json', connections: 50, inFlight: 1, duration: 2, count: undefined, rate: undefined,
+  mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }], token: undefined, timeoutMs: 10_000, pid: undefined, out: undefined, progress: false, ...over
+})
 
-async function post (url: string, body: string): Promise<{ status: number, code?: string, retryAfter?: string }> {
-  const res = await request(`${url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, headersTimeout: 10_000 })
-  const answer = await res.body.json() as { code?: string }
-  return { status: res.statusCode, code: answer.code, retryAfter: res.headers['retry-after'] as string | undefined }
+/** Samples POST /jobs every 50 ms while `during` runs: what a client hitting the server then sees. */
+async function probe (url: string, body: string, during: Promise<unknown>): Promise<Array<{ status: number, code?: string, retryAfter?: string }>> {
+  const seen: Array<{ status: number, code?: string, retryAfter?: string }> = []
+  let done = false
+  void during.finally(() => { done = true })
+  while (!done) {
+    const res = await request(`${url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, headersTimeout: 10_000 })
+    const answer = await res.body.json() as { code?: string }
+    seen.push({ status: res.statusCode, code: answer.code, retryAfter: res.headers['retry-after'] as string | undefined })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return seen
 }
 
-describe('load shedding on a busy event loop (@fastify/under-pressure)', () => {
-  it('answers 503 OVERLOADED with Retry-After while the loop is saturated, keeps /health up, and recovers', async () => {
-    // A single event loop running CPU jobs inline: 4 clients keep it busy all the time.
-    server = await startServer({ MODE: 'event-loop', MAX_EVENT_LOOP_UTILIZATION: '0.9', MAX_EVENT_LOOP_DELAY_MS: '0' })
-    const url = server.url
-    const until = Date.now() + 2_500
-    const answers: Array<Awaited<ReturnType<typeof post>>> = []
-    const client = async (): Promise<void> => {
-      while (Date.now() < until) answers.push(await post(url, spin))
-    }
-    const health: number[] = []
-    const watcher = async (): Promise<void> => {
-      while (Date.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, 200))
-        health.push((await request(`${url}/health`)).statusCode)
-      }
-    }
-    await Promise.all([client(), client(), client(), client(), watcher()])
+/**
+ * Nothing is shed while answers stay under the target. The tests share the machine with other
+ * test files: when they starve the server, its queue really does stand past the target, and a
+ * few refusals are then the rule working, not a fault; they must stay a small share.
+ */
+function expectNotShedWhileOnTime (report: LoadReport, targetMs: number): void {
+  expect(Object.keys(report.errors).filter((code) => code !== 'OVERLOADED')).toEqual([])
+  const shed = report.errors.OVERLOADED ?? 0
+  if (shed === 0) return
+  expect(report.latencyMs.p99).toBeGreaterThan(targetMs)
+  expect(shed / (report.ok + shed)).toBeLessThan(0.01)
+}
 
-    const shed = answers.filter((a) => a.status === 503)
-    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThan(0)
-    expect(shed.length).toBeGreaterThan(0)
-    for (const a of shed) expect(a).toEqual({ status: 503, code: 'OVERLOADED', retryAfter: '1' })
-    expect(answers.every((a) => a.status === 200 || a.status === 503)).toBe(true)
-    expect(health.length).toBeGreaterThan(0)
-    expect(health.every((s) => s === 200)).toBe(true)
-
-    // The loop idles again: after a sample or two, jobs are admitted.
-    await new Promise((resolve) => setTimeout(resolve, 800))
-    expect(await post(url, spin)).toMatchObject({ status: 200 })
+describe('admission by queueing delay, on real servers with the default targets', () => {
+  it('does not shed a loop that is saturated but on time: 50 closed-loop clients of trivial jobs', async () => {
+    server = await startServer({ MODE: 'event-loop' })
+    await runLoad(load(server.url, { duration: 1 })) // warm-up
+    const report = await runLoad(load(server.url, {}))
+    expect(report.ok).toBeGreaterThan(1000)
+    expectNotShedWhileOnTime(report, 10)
   }, 20_000)
 
-  it('sheds WebSocket frames too while the loop is saturated, and keeps the connection', async () => {
-    server = await startServer({ MODE: 'event-loop', MAX_EVENT_LOOP_UTILIZATION: '0.9', MAX_EVENT_LOOP_DELAY_MS: '0' })
-    const ws = await openJobSocket(server.url)
-    const codes: string[] = []
-    const until = Date.now() + 2_000
-    let id = 0
-    const client = async (): Promise<void> => {
-      while (Date.now() < until) codes.push((await sendFrame(ws, Buffer.from(JSON.stringify({ id: id++, task: 'spin', input: { ms: 60 } })), false)).code)
-    }
-    // Other clients over HTTP keep the loop busy too.
-    const busy = async (): Promise<void> => {
-      while (Date.now() < until) await post(server!.url, spin)
-    }
-    await Promise.all([client(), busy(), busy()])
-    expect(codes).toContain('OVERLOADED')
-    expect(codes).toContain('OK')
-    expect(codes.every((c) => c === 'OK' || c === 'OVERLOADED')).toBe(true)
-    expect(ws.readyState).toBe(ws.OPEN)
-    ws.terminate()
+  it('does not shed a pool that keeps up either: 50 closed-loop clients of trivial pool jobs', async () => {
+    server = await startServer({ MODE: 'hybrid', PROCESSES: '1' })
+    await runLoad(load(server.url, { duration: 1 }))
+    const report = await runLoad(load(server.url, {}))
+    expect(report.ok).toBeGreaterThan(500)
+    expectNotShedWhileOnTime(report, 50)
+  }, 20_000)
+
+  // spin 5 ms: at most 200 jobs/s on the one loop or the one thread; 600/s offered is 3x that.
+  const heavy = { task: 'spin', input: { ms: 5 }, weight: 1 }
+  for (const [model, env] of [['event-loop (inline)', { MODE: 'event-loop' }], ['hybrid (pool)', { MODE: 'hybrid', PROCESSES: '1', THREADS: '1' }]] as const) {
+    it(`sheds an open loop past its capacity with 503 OVERLOADED and Retry-After, keeps /health, serves what it admits: ${model}`, async () => {
+      server = await startServer(env)
+      const url = server.url
+      const overload = runLoad(load(url, { rate: 600, connections: 300, duration: 2.5, mix: [heavy] }))
+      const probes = probe(url, JSON.stringify({ task: 'spin', input: { ms: 5 } }), overload)
+      const report = await overload
+      const seen = await probes
+      expect(report.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
+      expect(Object.keys(report.errors).filter((code) => code !== 'OVERLOADED')).toEqual([])
+      expect(report.ok).toBeGreaterThan(100) // the admitted jobs are served
+      const shed = seen.filter((s) => s.status === 503)
+      expect(shed.length).toBeGreaterThan(0)
+      for (const s of shed) expect(s).toEqual({ status: 503, code: 'OVERLOADED', retryAfter: '1' })
+      expect(seen.every((s) => s.status === 200 || s.status === 503)).toBe(true)
+      expect((await request(`${url}/health`)).statusCode).toBe(200)
+      // Once the load is gone, the queue empties and jobs are admitted again.
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect((await request(`${url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ task: 'spin', input: { ms: 5 } }) })).statusCode).toBe(200)
+    }, 20_000)
+  }
+
+  it('sheds WebSocket frames too while the loop is behind, and keeps the connections', async () => {
+    server = await startServer({ MODE: 'event-loop' })
+    const url = server.url
+    const idle = await openJobSocket(url)
+    const spin = [{ task: 'spin', input: { ms: 5 }, weight: 1 }]
+    const [overHttp, overWs] = await Promise.all([
+      runLoad(load(url, { rate: 600, connections: 300, duration: 2, mix: spin })),
+      runLoad(load(url, { transport: 'ws', connections: 4, inFlight: 25, duration: 2, mix: spin }))
+    ])
+    expect(overHttp.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
+    expect(overWs.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
+    expect(overWs.ok).toBeGreaterThan(0)
+    expect(Object.keys(overWs.errors).filter((code) => code !== 'OVERLOADED')).toEqual([])
+    expect(idle.readyState).toBe(idle.OPEN)
+    expect((await sendFrame(idle, Buffer.from(JSON.stringify({ id: 1, task: 'fib', input: { n: 5 } })), false)).code).toBe('OK')
+    idle.terminate()
   }, 20_000)
 })

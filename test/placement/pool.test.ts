@@ -57,7 +57,7 @@ describe('jobs on the pool', () => {
   })
 
   it('aborts an I/O job holding a pool thread past JOB_TIMEOUT_MS', async () => {
-    const app = await build({ MODE: 'threads', THREADS: '1', JOB_TIMEOUT_MS: '200' })
+    const app = await build({ MODE: 'threads', THREADS: '1', JOB_TIMEOUT_MS: '1000' })
     const stuck = await app.inject(job('sleep', { ms: 30_000 }))
     expect(stuck.statusCode).toBe(504)
     const next = await app.inject(job('sleep', { ms: 1 }))

@@ -1,0 +1,91 @@
+/**
+ * `npm run profile:layers`: where each microsecond of a request goes. Starts a one-process server
+ * under V8's sampling profiler (--cpu-prof) for each scenario (`GET /health`, a trivial inline job,
+ * a trivial pool job), drives it with autocannon (50 connections, PROFILE_SECONDS each, 5 by
+ * default), stops it, and reads the profile: self time per layer divided by the requests answered
+ * is that layer's cost per request. Prints a Markdown table and writes bench/results/layers.json.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { projectRoot } from '../../src/paths.js'
+import { startServer } from '../lib/server-process.js'
+import { classify, LAYERS, type Layer } from './classify.js'
+
+interface ProfileNode { id: number, callFrame: { functionName: string, url: string }, children?: number[] }
+interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
+
+interface Scenario { name: string, env: Record<string, string>, file?: string, request: { method: 'GET' | 'POST', path: string, body?: string } }
+
+const plainFastify = `${projectRoot}/dist/bench/matrix/servers/plain-fastify.js`
+
+const trivialJob = JSON.stringify({ task: 'fib', input: { n: 1 } })
+const SCENARIOS: Scenario[] = [
+  { name: 'plain Fastify, GET /health', env: {}, file: plainFastify, request: { method: 'GET', path: '/health' } },
+  { name: 'plain Fastify, trivial job with a body schema', env: {}, file: plainFastify, request: { method: 'POST', path: '/jobs', body: trivialJob } },
+  { name: 'GET /health (event-loop)', env: { MODE: 'event-loop' }, request: { method: 'GET', path: '/health' } },
+  { name: 'trivial inline job (event-loop)', env: { MODE: 'event-loop' }, request: { method: 'POST', path: '/jobs', body: trivialJob } },
+  { name: 'trivial pool job (hybrid, 1 process)', env: { MODE: 'hybrid', PROCESSES: '1' }, request: { method: 'POST', path: '/jobs', body: trivialJob } }
+]
+
+/** Self time (µs) per layer over the whole profile. */
+export function selfTimeByLayer (profile: CpuProfile): Record<Layer, number> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const totals = Object.fromEntries(LAYERS.map((l) => [l, 0])) as Record<Layer, number>
+  const debug = new Map<string, number>()
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i] as number)
+    if (node === undefined) continue
+    const layer = classify(node.callFrame)
+    totals[layer] += profile.timeDeltas[i] ?? 0
+    if (process.env.PROFILE_DEBUG !== undefined && layer === process.env.PROFILE_DEBUG) {
+      const key = `${node.callFrame.functionName} ${node.callFrame.url}`
+      debug.set(key, (debug.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0))
+    }
+  }
+  if (debug.size > 0) process.stderr.write([...debug].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, v]) => `${Math.round(v / 1000)} ms ${k}`).join('\n') + '\n')
+  return totals
+}
+
+async function profileScenario (scenario: Scenario, seconds: number): Promise<{ requests: number, non2xx: number, perRequestUs: Record<Layer, number> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'cpu-prof-'))
+  const server = await startServer(scenario.env, 20_000, scenario.file, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+  try {
+    const run = (duration: number): Promise<autocannon.Result> => autocannon({
+      url: `${server.url}${scenario.request.path}`,
+      method: scenario.request.method,
+      headers: { 'content-type': 'application/json' },
+      body: scenario.request.body,
+      connections: 50,
+      duration
+    })
+    const warm = await run(1) // profiled too: its requests count in the division
+    const result = await run(seconds)
+    await server.stop()
+    const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'))
+    if (file === undefined) throw new Error(`the server wrote no profile (exit ${String(server.proc.exitCode)}): ${server.stderr()}`)
+    const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile
+    const totals = selfTimeByLayer(profile)
+    const requests = result.requests.total + warm.requests.total
+    const perRequestUs = Object.fromEntries(LAYERS.map((l) => [l, Math.round(totals[l] / requests * 10) / 10])) as Record<Layer, number>
+    return { requests, non2xx: result.non2xx, perRequestUs }
+  } finally {
+    await server.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const seconds = Number(process.env.PROFILE_SECONDS ?? 5)
+const results: Array<{ name: string, requests: number, non2xx: number, perRequestUs: Record<Layer, number> }> = []
+for (const s of SCENARIOS) {
+  process.stderr.write(`profiling ${s.name} for ${seconds} s\n`)
+  results.push({ name: s.name, ...await profileScenario(s, seconds) })
+}
+const header = `| layer | ${results.map((r) => r.name).join(' | ')} |`
+const lines = [header, `|---|${results.map(() => '---').join('|')}|`]
+for (const layer of LAYERS) if (layer !== 'start-up (loading modules)') lines.push(`| ${layer} | ${results.map((r) => r.perRequestUs[layer]).join(' | ')} |`)
+lines.push(`| **requests (non-2xx)** | ${results.map((r) => `${r.requests} (${r.non2xx})`).join(' | ')} |`)
+console.log(`µs of CPU per request on the server's main thread, by layer (V8 sampling profiler, 1 + ${seconds} s each, autocannon 50 connections; start-up left out)\n`)
+console.log(lines.join('\n'))
+await writeFile(join(projectRoot, 'bench/results/layers.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, seconds, results }, null, 2) + '\n')

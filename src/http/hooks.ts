@@ -1,0 +1,81 @@
+import type { FastifyBodyParser, FastifyInstance } from 'fastify'
+import type { LoopDelay } from '../admission.js'
+import { errors } from '../errors.js'
+import { bearerCheck } from './auth.js'
+import { decodeJson, decodeMsgpack, encodeMsgpack, JSON_TYPE, MSGPACK_TYPE, MSGPACK_TYPES, wantsMsgpack } from './codec.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client's Accept names MessagePack: answers and errors are encoded so. */
+    wantsMsgpack: boolean
+  }
+  interface FastifyContextConfig {
+    /** /health: no token needed. */
+    open?: boolean
+    /** /health and /metrics: answered even while jobs are being shed; an operator needs them most then. */
+    neverShed?: boolean
+  }
+}
+
+export interface RequestHooksOptions {
+  /** The event loop's queueing delay, when shedding on it is on. */
+  loop: LoopDelay | undefined
+  authToken: string | undefined
+  /** True once the server is draining: each answer then asks its client to close the connection. */
+  closing: () => boolean
+}
+
+// Fastify's types say a serializer returns a string; at run time a Buffer goes out as is.
+const msgpackSerializer = encodeMsgpack as unknown as (payload: unknown) => string
+
+/**
+ * Everything the server does to every request, in one onRequest and one onSend hook (each hook
+ * Fastify runs costs every request; callback style, since a promise each would cost more):
+ *
+ * - bodies in JSON or MessagePack (any other type is refused with 415), answers in what Accept asks;
+ * - the bearer token, when AUTH_TOKEN is set;
+ * - admission on the event loop's queueing delay (src/admission.ts), before the body is read;
+ * - a Server-Timing header on every answer, and `connection: close` while draining.
+ *
+ * Installed on the root instance so that not-found and error answers get them too.
+ */
+export function installRequestHooks (app: FastifyInstance, options: RequestHooksOptions): void {
+  app.removeAllContentTypeParsers()
+  const parser = (decode: (body: Buffer) => unknown): FastifyBodyParser<Buffer> => (_req, body, done) => {
+    try {
+      done(null, decode(body))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  }
+  app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer' }, parser(decodeJson))
+  app.addContentTypeParser([...MSGPACK_TYPES], { parseAs: 'buffer' }, parser(decodeMsgpack))
+  app.decorateRequest('wantsMsgpack', false)
+
+  const { loop, closing } = options
+  const authorized = options.authToken === undefined ? undefined : bearerCheck(options.authToken)
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.headers.accept !== undefined && wantsMsgpack(request.headers.accept)) {
+      request.wantsMsgpack = true
+      reply.serializer(msgpackSerializer)
+    }
+    const config = request.routeOptions.config
+    if (authorized !== undefined && config.open !== true && !authorized(request)) {
+      reply.header('www-authenticate', 'Bearer')
+      done(new errors.UNAUTHORIZED())
+      return
+    }
+    done(loop === undefined || config.neverShed === true ? undefined : loop.refusal())
+  })
+
+  app.addHook('onSend', (request, reply, payload, done) => {
+    // Here rather than in onRequest: Fastify resets the content type before an error handler runs.
+    if (request.wantsMsgpack) reply.header('content-type', MSGPACK_TYPE)
+    if (!reply.hasHeader('server-timing')) reply.header('server-timing', `total;dur=${reply.elapsedTime.toFixed(3)}`)
+    // Node closes idle keep-alive connections when the server closes, but not those still busy
+    // then: tell each of those, with its last answer, to close, so that the drain ends when the
+    // jobs in flight do rather than when keep-alive times out.
+    if (closing()) reply.header('connection', 'close')
+    done(null, payload)
+  })
+}
