@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Config } from './config.js'
 import { usesPool } from './config.js'
-import { errors, isErrorCode } from './errors.js'
+import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
 import type { Placement, RunOutcome, Via } from './placement/types.js'
@@ -16,6 +16,7 @@ export interface JobTiming {
   totalMs: number
 }
 
+/** A job's answer, the same whichever way it came (HTTP, a batch, a WebSocket frame). */
 export interface JobAnswer {
   task: string
   kind: TaskKind
@@ -24,14 +25,30 @@ export interface JobAnswer {
   ranOn: { pid: number, threadId: number, via: Via }
 }
 
+/** What a batch item and a WebSocket frame answer: the job's answer, or its error as an HTTP error body says it. */
+export type JobOutcome = ({ ok: true } & JobAnswer) | { ok: false, error: ErrorBody }
+
+/**
+ * Gives the job an AbortController of its own, made only for a job that can be cancelled (not an
+ * inline one). The caller aborts it when its client goes away; the runner aborts it at
+ * JOB_TIMEOUT_MS. Either way a queued job never starts, a pool job's thread is terminated (CPU)
+ * or told to stop (I/O), and an I/O job on the event loop stops waiting.
+ */
+export type Control = () => AbortController
+
 const NEVER = new AbortController().signal
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
+/** Any failure of a job as an error of the catalogue: coded errors as they are, anything else TASK_FAILED. */
+function asJobError (err: unknown, task: AnyTask | undefined): Error & { code: string } {
+  return isErrorCode((err as { code?: unknown } | null)?.code) ? err as Error & { code: string } : new errors.TASK_FAILED(task?.name, { cause: err })
+}
+
 /**
  * Runs jobs where the configuration puts them: one placement for CPU tasks, one for I/O tasks,
- * both chosen here once. Validates, times, enforces JOB_TIMEOUT_MS, and turns every failure into
- * an error of the catalogue.
+ * both chosen here once. The one job path of every transport: checks the job (once), times it,
+ * enforces JOB_TIMEOUT_MS, and turns every failure into an error of the catalogue.
  */
 export class JobRunner {
   readonly #placements: Readonly<Record<TaskKind, Placement>>
@@ -50,10 +67,9 @@ export class JobRunner {
         minThreads: config.minThreads,
         maxThreads: config.threads,
         maxQueue: config.maxQueue,
-        upstreamUrl: config.upstreamUrl,
         heapMb: config.threadHeapMb,
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
-        workerData: { faultTasks: config.faultTasks, backends: userServiceConfig(config), logLevel: config.logLevel }
+        workerData: { faultTasks: config.faultTasks, upstreamUrl: config.upstreamUrl, backends: userServiceConfig(config), logLevel: config.logLevel }
       })
       : undefined
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
@@ -65,69 +81,74 @@ export class JobRunner {
   }
 
   /**
-   * Runs one job to its answer, or rejects with an error of the catalogue. `cancel` is the
-   * client's: when it aborts (the client went away) a queued job never starts, a pool job's thread
-   * is terminated, and an I/O job on the event loop stops waiting. It may be given as a function
-   * that makes it, called only for a job that can be cancelled (not an inline one).
+   * Runs one job (`{ task, input }`, as a client sent it) to its answer, or rejects with an error
+   * of the catalogue. `where` names the job in a BAD_INPUT message (`jobs[3]`).
    */
-  async run (name: unknown, rawInput: unknown, cancel?: AbortSignal | (() => AbortSignal)): Promise<JobAnswer> {
+  async run (job: unknown, control?: Control, where?: string): Promise<JobAnswer> {
     const start = performance.now()
     let task: AnyTask | undefined
     let placement: Placement | undefined
     try {
-      const resolved = this.registry.resolve(name, rawInput)
+      const resolved = this.registry.resolve(job, where)
       task = resolved.task
       placement = this.#placements[task.kind]
-      const outcome = await this.#runPlaced(placement, task, resolved.input, cancel)
-      const answer: JobAnswer = {
+      const outcome = await this.#runPlaced(placement, task, resolved.input, control)
+      const totalMs = round(performance.now() - start)
+      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs })
+      return {
         task: task.name,
         kind: task.kind,
         result: outcome.result,
-        timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs: round(performance.now() - start) },
+        timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs },
         ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
       }
-      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: answer.timing.queuedMs, totalMs: answer.timing.totalMs })
-      return answer
     } catch (err) {
       // A job refused for its input still counts under its task's name, when that is in the catalogue.
-      task ??= typeof name === 'string' ? this.registry.get(name) : undefined
-      const failure = isErrorCode((err as { code?: unknown }).code) ? err as Error & { code: string } : new errors.TASK_FAILED(task?.name, { cause: err })
+      task ??= this.registry.taskOf(job)
+      const failure = asJobError(err, task)
       this.observer?.({ task: task?.name ?? '(unknown)', kind: task?.kind ?? 'none', via: placement?.via ?? 'none', outcome: failure.code })
       throw failure
     }
   }
 
-  /** The placement's run, raced against JOB_TIMEOUT_MS and the client's cancel, both of which abort it. */
-  async #runPlaced (placement: Placement, task: AnyTask, input: unknown, cancelling: AbortSignal | (() => AbortSignal) | undefined): Promise<RunOutcome> {
+  /** As run(), but never rejects: the outcome as a batch item or a WebSocket frame carries it. */
+  async settle (job: unknown, control?: Control, where?: string): Promise<JobOutcome> {
+    try {
+      return { ok: true, ...await this.run(job, control, where) }
+    } catch (err) {
+      return { ok: false, error: toErrorBody(err) }
+    }
+  }
+
+  /**
+   * The placement's run, bounded by JOB_TIMEOUT_MS and by the caller's abort: either answers at
+   * once, even if the task ignores its signal, and the abort frees what the job holds.
+   */
+  async #runPlaced (placement: Placement, task: AnyTask, input: unknown, control: Control | undefined): Promise<RunOutcome> {
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
     // land while it runs, so it gets neither (they would only cost every trivial job).
     if (placement.via === 'inline') return await placement.run(task, input, NEVER)
-    const cancel = typeof cancelling === 'function' ? cancelling() : cancelling
-    if (cancel?.aborted === true) throw cancel.reason
+    const controller = control?.() ?? new AbortController()
+    const { signal } = controller
+    if (signal.aborted) throw signal.reason
     const timeoutMs = this.config.jobTimeoutMs
-    const controller = new AbortController()
-    let timer: NodeJS.Timeout | undefined
-    let onCancel: (() => void) | undefined
-    // The race answers on time even if a task ignores its signal; the abort frees the pool thread.
-    const stopped = new Promise<never>((_resolve, reject) => {
-      const stop = (err: unknown): void => {
-        reject(err)
-        controller.abort(err)
+    return await new Promise<RunOutcome>((resolve, reject) => {
+      const timer = setTimeout(() => controller.abort(new errors.TIMEOUT(timeoutMs)), timeoutMs)
+      const onAbort = (): void => {
+        clearTimeout(timer)
+        reject(signal.reason)
       }
-      timer = setTimeout(() => stop(new errors.TIMEOUT(timeoutMs)), timeoutMs)
-      if (cancel !== undefined) {
-        onCancel = () => stop(cancel.reason)
-        cancel.addEventListener('abort', onCancel, { once: true })
-      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      placement.run(task, input, signal).then((outcome) => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        resolve(outcome)
+      }, (err: unknown) => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        reject(signal.aborted ? signal.reason : err)
+      })
     })
-    try {
-      return await Promise.race([placement.run(task, input, controller.signal), stopped])
-    } catch (err) {
-      throw controller.signal.aborted ? controller.signal.reason : err
-    } finally {
-      clearTimeout(timer)
-      if (onCancel !== undefined) cancel?.removeEventListener('abort', onCancel)
-    }
   }
 
   async close (): Promise<void> {

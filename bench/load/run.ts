@@ -46,9 +46,11 @@ const newHistogram = (): Histogram => build({ lowestDiscernibleValue: 1, highest
 const round = (n: number): number => Math.round(n * 100) / 100
 
 function summarize (h: Histogram): LatencySummary {
-  // Recorded in microseconds, reported in milliseconds.
-  const at = (p: number): number => round(h.getValueAtPercentile(p) / 1000)
-  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max: round(h.maxValue / 1000), mean: round(h.mean / 1000) }
+  // Recorded in microseconds, reported in milliseconds. HDR gives a percentile as the top of its
+  // bucket, which can lie above the largest value recorded: no percentile is reported above the max.
+  const max = round(h.maxValue / 1000)
+  const at = (p: number): number => Math.min(max, round(h.getValueAtPercentile(p) / 1000))
+  return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max, mean: round(h.mean / 1000) }
 }
 
 function picker (mix: JobSpec[]): () => Job {

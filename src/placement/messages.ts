@@ -7,7 +7,6 @@ import type { ErrorCode } from '../errors.js'
 export interface PoolRequest {
   task: string
   input: unknown
-  upstreamUrl: string | undefined
   /**
    * I/O jobs only: a port on which the thread says CONTROL_STARTED when it begins the job, and the
    * event loop says CONTROL_ABORT to cancel it. A waiting job can stop waiting; terminating its
@@ -35,6 +34,8 @@ export type PoolReply =
 export interface PoolWorkerData {
   /** Load the `fault` task too (FAULT_TASKS=on), as the process's registry does. */
   faultTasks: boolean
+  /** Base URL of the delay service, for the tasks that call it: the same for every job. */
+  upstreamUrl: string | undefined
   /**
    * The backends of the `db` and `cache` tasks. A thread is an isolate: it cannot share the
    * process's pg pool or Redis connection, so it opens its own (one pg connection: a thread runs

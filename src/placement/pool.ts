@@ -19,7 +19,6 @@ export interface ThreadPoolOptions {
   maxThreads: number
   /** Jobs allowed to wait for a thread; one more is refused at once. */
   maxQueue: number
-  upstreamUrl: string | undefined
   /** V8 old-generation size of each thread, in MiB: past it the thread dies and its job fails, not the process. */
   heapMb: number
   /** What each thread is given when it starts. */
@@ -40,7 +39,6 @@ export class ThreadPool {
   readonly #delayRule: QueueDelayRule
   readonly #maxThreads: number
   readonly #maxQueue: number
-  readonly #upstreamUrl: string | undefined
   /** Jobs handed to Piscina and not yet settled: at most one per thread. */
   #running = 0
 
@@ -62,7 +60,6 @@ export class ThreadPool {
     this.#delayRule = new QueueDelayRule(options.shedding, performance.now())
     this.#maxThreads = options.maxThreads
     this.#maxQueue = options.maxQueue
-    this.#upstreamUrl = options.upstreamUrl
   }
 
   get threads (): number {
@@ -106,11 +103,11 @@ export class ThreadPool {
     try {
       reply = task.kind === 'cpu'
         // Aborted, Piscina drops the job from the queue, or terminates its thread and starts another.
-        ? await this.#piscina.run({ task: task.name, input, upstreamUrl: this.#upstreamUrl }, { signal })
+        ? await this.#piscina.run({ task: task.name, input }, { signal })
         : await this.#runCooperatively(task, input, signal)
     } catch (err) {
-      if (signal.aborted) throw signal.reason
-      throw new errors.TASK_FAILED(task.name, { cause: err })
+      // What happened, as it happened: the job runner turns it into an error of the catalogue.
+      throw signal.aborted ? signal.reason : err
     } finally {
       this.#settled()
     }
@@ -139,7 +136,7 @@ export class ThreadPool {
     }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
-      const request: PoolRequest = { task: task.name, input, upstreamUrl: this.#upstreamUrl, control: port2 }
+      const request: PoolRequest = { task: task.name, input, control: port2 }
       return await this.#piscina.run(request, { signal: queued.signal, transferList: [port2] })
     } finally {
       signal.removeEventListener('abort', onAbort)

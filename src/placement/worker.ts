@@ -7,7 +7,7 @@ import { loadTasks } from '../tasks/load.js'
 import { isErrorCode } from '../errors.js'
 import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 
-const { faultTasks, backends, logLevel } = workerData as PoolWorkerData
+const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorkerData
 const tasks = await loadTasks({ faults: faultTasks })
 const backendsConfigured = backends.databaseUrl !== undefined || backends.redisUrl !== undefined
 let threadUsers: Promise<UserService> | undefined
@@ -32,7 +32,7 @@ function listen (control: MessagePort): AbortSignal {
   return controller.signal
 }
 
-export default async function runJob ({ task: name, input, upstreamUrl, control }: PoolRequest): Promise<PoolReply> {
+export default async function runJob ({ task: name, input, control }: PoolRequest): Promise<PoolReply> {
   const task = tasks.get(name)
   if (task === undefined) throw new Error(`pool thread has no task ${name}`)
   const start = performance.now()

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { errors, toErrorBody } from '../errors.js'
-import type { JobAnswer, JobRunner, JobTiming } from '../jobs.js'
-import { MAX_TASK_NAME } from '../tasks/registry.js'
+import { errors } from '../errors.js'
+import type { Control, JobRunner, JobTiming } from '../jobs.js'
 
 export const MAX_BATCH = 1000
 /** A job is a task name and a small input (every task's input is a few numbers): 64 KiB is ample. */
@@ -9,16 +8,8 @@ export const JOB_BODY_LIMIT = 64 * 1024
 /** A full batch of MAX_BATCH jobs fits with room to spare. */
 export const BATCH_BODY_LIMIT = 1024 * 1024
 
-const jobBody = {
-  type: 'object',
-  properties: {
-    task: { type: 'string', minLength: 1, maxLength: MAX_TASK_NAME },
-    input: { type: 'object' }
-  },
-  required: ['task'],
-  additionalProperties: false
-} as const
-
+// Only the batch's own shape: each job in it, like the body of POST /jobs, is checked by the job
+// runner's one envelope schema, so that every transport checks a job the same way, once.
 const batchBody = {
   type: 'object',
   properties: { jobs: { type: 'array', minItems: 1, maxItems: MAX_BATCH } },
@@ -31,41 +22,41 @@ function serverTiming ({ queuedMs, runMs, totalMs }: JobTiming): string {
 }
 
 /**
- * Aborts when the client goes away before its answer is written, so that its jobs stop: queued
- * ones never start, pool threads are terminated, waits on the event loop end.
+ * The jobs of one request are cancelled when its client goes away before the answer is written:
+ * queued ones never start, pool threads are terminated, waits on the event loop end. Each job's
+ * controller is made only if the job can be cancelled (see Control), and one `close` listener
+ * serves them all.
  */
-function cancelledWhenGone (reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  const gone = (): void => {
-    if (!reply.raw.writableFinished) controller.abort(new errors.CANCELLED())
+function cancelledWhenGone (reply: FastifyReply): Control {
+  let controllers: Set<AbortController> | undefined
+  return () => {
+    const controller = new AbortController()
+    if (controllers === undefined) {
+      controllers = new Set()
+      const gone = (): void => {
+        if (reply.raw.writableFinished) return
+        for (const c of controllers as Set<AbortController>) c.abort(new errors.CANCELLED())
+      }
+      if (reply.raw.closed) gone() // the client may have left already
+      else reply.raw.once('close', gone)
+    }
+    if (reply.raw.closed && !reply.raw.writableFinished) controller.abort(new errors.CANCELLED())
+    controllers.add(controller)
+    return controller
   }
-  if (reply.raw.closed) gone() // made lazily: the client may have left already
-  else reply.raw.once('close', gone)
-  return controller.signal
 }
 
-type BatchItem = ({ ok: true } & JobAnswer) | { ok: false, error: ReturnType<typeof toErrorBody> }
-
 export const jobRoutes: FastifyPluginAsync<{ runner: JobRunner }> = async (app, { runner }) => {
-  app.post<{ Body: { task: string, input?: unknown } }>('/jobs', { bodyLimit: JOB_BODY_LIMIT, schema: { body: jobBody } }, async (request, reply) => {
-    const answer = await runner.run(request.body.task, request.body.input, () => cancelledWhenGone(reply))
+  app.post('/jobs', { bodyLimit: JOB_BODY_LIMIT }, async (request, reply) => {
+    const answer = await runner.run(request.body, cancelledWhenGone(reply))
     reply.header('server-timing', serverTiming(answer.timing))
     return answer
   })
 
   // Every job of a batch runs at once and is answered in input order; one failure never fails the batch.
   app.post<{ Body: { jobs: unknown[] } }>('/jobs/batch', { bodyLimit: BATCH_BODY_LIMIT, schema: { body: batchBody } }, async (request, reply) => {
-    const cancel = cancelledWhenGone(reply)
-    const settled = await Promise.allSettled(request.body.jobs.map(async (job, i) => {
-      if (typeof job !== 'object' || job === null || Array.isArray(job) || Object.keys(job).some((k) => k !== 'task' && k !== 'input')) {
-        throw new errors.BAD_INPUT(`jobs[${i}] must be an object with "task" and "input" only`)
-      }
-      const { task, input } = job as { task?: unknown, input?: unknown }
-      return await runner.run(task, input, cancel)
-    }))
-    const results: BatchItem[] = settled.map((s) => s.status === 'fulfilled'
-      ? { ok: true, ...s.value }
-      : { ok: false, error: toErrorBody(s.reason) })
+    const control = cancelledWhenGone(reply)
+    const results = await Promise.all(request.body.jobs.map((job, i) => runner.settle(job, control, `jobs[${i}]`)))
     return { results }
   })
 }

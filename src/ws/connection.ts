@@ -1,7 +1,7 @@
 import type { WebSocket, RawData } from 'ws'
 import { errors, toErrorBody } from '../errors.js'
 import { decodeJson, decodeMsgpack, encodeMsgpack } from '../http/codec.js'
-import type { JobRunner } from '../jobs.js'
+import type { JobOutcome, JobRunner } from '../jobs.js'
 
 export interface ConnectionLimits {
   maxInFlight: number
@@ -13,12 +13,8 @@ export interface ConnectionLimits {
 
 type Id = string | number | null
 
-/** A frame's answer: JSON frames are answered in text, MessagePack frames in binary. */
-interface Answer {
-  id: Id
-  ok: boolean
-  [key: string]: unknown
-}
+/** A frame's answer: a job's outcome with the frame's id; JSON frames are answered in text, MessagePack frames in binary. */
+type Answer = { id: Id } & JobOutcome
 
 const MAX_ID_LENGTH = 256
 
@@ -27,8 +23,7 @@ function isId (id: unknown): id is string | number {
 }
 
 function failure (id: Id, err: unknown): Answer {
-  const { code, message } = toErrorBody(err)
-  return { id, ok: false, error: { code, message } }
+  return { id, ok: false, error: toErrorBody(err) }
 }
 
 /**
@@ -43,7 +38,10 @@ export class JobConnection {
   readonly #socket: WebSocket
   readonly #runner: JobRunner
   readonly #limits: ConnectionLimits
-  readonly #inFlight = new Set<AbortController>()
+  /** Jobs in flight; those that can be cancelled (not inline ones) also have a controller here. */
+  #inFlight = 0
+  readonly #cancellable = new Set<AbortController>()
+  #closed = false
   #unsentBytes = 0
   #peakUnsentBytes = 0
   #pauses = 0
@@ -58,13 +56,14 @@ export class JobConnection {
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
     socket.on('pong', () => { this.#alive = true })
     socket.once('close', () => {
-      for (const controller of this.#inFlight) controller.abort(new errors.CANCELLED())
-      this.#inFlight.clear()
+      this.#closed = true
+      for (const controller of this.#cancellable) controller.abort(new errors.CANCELLED())
+      this.#cancellable.clear()
     })
   }
 
   get inFlight (): number {
-    return this.#inFlight.size
+    return this.#inFlight
   }
 
   get unsentBytes (): number {
@@ -99,7 +98,7 @@ export class JobConnection {
   }
 
   #closeIfDrained (): void {
-    if (this.#draining && this.#inFlight.size === 0) this.#socket.close(1001, 'server shutting down')
+    if (this.#draining && this.#inFlight === 0) this.#socket.close(1001, 'server shutting down')
   }
 
   #onFrame (data: RawData, isBinary: boolean): void {
@@ -115,14 +114,10 @@ export class JobConnection {
       this.#send(failure(null, new errors.BAD_INPUT('a frame is an object { id, task, input }')), isBinary)
       return
     }
-    const { id, task, input, ...extra } = frame as Record<string, unknown>
+    // The rest of the frame is the job, checked by the job runner as every transport's is.
+    const { id, ...job } = frame as Record<string, unknown>
     if (!isId(id)) {
       this.#send(failure(null, new errors.BAD_INPUT(`id must be a string of at most ${MAX_ID_LENGTH} characters or a finite number`)), isBinary)
-      return
-    }
-    const unknown = Object.keys(extra)[0]
-    if (unknown !== undefined) {
-      this.#send(failure(id, new errors.BAD_INPUT(`frame has unknown property "${unknown}"`)), isBinary)
       return
     }
     if (this.#draining) {
@@ -134,24 +129,25 @@ export class JobConnection {
       this.#send(failure(id, refusal), isBinary)
       return
     }
-    if (this.#inFlight.size >= this.#limits.maxInFlight) {
+    if (this.#inFlight >= this.#limits.maxInFlight) {
       this.#send(failure(id, new errors.OVERLOADED(`at most ${this.#limits.maxInFlight} jobs in flight per connection`)), isBinary)
       return
     }
-    void this.#runJob(id, task, input, isBinary)
+    void this.#runJob(id, job, isBinary)
   }
 
-  async #runJob (id: string | number, task: unknown, input: unknown, binary: boolean): Promise<void> {
-    const controller = new AbortController()
-    this.#inFlight.add(controller)
-    let answer: Answer
-    try {
-      const { result, timing, ranOn } = await this.#runner.run(task, input, controller.signal)
-      answer = { id, ok: true, result, timing, ranOn }
-    } catch (err) {
-      answer = failure(id, err)
-    }
-    if (!this.#inFlight.delete(controller)) return // cancelled: the socket is gone
+  async #runJob (id: string | number, job: unknown, binary: boolean): Promise<void> {
+    this.#inFlight++
+    let controller: AbortController | undefined
+    const outcome = await this.#runner.settle(job, () => {
+      controller = new AbortController()
+      this.#cancellable.add(controller)
+      return controller
+    }, 'frame')
+    this.#inFlight--
+    if (controller !== undefined) this.#cancellable.delete(controller)
+    if (this.#closed) return // the socket is gone: nobody to answer
+    const answer: Answer = { id, ...outcome }
     try {
       this.#send(answer, binary)
     } catch (err) {

@@ -11,7 +11,7 @@ beforeAll(async () => { registry = await TaskRegistry.load() })
 
 const context: TaskContext = { signal: new AbortController().signal, upstreamUrl: undefined }
 const run = async (name: string, input: unknown): Promise<unknown> => {
-  const { task, input: checked } = registry.resolve(name, input)
+  const { task, input: checked } = registry.resolve({ task: name, input })
   return await task.run(checked, context)
 }
 
@@ -42,13 +42,13 @@ describe('the catalogue', () => {
 
   it('refuses names that are not in it, path-like ones included', () => {
     for (const name of ['nope', '../cpu-tasks/fib', 'fib.js', '__proto__', 'constructor', 'toString', 'x'.repeat(64)]) {
-      expect(() => registry.resolve(name, {})).toThrow(expect.objectContaining({ code: 'UNKNOWN_TASK' }))
+      expect(() => registry.resolve({ task: name, input: {} })).toThrow(expect.objectContaining({ code: 'UNKNOWN_TASK' }))
     }
   })
 
   it('refuses as bad input a name that is not a string of 1 to 64 characters', () => {
     for (const name of ['', 'x'.repeat(65), 42, null, undefined, ['fib'], { name: 'fib' }]) {
-      expect(() => registry.resolve(name, {})).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }))
+      expect(() => registry.resolve({ task: name, input: {} })).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }))
     }
   })
 })
@@ -69,10 +69,10 @@ const limits: Array<[string, object, object[]]> = [
 
 describe.each(limits)('%s input', (name, atLimit, refused) => {
   it('is accepted at its limits', () => {
-    expect(() => registry.resolve(name, atLimit)).not.toThrow()
+    expect(() => registry.resolve({ task: name, input: atLimit })).not.toThrow()
   })
   it.each(refused)('refuses %j with BAD_INPUT, coercing nothing', (input) => {
-    expect(() => registry.resolve(name, input)).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }))
+    expect(() => registry.resolve({ task: name, input })).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }))
   })
 })
 
@@ -96,7 +96,7 @@ describe('task results', () => {
   })
   it('sleep stops when its signal aborts', async () => {
     const controller = new AbortController()
-    const { task, input } = registry.resolve('sleep', { ms: 60_000 })
+    const { task, input } = registry.resolve({ task: 'sleep', input: { ms: 60_000 } })
     const pending = task.run(input, { signal: controller.signal, upstreamUrl: undefined })
     controller.abort(new Error('stop'))
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' })

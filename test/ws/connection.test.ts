@@ -41,17 +41,39 @@ function answers (ws: WebSocket): { list: Array<Record<string, any>>, next: (n: 
 const sendJson = (ws: WebSocket, frame: unknown): void => ws.send(JSON.stringify(frame))
 
 describe('GET /ws', () => {
-  it('answers a JSON frame in a JSON text frame, with id, result, timing and ranOn', async () => {
+  it('answers a JSON frame in a JSON text frame: the id, then the answer HTTP gives (task, kind, result, timing, ranOn)', async () => {
     const { url } = await listen({ MODE: 'event-loop' })
     const ws = await connect(url)
     const got = answers(ws)
     sendJson(ws, { id: 'a1', task: 'fib', input: { n: 20 } })
     const [answer] = await got.next(1)
     expect(answer).toEqual({
-      id: 'a1', ok: true, result: 6765, binary: false,
+      id: 'a1', ok: true, task: 'fib', kind: 'cpu', result: 6765, binary: false,
       timing: { queuedMs: 0, runMs: expect.any(Number), totalMs: expect.any(Number) },
       ranOn: { pid: process.pid, threadId: 0, via: 'inline' }
     })
+  })
+
+  it('one job path: the same job gets the same answer shape, and the same error, over HTTP, in a batch and over WebSocket', async () => {
+    const { app, url } = await listen({ MODE: 'hybrid', PROCESSES: '1', THREADS: '1' })
+    const ws = await connect(url)
+    const got = answers(ws)
+    const jobs = [{ task: 'fib', input: { n: 10 } }, { task: 'fib', input: { n: 99 } }, { task: 'fib', input: { n: 1 }, extra: true }, { task: 'nope' }]
+    jobs.forEach((job, i) => sendJson(ws, { id: i, ...job }))
+    const overWs = (await got.next(jobs.length)).sort((a, b) => a.id - b.id).map(({ id: _id, binary: _binary, ...rest }) => rest)
+    const overHttp = await Promise.all(jobs.map(async (job) => {
+      const res = await app.inject({ method: 'POST', url: '/jobs', payload: job })
+      return res.statusCode === 200 ? { ok: true, ...res.json() } : { ok: false, error: res.json() }
+    }))
+    const inBatch = (await app.inject({ method: 'POST', url: '/jobs/batch', payload: { jobs } })).json().results as Array<Record<string, any>>
+    const shape = (a: Record<string, any>): unknown => a.ok === true
+      ? { ...a, timing: Object.keys(a.timing), ranOn: { ...a.ranOn, threadId: typeof a.ranOn.threadId } }
+      : { ok: false, error: { ...a.error, message: typeof a.error.message } }
+    expect(overWs.map(shape)).toEqual(overHttp.map(shape))
+    expect(inBatch.map(shape)).toEqual(overHttp.map(shape))
+    expect(overHttp.map((a) => a.ok ? 'ok' : a.error.code)).toEqual(['ok', 'BAD_INPUT', 'BAD_INPUT', 'UNKNOWN_TASK'])
+    expect(overHttp[0]).toMatchObject({ task: 'fib', kind: 'cpu', result: 55, ranOn: { via: 'pool' } })
+    expect(overWs[1]).toMatchObject({ ok: false, error: { statusCode: 400, code: 'BAD_INPUT', error: 'Bad Request', message: 'input.n must be <= 35 (task fib)' } })
   })
 
   it('answers a MessagePack frame in a binary frame', async () => {
