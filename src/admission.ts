@@ -5,51 +5,73 @@ import { errors } from './errors.js'
  * waiting too long, never because the server is merely busy. A loop that is 100% utilised and
  * still answers in a few milliseconds is healthy; a queue that stays long is not.
  *
- * The rule is CoDel's idea in the form Facebook's servers use it ("Fail at Scale", 2015): while
- * the queue has been empty at some moment in the last `intervalMs`, it is absorbing a burst and
- * a job may wait up to `intervalMs`; once it has stood non-empty for a whole interval, it is a
- * standing queue, and a job is admitted only while the oldest waiter has waited under `targetMs`.
- * Under sustained overload the queue then holds about `targetMs` of work: enough that the workers
- * never run dry (goodput stays at capacity), short enough that admitted jobs wait at most the
- * target plus one job's run.
+ * The rule is CoDel's (Nichols and Jacobson, 2012), applied at admission as Facebook's servers do
+ * ("Fail at Scale", 2015): the queueing delay is sampled (the age of the oldest waiting job, or
+ * how far behind the event loop is); while it has been above `targetMs` for less than
+ * `intervalMs`, the queue is absorbing a burst and a job may wait up to `intervalMs`; once it has
+ * stayed above the target for a whole interval, the queue is standing, and a job is admitted only
+ * while the delay is under the target. The queue stands until the delay has stayed at or under
+ * the target for a whole interval in turn: one quick moment (a turn of the loop spent refusing)
+ * does not reopen the burst allowance while the overload goes on. Under sustained overload the
+ * queue then holds about `targetMs` of work: enough that the workers never run dry (goodput stays
+ * at capacity), short enough that admitted jobs wait at most the target plus one job's run.
  */
 export interface DelayRuleOptions {
   /** Longest wait admitted while the queue stands (ms); 0 turns shedding off. */
   targetMs: number
-  /** How long the queue must stand non-empty before the target applies; also the burst allowance (ms). */
+  /** How long the delay must stay above (or under) the target to change state; also the burst allowance (ms). */
   intervalMs: number
 }
 
 export class QueueDelayRule {
   readonly #targetMs: number
   readonly #intervalMs: number
-  #lastEmptyAt: number
+  #standing = false
+  /** Since when the samples have been above the target, or under it; undefined when the last one was not. */
+  #aboveSince: number | undefined
+  #underSince: number | undefined
 
   constructor (options: DelayRuleOptions, now: number) {
     this.#targetMs = options.targetMs
     this.#intervalMs = options.intervalMs
-    this.#lastEmptyAt = now
+    this.#underSince = now
   }
 
   get enabled (): boolean {
     return this.#targetMs > 0
   }
 
-  /** The queue was seen empty (or on time) at `now`. */
-  empty (now: number): void {
-    this.#lastEmptyAt = now
+  get standing (): boolean {
+    return this.#standing
   }
 
-  /** Whether a job may join a queue whose oldest waiter has waited `delayMs`, at `now`. */
+  get targetMs (): number {
+    return this.#targetMs
+  }
+
+  /** A sample of the queueing delay at `now`. */
+  observe (delayMs: number, now: number): void {
+    if (delayMs > this.#targetMs) {
+      this.#underSince = undefined
+      this.#aboveSince ??= now
+      if (now - this.#aboveSince >= this.#intervalMs) this.#standing = true
+    } else {
+      this.#aboveSince = undefined
+      this.#underSince ??= now
+      if (now - this.#underSince >= this.#intervalMs) this.#standing = false
+    }
+  }
+
+  /** Whether a job may join a queue whose oldest waiter has waited `delayMs`, at `now` (itself a sample). */
   admits (delayMs: number, now: number): boolean {
-    if (this.#targetMs <= 0 || delayMs <= this.#targetMs) return true
-    const standing = now - this.#lastEmptyAt > this.#intervalMs
-    return !standing && delayMs <= this.#intervalMs
+    if (this.#targetMs <= 0) return true
+    this.observe(delayMs, now)
+    return delayMs <= this.boundMs()
   }
 
-  /** The bound in force at `now`, for the refusal's message. */
-  boundMs (now: number): number {
-    return now - this.#lastEmptyAt > this.#intervalMs ? this.#targetMs : this.#intervalMs
+  /** The longest wait admitted now. */
+  boundMs (): number {
+    return this.#standing ? this.#targetMs : this.#intervalMs
   }
 }
 
@@ -85,12 +107,11 @@ export class LoopDelay {
     this.#timer = undefined
   }
 
-  /** The ticker's turn: late by under half the target, the loop counts as having caught up. */
+  /** The ticker's turn: how late it fires is a sample of the loop's delay. */
   tick (): void {
     const now = this.#clock()
-    const late = now - this.#lastTick - LOOP_TICK_MS
+    this.#rule.observe(Math.max(0, now - this.#lastTick - LOOP_TICK_MS), now)
     this.#lastTick = now
-    if (late < LOOP_TICK_MS) this.#rule.empty(now)
   }
 
   /** How long work arriving now has waited for the loop, in ms. */
@@ -98,10 +119,16 @@ export class LoopDelay {
     return Math.max(0, now - this.#lastTick - LOOP_TICK_MS)
   }
 
-  /** OVERLOADED when work arriving now may not join the loop's queue; undefined when it may. */
+  /**
+   * OVERLOADED when work arriving now may not join the loop's queue; undefined when it may. A delay
+   * read here over the target is a sample; one under it is not: within a turn the delay counts up
+   * from the tick that began it, so the first jobs of every turn would read as "caught up" while
+   * the loop is in fact behind. Whether it has caught up is the ticker's to say.
+   */
   refusal (now = this.#clock()): Error | undefined {
     const delayMs = this.delayMs(now)
-    if (this.#rule.admits(delayMs, now)) return undefined
-    return new errors.OVERLOADED(`the event loop is ${Math.round(delayMs)} ms behind, over the ${this.#rule.boundMs(now)} ms allowed`)
+    if (delayMs > this.#rule.targetMs) this.#rule.observe(delayMs, now)
+    if (delayMs <= this.#rule.boundMs()) return undefined
+    return new errors.OVERLOADED(`the event loop is ${Math.round(delayMs)} ms behind, over the ${this.#rule.boundMs()} ms allowed`)
   }
 }

@@ -60,12 +60,12 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   // PostgreSQL and Redis when configured; without them the user service answers NOT_CONFIGURED.
   const users = new UserService(userServiceConfig(config), app.log)
   await users.warmUp()
-  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), users)
-  const websockets = new WsConnections()
-  metrics = new ServerMetrics({ pool: runner.pool, websockets })
-  const loopRule = new QueueDelayRule({ targetMs: config.shedLoopTargetMs, intervalMs: config.shedIntervalMs }, performance.now())
+  const loopRule = new QueueDelayRule({ targetMs: config.shedLoopTargetMs, intervalMs: config.shedLoopIntervalMs }, performance.now())
   const loopDelay = loopRule.enabled ? new LoopDelay(loopRule, () => performance.now()) : undefined
   loopDelay?.start()
+  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), users, loopDelay)
+  const websockets = new WsConnections()
+  metrics = new ServerMetrics({ pool: runner.pool, websockets })
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
   app.decorate('loopDelay', loopDelay)
@@ -104,7 +104,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(jobRoutes, { runner })
   await app.register(taskRoutes, { registry })
   await app.register(healthRoutes, { config })
-  await app.register(wsRoutes, { runner, config, connections: websockets, loop: loopDelay })
+  await app.register(wsRoutes, { runner, config, connections: websockets })
   await app.register(metricsRoutes, { metrics })
   await app.register(userRoutes, { users })
   return app

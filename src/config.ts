@@ -41,13 +41,15 @@ export interface Config {
   /** Heap of each pool thread (V8 old generation), in MiB: a job that needs more fails, its thread is replaced. */
   readonly threadHeapMb: number
   /**
-   * Admission by queueing delay (src/admission.ts). Once a queue has stood non-empty for
-   * shedIntervalMs, a job is refused (503) while the oldest waiter has waited more than the target:
-   * shedTargetMs for the pool's queue, shedLoopTargetMs for the event loop. 0 turns each off.
+   * Admission by queueing delay (src/admission.ts), for the pool's queue and for the event loop
+   * apart. Once a queue's delay has stayed over its target for its interval, a job is refused
+   * (503) while the delay is over the target; before that, while it is within the interval (a
+   * burst). A target of 0 turns that queue's shedding off.
    */
   readonly shedTargetMs: number
-  readonly shedLoopTargetMs: number
   readonly shedIntervalMs: number
+  readonly shedLoopTargetMs: number
+  readonly shedLoopIntervalMs: number
   /** A request (headers and body) not fully received by then is answered 408 and closed. */
   readonly requestTimeoutMs: number
   /** Headers not fully received by then: the connection is closed (slowloris). */
@@ -124,8 +126,9 @@ export const DEFAULTS = Object.freeze({
   wsPingIntervalMs: 30_000,
   threadHeapMb: 512,
   shedTargetMs: 50,
-  shedLoopTargetMs: 10,
   shedIntervalMs: 100,
+  shedLoopTargetMs: 10,
+  shedLoopIntervalMs: 500,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 10_000,
@@ -172,8 +175,9 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     wsPingIntervalMs: integer('WS_PING_INTERVAL_MS', read('WS_PING_INTERVAL_MS'), 100, 3_600_000) ?? DEFAULTS.wsPingIntervalMs,
     threadHeapMb: integer('THREAD_HEAP_MB', read('THREAD_HEAP_MB'), 16, 65_536) ?? DEFAULTS.threadHeapMb,
     shedTargetMs: integer('SHED_TARGET_MS', read('SHED_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedTargetMs,
-    shedLoopTargetMs: integer('SHED_LOOP_TARGET_MS', read('SHED_LOOP_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedLoopTargetMs,
     shedIntervalMs: integer('SHED_INTERVAL_MS', read('SHED_INTERVAL_MS'), 1, 60_000) ?? DEFAULTS.shedIntervalMs,
+    shedLoopTargetMs: integer('SHED_LOOP_TARGET_MS', read('SHED_LOOP_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedLoopTargetMs,
+    shedLoopIntervalMs: integer('SHED_LOOP_INTERVAL_MS', read('SHED_LOOP_INTERVAL_MS'), 1, 60_000) ?? DEFAULTS.shedLoopIntervalMs,
     ...httpTimeouts(read),
     databaseUrl: serviceUrl('DATABASE_URL', read('DATABASE_URL'), ['postgres:', 'postgresql:']),
     redisUrl: serviceUrl('REDIS_URL', read('REDIS_URL'), ['redis:', 'rediss:']),

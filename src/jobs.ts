@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Config } from './config.js'
 import { usesPool } from './config.js'
+import type { LoopDelay } from './admission.js'
 import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
@@ -60,7 +61,14 @@ export class JobRunner {
     /** Told of every job's end, answered or failed: the metrics. */
     private readonly observer?: (event: JobEvent) => void,
     /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
-    users?: UserService
+    users?: UserService,
+    /**
+     * The event loop's queueing delay, when shedding on it is on: checked as each job is about to
+     * start, not only when its request arrived. Fastify reads a body after the request's hooks
+     * have run, so a turn of the loop can admit hundreds of requests before the first of their
+     * jobs runs; checked here, the inline work admitted into one turn is what the bound allows.
+     */
+    private readonly loop?: LoopDelay
   ) {
     const pool = usesPool(config)
       ? new ThreadPool({
@@ -91,6 +99,8 @@ export class JobRunner {
     try {
       const resolved = this.registry.resolve(job, where)
       task = resolved.task
+      const refusal = this.loop?.refusal()
+      if (refusal !== undefined) throw refusal
       placement = this.#placements[task.kind]
       const outcome = await this.#runPlaced(placement, task, resolved.input, control)
       const totalMs = round(performance.now() - start)
@@ -121,8 +131,10 @@ export class JobRunner {
   }
 
   /**
-   * The placement's run, bounded by JOB_TIMEOUT_MS and by the caller's abort: either answers at
-   * once, even if the task ignores its signal, and the abort frees what the job holds.
+   * The placement's run, bounded by JOB_TIMEOUT_MS: past it the job is answered TIMEOUT at once,
+   * even if its task ignores the signal, and the abort frees what the job holds. A caller that
+   * aborts the job (its client went away) is not waiting for the answer, so nothing listens for
+   * that here: the job stops where it is, and settles when it does.
    */
   async #runPlaced (placement: Placement, task: AnyTask, input: unknown, control: Control | undefined): Promise<RunOutcome> {
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
@@ -133,19 +145,16 @@ export class JobRunner {
     if (signal.aborted) throw signal.reason
     const timeoutMs = this.config.jobTimeoutMs
     return await new Promise<RunOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => controller.abort(new errors.TIMEOUT(timeoutMs)), timeoutMs)
-      const onAbort = (): void => {
-        clearTimeout(timer)
-        reject(signal.reason)
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
+      const timer = setTimeout(() => {
+        const timeout = new errors.TIMEOUT(timeoutMs)
+        controller.abort(timeout)
+        reject(timeout)
+      }, timeoutMs)
       placement.run(task, input, signal).then((outcome) => {
         clearTimeout(timer)
-        signal.removeEventListener('abort', onAbort)
         resolve(outcome)
       }, (err: unknown) => {
         clearTimeout(timer)
-        signal.removeEventListener('abort', onAbort)
         reject(signal.aborted ? signal.reason : err)
       })
     })

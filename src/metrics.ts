@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client'
+import { AggregatorRegistry, collectDefaultMetrics, Gauge, type Metric } from 'prom-client'
+import { JobCounter, JobHistogram } from './job-metrics.js'
 import type { ThreadPool } from './placement/pool.js'
 import type { WsConnections } from './ws/connections.js'
 
@@ -29,9 +30,9 @@ export class ServerMetrics {
   // An AggregatorRegistry rather than a plain one: constructing it is what makes a cluster worker
   // answer the primary's requests for its metrics.
   readonly registry = new AggregatorRegistry()
-  readonly #jobs: Counter<'task' | 'kind' | 'via' | 'outcome'>
-  readonly #duration: Histogram<'task' | 'kind' | 'via'>
-  readonly #queueWait: Histogram<'kind' | 'via'>
+  readonly #jobs = new JobCounter('jobs_total', 'Jobs answered, by task, kind, placement and outcome (ok or error code)', ['task', 'kind', 'via', 'outcome'])
+  readonly #duration = new JobHistogram('job_duration_seconds', 'Time from a job\'s arrival to its answer, answered jobs', ['task', 'kind', 'via'], DURATION_BUCKETS)
+  readonly #queueWait = new JobHistogram('job_queue_wait_seconds', 'Time a job waited for a pool thread', ['kind', 'via'], DURATION_BUCKETS)
   readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
   #elu: EventLoopUtilization = performance.eventLoopUtilization()
 
@@ -40,9 +41,7 @@ export class ServerMetrics {
     const pid = String(process.pid)
     AggregatorRegistry.setRegistries(registers)
     collectDefaultMetrics({ register: this.registry })
-    this.#jobs = new Counter({ name: 'jobs_total', help: 'Jobs answered, by task, kind, placement and outcome (ok or error code)', labelNames: ['task', 'kind', 'via', 'outcome'], registers })
-    this.#duration = new Histogram({ name: 'job_duration_seconds', help: 'Time from a job\'s arrival to its answer, answered jobs', labelNames: ['task', 'kind', 'via'], buckets: DURATION_BUCKETS, registers })
-    this.#queueWait = new Histogram({ name: 'job_queue_wait_seconds', help: 'Time a job waited for a pool thread', labelNames: ['kind', 'via'], buckets: DURATION_BUCKETS, registers })
+    for (const metric of [this.#jobs, this.#duration, this.#queueWait]) this.registry.registerMetric(metric as unknown as Metric)
     this.#loopDelay.enable()
     const loopDelay = this.#loopDelay
     new Gauge({
@@ -85,10 +84,10 @@ export class ServerMetrics {
   }
 
   jobSettled (e: JobEvent): void {
-    this.#jobs.inc({ task: e.task, kind: e.kind, via: e.via, outcome: e.outcome })
+    this.#jobs.inc(e.task, e.kind, e.via, e.outcome)
     if (e.outcome !== 'ok') return
-    if (e.totalMs !== undefined) this.#duration.observe({ task: e.task, kind: e.kind, via: e.via }, e.totalMs / 1000)
-    if (e.via === 'pool' && e.queuedMs !== undefined) this.#queueWait.observe({ kind: e.kind, via: e.via }, e.queuedMs / 1000)
+    if (e.totalMs !== undefined) this.#duration.observe(e.totalMs / 1000, e.task, e.kind, e.via)
+    if (e.via === 'pool' && e.queuedMs !== undefined) this.#queueWait.observe(e.queuedMs / 1000, e.kind, e.via)
   }
 
   close (): void {

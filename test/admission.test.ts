@@ -4,34 +4,54 @@ import { WaitingLine } from '../src/placement/waiting-line.js'
 
 const rule = (now = 0): QueueDelayRule => new QueueDelayRule({ targetMs: 10, intervalMs: 100 }, now)
 
-describe('QueueDelayRule (CoDel as Facebook servers use it), on a fake clock', () => {
-  it('admits every job while the delay is under the target', () => {
+describe('QueueDelayRule (CoDel, applied at admission), on a fake clock', () => {
+  it('admits every job while the delay stays under the target', () => {
     const r = rule()
     for (let t = 0; t < 1000; t += 10) expect(r.admits(9.9, t)).toBe(true)
+    expect(r.standing).toBe(false)
   })
 
-  it('absorbs a burst: a queue seen empty within the interval may wait up to the interval', () => {
+  it('absorbs a burst: until the delay has stayed over the target for a whole interval, a job may wait up to the interval', () => {
     const r = rule()
-    r.empty(50)
-    expect(r.admits(80, 120)).toBe(true) // 70 ms after empty: still a burst
-    expect(r.admits(101, 120)).toBe(false) // but never past the interval itself
-    expect(r.boundMs(120)).toBe(100)
+    expect(r.admits(50, 0)).toBe(true)
+    expect(r.admits(99, 60)).toBe(true)
+    expect(r.admits(101, 60)).toBe(false) // never past the interval itself
+    expect(r.boundMs()).toBe(100)
+    expect(r.standing).toBe(false)
   })
 
-  it('once the queue has stood non-empty for a whole interval, admits only under the target', () => {
+  it('once the delay has stayed over the target for a whole interval, the queue stands: admits only under the target', () => {
     const r = rule()
-    r.empty(0)
-    expect(r.admits(11, 100)).toBe(true)
-    expect(r.admits(11, 101)).toBe(false)
-    expect(r.boundMs(101)).toBe(10)
+    r.observe(20, 0)
+    r.observe(30, 50)
+    expect(r.admits(11, 100)).toBe(false)
+    expect(r.standing).toBe(true)
+    expect(r.boundMs()).toBe(10)
     expect(r.admits(10, 101)).toBe(true) // at the target is still admitted
   })
 
-  it('goes back to the burst allowance as soon as the queue has caught up', () => {
+  it('a sample under the target restarts the count: a burst with gaps is not a standing queue', () => {
     const r = rule()
-    expect(r.admits(50, 500)).toBe(false) // standing since 0
-    r.empty(510)
-    expect(r.admits(50, 520)).toBe(true)
+    r.observe(50, 0)
+    r.observe(5, 90)
+    r.observe(50, 100)
+    expect(r.admits(50, 150)).toBe(true)
+    expect(r.standing).toBe(false)
+  })
+
+  it('stands until the delay has stayed under the target for a whole interval: one quick moment does not reopen the burst allowance', () => {
+    const r = rule()
+    r.observe(50, 0)
+    r.observe(50, 100)
+    expect(r.standing).toBe(true)
+    r.observe(0, 110) // a moment with nothing waiting
+    expect(r.admits(40, 120)).toBe(false) // still standing: refused
+    r.observe(0, 130)
+    r.observe(5, 200)
+    expect(r.standing).toBe(true)
+    r.observe(5, 230) // under since 130: a whole interval
+    expect(r.standing).toBe(false)
+    expect(r.admits(40, 240)).toBe(true)
   })
 
   it('a target of 0 never sheds', () => {
@@ -46,33 +66,37 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
     let now = 0
     const loop = new LoopDelay(rule(), () => now)
     now = LOOP_TICK_MS
-    loop.tick() // on time: the loop has caught up
+    loop.tick()
     now += 3
     expect(loop.delayMs()).toBe(0) // not yet due
     expect(loop.refusal()).toBeUndefined()
-    now += 60 // a 63 ms turn, still in the burst allowance
+    now += 60 // a 63 ms turn: a burst, within the allowance
     expect(loop.delayMs()).toBe(58)
     expect(loop.refusal()).toBeUndefined()
-    now += 50 // 113 ms without a tick on time: a standing queue, over the 10 ms target
+    now += 50 // 108 ms behind: past the interval itself
     const refused = loop.refusal() as Error & { code: string, statusCode: number }
     expect(refused.code).toBe('OVERLOADED')
     expect(refused.statusCode).toBe(503)
-    expect(refused.message).toMatch(/event loop is 108 ms behind, over the 10 ms allowed/)
+    expect(refused.message).toMatch(/event loop is 108 ms behind, over the 100 ms allowed/)
   })
 
-  it('a late tick does not count as caught up; an on-time one does', () => {
+  it('late ticks make a standing queue; then the first jobs of each turn, though they read a small delay, do not end it', () => {
     let now = 0
     const loop = new LoopDelay(rule(), () => now)
-    for (let i = 0; i < 10; i++) {
-      now += LOOP_TICK_MS + 20 // every tick 20 ms late, for 250 ms
+    for (let i = 0; i < 6; i++) {
+      now += LOOP_TICK_MS + 25 // every tick 25 ms late: the loop is behind, turn after turn
       loop.tick()
+      expect(loop.refusal()).toBeUndefined() // each turn starts on time for its first job
+      now += 12
+      loop.refusal() // then falls behind within the turn
     }
     now += LOOP_TICK_MS + 12
-    expect(loop.refusal()).toBeDefined() // standing, 12 ms > 10 ms
-    now += 1
-    loop.tick() // 13 ms late: still not caught up
-    now += LOOP_TICK_MS
-    loop.tick() // on time
+    const refused = loop.refusal() as Error
+    expect(refused.message).toMatch(/over the 10 ms allowed/) // standing: only the target is allowed now
+    for (let i = 0; i < 25; i++) {
+      now += LOOP_TICK_MS + 1 // on time again, for more than an interval
+      loop.tick()
+    }
     now += LOOP_TICK_MS + 30
     expect(loop.refusal()).toBeUndefined() // a burst again: 30 ms < 100 ms
   })
@@ -100,17 +124,16 @@ describe('WaitingLine: jobs waiting for a pool thread, with the age of the oldes
     expect(line.size).toBe(0)
   })
 
-  it('an aborted waiter leaves the line at once, rejected with the reason, and is never let through', async () => {
+  it('an aborted waiter is never let through: it is rejected with the reason when it reaches the head', async () => {
     const line = new WaitingLine()
     const controller = new AbortController()
     const first = line.wait(10, controller.signal)
     const second = line.wait(20, never)
     controller.abort(new Error('client gone'))
+    expect(line.next()).toBe(true) // lets the second through, past the aborted first
     await expect(first).rejects.toThrow('client gone')
-    expect(line.size).toBe(1)
-    expect(line.oldestWaitMs(100)).toBe(80) // the aborted one no longer counts
-    expect(line.next()).toBe(true)
     await second
+    expect(line.size).toBe(0)
     expect(line.next()).toBe(false)
   })
 

@@ -50,7 +50,8 @@ describe('parseConfig', () => {
     ['UPSTREAM_URL', 'not a url'], ['UPSTREAM_URL', 'ftp://x'],
     ['LOG_LEVEL', 'verbose'],
     ['AUTH_TOKEN', ''], ['AUTH_TOKEN', 'has space'],
-    ['WS_MAX_IN_FLIGHT', '0'], ['WS_MAX_FRAME_BYTES', '10'], ['WS_MAX_BUFFERED_BYTES', 'lots'], ['WS_PING_INTERVAL_MS', '5']
+    ['WS_MAX_IN_FLIGHT', '0'], ['WS_MAX_FRAME_BYTES', '10'], ['WS_MAX_BUFFERED_BYTES', 'lots'], ['WS_PING_INTERVAL_MS', '5'],
+    ['SHED_TARGET_MS', '-1'], ['SHED_TARGET_MS', '0.5'], ['SHED_INTERVAL_MS', '0'], ['SHED_LOOP_TARGET_MS', 'ten'], ['SHED_LOOP_INTERVAL_MS', '0']
   ])('refuses %s=%s, naming the variable, the value and what is allowed', (variable, value) => {
     let error: unknown
     try {

@@ -145,9 +145,16 @@ export async function badInputs (url: string): Promise<BadInputFigures> {
 
 export interface OverloadFigures {
   model: string
+  job: string
+  /** Offered rate as a multiple of the sustainable one. */
+  factor: number
   sustainablePerS: number
   offeredPerS: number
+  /** What the client managed to send per second (an open loop on the same cores may fall short). */
+  sentPerS: number
   admittedPerS: number
+  /** Admitted jobs/s over the sustainable rate. */
+  goodput: number
   shedShare: number
   otherErrors: number
   admittedP50Ms: number
@@ -158,44 +165,87 @@ export interface OverloadFigures {
   skipped: number
 }
 
+export interface OverloadJob {
+  label: string
+  task: string
+  input: Record<string, unknown>
+  /** Closed-loop clients for the sustainable rate: enough to keep the server busy. */
+  connections: number
+}
+
 const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
   url, transport: 'http', encoding: 'json', connections: 8, inFlight: 1, duration: 3, count: undefined, rate: undefined,
   mix: [{ task: 'spin', input: { ms: 5 }, weight: 1 }], token: undefined, timeoutMs: 30_000, pid: undefined, out: undefined, progress: false, ...over
 })
 
+/** Seconds at the start of an open-loop run that are not counted: the onset, when a queue first builds. */
+export const OVERLOAD_RAMP_S = 1
+
 /**
  * The sustainable rate first, on a server of the same configuration that never sheds (closed
- * loop, 3 s); then an open loop at twice that on the configuration itself: how much is shed, how
- * fast a shed job is told so, and what p99 the admitted jobs keep.
+ * loop, 3 s); then, on a fresh server of the configuration itself, an open loop at each factor of
+ * that rate: how much is admitted and shed, how fast a shed job is told so, and what p50 and p99
+ * the admitted jobs keep, after the first OVERLOAD_RAMP_S seconds.
  */
-export async function overload (model: string, env: Record<string, string>, seconds: number): Promise<OverloadFigures> {
+export async function overload (model: string, env: Record<string, string>, job: OverloadJob, factors: readonly number[], seconds: number): Promise<OverloadFigures[]> {
+  const mix = [{ task: job.task, input: job.input, weight: 1 }]
   const reference = await startServer({ ...env, ...NO_SHEDDING, MAX_QUEUE: '1000000' })
   let sustainablePerS: number
   try {
-    await runLoad(loadOptions(reference.url, { duration: 1 })) // warm-up
-    sustainablePerS = (await runLoad(loadOptions(reference.url, { duration: 3 }))).jobsPerS
+    await runLoad(loadOptions(reference.url, { duration: 1, connections: job.connections, mix })) // warm-up
+    sustainablePerS = (await runLoad(loadOptions(reference.url, { duration: 3, connections: job.connections, mix }))).jobsPerS
   } finally {
     await reference.stop()
   }
-  const server = await startServer(env)
-  try {
-    const rate = Math.round(sustainablePerS * 2)
-    await runLoad(loadOptions(server.url, { duration: 1 })) // warm-up
-    await sleep(500)
-    const over = await runLoad(loadOptions(server.url, { duration: seconds, rate, connections: 400, inFlight: 1, timeoutMs: 10_000 }))
-    const shed = over.errors.OVERLOADED ?? 0
-    return {
-      model,
-      sustainablePerS: Math.round(sustainablePerS),
-      offeredPerS: rate,
-      admittedPerS: Math.round(over.ok / over.seconds),
-      shedShare: over.sent === 0 ? 0 : shed / (over.ok + over.failed),
-      otherErrors: over.failed - shed,
-      skipped: over.skipped,
-      admittedP50Ms: over.latencyMs.p50,
-      admittedP99Ms: over.latencyMs.p99,
-      shedP99Ms: over.failedLatencyMs.p99
+  const out: OverloadFigures[] = []
+  for (const factor of factors) {
+    const server = await startServer(env)
+    try {
+      const rate = Math.round(sustainablePerS * factor)
+      await runLoad(loadOptions(server.url, { duration: 1, connections: job.connections, mix })) // warm-up
+      await sleep(500)
+      const over = await runLoad(loadOptions(server.url, { duration: seconds + OVERLOAD_RAMP_S, rampS: OVERLOAD_RAMP_S, rate, connections: 400, inFlight: 1, timeoutMs: 10_000, mix }))
+      const shed = over.errors.OVERLOADED ?? 0
+      const admittedPerS = over.ok / over.seconds
+      out.push({
+        model,
+        job: job.label,
+        factor,
+        sustainablePerS: Math.round(sustainablePerS),
+        offeredPerS: rate,
+        sentPerS: Math.round(over.sent / (over.seconds + OVERLOAD_RAMP_S)),
+        admittedPerS: Math.round(admittedPerS),
+        goodput: admittedPerS / sustainablePerS,
+        shedShare: over.ok + over.failed === 0 ? 0 : shed / (over.ok + over.failed),
+        otherErrors: over.failed - shed,
+        skipped: over.skipped,
+        admittedP50Ms: over.latencyMs.p50,
+        admittedP99Ms: over.latencyMs.p99,
+        shedP99Ms: over.failedLatencyMs.p99
+      })
+    } finally {
+      await server.stop()
     }
+  }
+  return out
+}
+
+export interface SaturationFigures {
+  model: string
+  connections: number
+  jobsPerS: number
+  shed: number
+  p99Ms: number
+}
+
+/** Closed-loop saturation with trivial jobs: a loop (or pool) that is busy but on time sheds nothing. */
+export async function saturation (model: string, env: Record<string, string>, seconds: number): Promise<SaturationFigures> {
+  const server = await startServer(env)
+  const mix = [{ task: 'fib', input: { n: 1 }, weight: 1 }]
+  try {
+    await runLoad(loadOptions(server.url, { duration: 1, connections: 50, mix }))
+    const report = await runLoad(loadOptions(server.url, { duration: seconds, connections: 50, mix }))
+    return { model, connections: 50, jobsPerS: report.jobsPerS, shed: report.errors.OVERLOADED ?? 0, p99Ms: report.latencyMs.p99 }
   } finally {
     await server.stop()
   }

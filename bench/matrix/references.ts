@@ -55,7 +55,7 @@ async function rate (start: () => ReturnType<typeof startServer>, load: Load, pl
   }
 }
 
-async function rawPiscina (durationMs: number, threads: number): Promise<number> {
+export async function rawPiscina (durationMs: number, threads: number): Promise<number> {
   const pool = new Piscina<number, number>({ filename: `${serversDir}/noop-worker.js`, minThreads: threads, maxThreads: threads })
   try {
     await Promise.all(Array.from({ length: threads * 8 }, (_, i) => pool.run(i)))

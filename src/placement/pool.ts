@@ -89,12 +89,12 @@ export class ThreadPool {
     const now = performance.now()
     if (this.#running < this.#maxThreads && this.#line.size === 0) {
       this.#running++
-      this.#delayRule.empty(now)
+      if (this.#delayRule.enabled) this.#delayRule.observe(0, now) // nobody waits: no queueing delay
     } else {
       if (this.#line.size >= this.#maxQueue) throw new errors.OVERLOADED('every pool thread busy and MAX_QUEUE jobs waiting')
       const delayMs = this.#line.oldestWaitMs(now)
       if (!this.#delayRule.admits(delayMs, now)) {
-        throw new errors.OVERLOADED(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs(now)} ms allowed`)
+        throw new errors.OVERLOADED(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`)
       }
       await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
     }
@@ -146,10 +146,9 @@ export class ThreadPool {
 
   /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. */
   #settled (): void {
-    if (this.#line.next()) {
-      if (this.#line.size === 0) this.#delayRule.empty(performance.now())
-    } else {
+    if (!this.#line.next()) {
       this.#running--
+      if (this.#delayRule.enabled) this.#delayRule.observe(0, performance.now()) // the line has run dry
     }
   }
 

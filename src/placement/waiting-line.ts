@@ -10,66 +10,53 @@
  */
 interface Waiter {
   readonly since: number
-  admit: (() => void) | undefined
+  readonly signal: AbortSignal
+  readonly resolve: () => void
+  readonly reject: (reason: unknown) => void
 }
 
 export class WaitingLine {
-  #waiters: Waiter[] = []
+  #waiters: Array<Waiter | undefined> = []
   #head = 0
-  #size = 0
 
+  /** Waiters in the line, those aborted while waiting included until they reach the head. */
   get size (): number {
-    return this.#size
+    return this.#waiters.length - this.#head
   }
 
   /** How long the oldest waiter has waited at `now`, 0 when none waits. */
   oldestWaitMs (now: number): number {
-    this.#skipGone()
     const oldest = this.#waiters[this.#head]
     return oldest === undefined ? 0 : now - oldest.since
   }
 
   /**
-   * Resolves when `next()` lets this job through; rejects with the signal's reason if it is
-   * aborted first (the job then leaves the line and never runs).
+   * Resolves when `next()` lets this job through, or rejects with the signal's reason if it was
+   * aborted meanwhile: it then never runs. An aborted waiter is not listened for (a listener per
+   * waiting job would cost every job): whoever aborted it has answered its client already, and
+   * it leaves the line when it reaches the head.
    */
   async wait (now: number, signal: AbortSignal): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { since: now, admit: undefined }
-      const onAbort = (): void => {
-        if (waiter.admit === undefined) return
-        waiter.admit = undefined
-        this.#size--
-        reject(signal.reason)
-      }
-      waiter.admit = () => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      this.#waiters.push(waiter)
-      this.#size++
+      this.#waiters.push({ since: now, signal, resolve, reject })
     })
   }
 
-  /** Lets the oldest waiter through; false when none waits. */
+  /** Lets the oldest waiter that still wants to run through; false when none is left. */
   next (): boolean {
-    this.#skipGone()
-    const waiter = this.#waiters[this.#head]
-    if (waiter === undefined) return false
-    this.#waiters[this.#head++] = undefined as unknown as Waiter
-    this.#size--
-    const admit = waiter.admit as () => void
-    waiter.admit = undefined
+    while (this.#head < this.#waiters.length) {
+      const waiter = this.#waiters[this.#head] as Waiter
+      this.#waiters[this.#head++] = undefined
+      if (waiter.signal.aborted) {
+        waiter.reject(waiter.signal.reason)
+        continue
+      }
+      this.#compact()
+      waiter.resolve()
+      return true
+    }
     this.#compact()
-    admit()
-    return true
-  }
-
-  /** Waiters that were aborted stay in the array until they reach the head. */
-  #skipGone (): void {
-    while (this.#head < this.#waiters.length && this.#waiters[this.#head]?.admit === undefined) this.#waiters[this.#head++] = undefined as unknown as Waiter
-    this.#compact()
+    return false
   }
 
   #compact (): void {

@@ -7,8 +7,6 @@ export interface ConnectionLimits {
   maxInFlight: number
   /** Answers handed to the socket but not yet written out, in bytes, past which reading stops. */
   maxBufferedBytes: number
-  /** OVERLOADED while the event loop's queueing delay is over its bound (src/admission.ts): the frame is answered so. */
-  refusal?: (() => Error | undefined) | undefined
 }
 
 type Id = string | number | null
@@ -122,11 +120,6 @@ export class JobConnection {
     }
     if (this.#draining) {
       this.#send(failure(id, new errors.OVERLOADED('the server is shutting down')), isBinary)
-      return
-    }
-    const refusal = this.#limits.refusal?.()
-    if (refusal !== undefined) {
-      this.#send(failure(id, refusal), isBinary)
       return
     }
     if (this.#inFlight >= this.#limits.maxInFlight) {

@@ -1,0 +1,77 @@
+/** The ratios this server holds itself to, from one overhead run (measure.ts), per client. */
+import type { Client, Overhead, Pair } from './measure.js'
+import { fmt, fmtSpread, ratio } from '../matrix/stats.js'
+
+export interface Figure {
+  name: string
+  client: Client | 'in process'
+  value: number
+  target: string
+  met: boolean
+  /** How the value was reached, in figures. */
+  how: string
+}
+
+const at = (pairs: Pair[], name: string, client: Client): Pair | undefined => pairs.find((p) => p.name === name && p.client === client)
+
+export function overheadFigures (run: Overhead): Figure[] {
+  const out: Figure[] = []
+  const clients = [...new Set(run.pairs.map((p) => p.client))]
+  for (const client of clients) {
+    const simple = (name: string, label: string, min: number): void => {
+      const p = at(run.pairs, name, client)
+      if (p === undefined) return
+      const value = ratio(p.ours.mean, p.reference.mean)
+      out.push({ name: label, client, value, target: `>= ${min}`, met: value >= min, how: `${fmtSpread(p.ours)} / ${fmtSpread(p.reference)} per s` })
+    }
+    simple('GET /health', '`GET /health` vs plain Fastify', 0.9)
+    simple('trivial inline job', 'trivial inline job vs plain Fastify with a body schema', 0.75)
+    const pool = at(run.pairs, 'trivial job, pool against inline', client)
+    if (pool !== undefined) {
+      const a = pool.reference.mean
+      const b = run.rawPiscinaPerS
+      const composed = 1 / (1 / a + 1 / b)
+      const value = ratio(pool.ours.mean, composed)
+      out.push({
+        name: 'trivial pool job vs 1 / (1/inline job + 1/raw Piscina round trip)',
+        client,
+        value,
+        target: '>= 0.8',
+        met: value >= 0.8,
+        how: `${fmtSpread(pool.ours)} per s / (1 / (1/${fmt(a)} + 1/${fmt(b)}) = ${fmt(composed)})`
+      })
+    }
+    for (const n of [25, 30]) {
+      simple(`fib ${n}, 8 connections`, `\`hybrid\` fib ${n} vs the naive cluster + Fastify + Piscina`, 0.95)
+      simple(`fib ${n}, 8 connections, with 20 connections of sleep 20 ms beside`, `\`hybrid\` fib ${n} with I/O beside vs the naive server`, 0.95)
+    }
+  }
+  const c = run.cpuCeiling
+  const ceiling = c.directPerS * c.cores
+  const value = ratio(c.oursPerS, ceiling)
+  out.push({
+    name: `\`hybrid\` fib 30 vs ${c.cores} cores x the direct single-thread rate`,
+    client: 'load client',
+    value,
+    target: '>= 0.93',
+    met: value >= 0.93,
+    how: `${fmt(c.oursPerS)} / (${c.cores} x ${fmt(c.directPerS)}); the load client used ${fmt(c.clientCpu)} of a core and the server tree ${fmt(c.serverCpu)} cores, ` +
+      `so the server had at most ${fmt(c.cores - c.clientCpu)} cores: ${fmt(c.oursPerS)} / (${fmt(c.cores - c.clientCpu)} x ${fmt(c.directPerS)}) = ${fmt(ratio(c.oursPerS, (c.cores - c.clientCpu) * c.directPerS))}`
+  })
+  for (const m of run.memory) {
+    out.push({
+      name: `RSS per WebSocket \`sleep\` job in flight, \`${m.mode}\`, warmed (KiB)`,
+      client: 'load client',
+      value: m.perJobKiB,
+      target: '<= 3',
+      met: m.perJobKiB <= 3,
+      how: `${m.jobs.toLocaleString('en-US')} jobs of 1 s over 10 connections, second round: ${m.ok.toLocaleString('en-US')} answered in ${fmt(m.seconds)} s; first round ${fmt(m.firstRoundPerJobKiB)} KiB per job`
+    })
+  }
+  return out
+}
+
+export function figuresTable (figures: Figure[]): string {
+  const rows = figures.map((f) => `| ${f.name} | ${f.client} | ${fmt(f.value)} | ${f.target} | ${f.met ? 'yes' : '**no**'} | ${f.how} |`)
+  return ['| figure | client | measured | target | met | from |', '|---|---|---|---|---|---|', ...rows].join('\n')
+}

@@ -1,0 +1,33 @@
+/**
+ * `npm run bench:overhead`: the figures this server holds itself to against the servers a user
+ * could write in twenty lines, measured now, with two clients (`-- --quick`: one short round).
+ * Prints the table; writes bench/results/overhead.json and overhead.md (or to `--out DIR`).
+ */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { projectRoot } from '../../src/paths.js'
+import { figuresTable, overheadFigures } from './figures.js'
+import { measureOverhead } from './measure.js'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
+const plan = values.quick === true ? { rounds: 1, windowS: 2, warmupS: 1 } : { rounds: 3, windowS: 3, warmupS: 2 }
+const dir = values.out ?? join(projectRoot, 'bench', 'results')
+const started = Date.now()
+const run = await measureOverhead(plan, (step) => process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${step}\n`))
+const figures = overheadFigures(run)
+const seconds = Math.round((Date.now() - started) / 1000)
+const md = [
+  '# What this server costs: the figures it holds itself to',
+  '',
+  `${run.at}, \`npm run bench:overhead${values.quick === true ? ' -- --quick' : ''}\` (${seconds} s), Node ${run.node}, ${run.cores} cores. ` +
+  `Each pair alternates windows (reference, this server, ...): ${plan.rounds} x ${plan.windowS} s per server and client, after ${plan.warmupS} s of warm-up; ` +
+  'a figure is the mean with (min-max). Rates count answered jobs only. Every server runs with its defaults. ' +
+  'Both clients run on the same 2 cores as the servers they measure.',
+  '',
+  figuresTable(figures),
+  ''
+].join('\n')
+await writeFile(join(dir, 'overhead.json'), JSON.stringify({ ...run, figures }, null, 2) + '\n')
+await writeFile(join(dir, 'overhead.md'), md)
+console.log(figuresTable(figures))

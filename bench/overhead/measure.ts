@@ -1,0 +1,203 @@
+/**
+ * What this server costs against what a user could write in twenty lines, each pair measured in
+ * the same run, in alternating windows (reference, ours, reference, ours, ...) so that the shared
+ * machine's drift falls on both, and by two clients: the project's load client and autocannon. A
+ * rate counts answered jobs only (2xx): a refusal is not throughput. Every server runs with its
+ * defaults; only the layout (MODE, PROCESSES) is set where the figure needs it.
+ */
+import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import autocannon from 'autocannon'
+import { projectRoot } from '../../src/paths.js'
+import { processTreeCpuSeconds, processTreeRss } from '../lib/proc.js'
+import { startServer, type ServerProcess } from '../lib/server-process.js'
+import { runLoad } from '../load/run.js'
+import type { LoadOptions } from '../load/options.js'
+import { directRate, rawPiscina } from '../matrix/references.js'
+import { spread, type Spread } from '../matrix/stats.js'
+
+const servers = `${projectRoot}/dist/bench/matrix/servers`
+export const CLIENTS = ['load client', 'autocannon'] as const
+export type Client = (typeof CLIENTS)[number]
+
+export interface Plan {
+  rounds: number
+  windowS: number
+  warmupS: number
+}
+
+/** What one window drives: posts of `body` (or GETs of `path`), with optional background traffic beside it. */
+interface Drive {
+  connections: number
+  path: string
+  body?: object
+  /** Other traffic at the same time (its answers are not counted). */
+  beside?: { connections: number, body: object }
+}
+
+const mix = (body: object): LoadOptions['mix'] => [{ task: (body as { task: string }).task, input: (body as { input: Record<string, unknown> }).input, weight: 1 }]
+
+function loadOptions (url: string, connections: number, durationS: number, over: Partial<LoadOptions>): LoadOptions {
+  return {
+    url, transport: 'http', encoding: 'json', connections, inFlight: 1, duration: durationS, count: undefined, rate: undefined,
+    mix: [], token: undefined, timeoutMs: 30_000, pid: undefined, out: undefined, progress: false, ...over
+  }
+}
+
+/** Answered jobs per second over one window, by one client. */
+async function window (client: Client, url: string, drive: Drive, seconds: number): Promise<number> {
+  const beside = drive.beside
+  if (client === 'load client') {
+    const main = runLoad(loadOptions(url, drive.connections, seconds, drive.body === undefined ? { path: drive.path, mix: [{ task: drive.path, input: {}, weight: 1 }] } : { mix: mix(drive.body) }))
+    const other = beside === undefined ? undefined : runLoad(loadOptions(url, beside.connections, seconds, { mix: mix(beside.body) }))
+    const [report] = await Promise.all([main, other])
+    return report.jobsPerS
+  }
+  const cannon = (connections: number, body: object | undefined, path: string): Promise<autocannon.Result> => autocannon({
+    url: `${url}${path}`,
+    connections,
+    duration: seconds,
+    ...(body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  })
+  const [result] = await Promise.all([cannon(drive.connections, drive.body, drive.path), beside === undefined ? undefined : cannon(beside.connections, beside.body, '/jobs')])
+  return result['2xx'] / seconds
+}
+
+export interface Pair {
+  name: string
+  client: Client
+  ours: Spread
+  reference: Spread
+}
+
+/**
+ * `drive` against two servers, alternating windows, for each client: each server warmed up first,
+ * both alive throughout.
+ */
+async function pair (name: string, start: { ours: () => Promise<ServerProcess>, reference: () => Promise<ServerProcess> }, drive: Drive, plan: Plan, clients: readonly Client[] = CLIENTS): Promise<Pair[]> {
+  const reference = await start.reference()
+  const ours = await start.ours()
+  try {
+    for (const s of [reference, ours]) await window('load client', s.url, drive, plan.warmupS)
+    const out: Pair[] = []
+    for (const client of clients) {
+      const values = { ours: [] as number[], reference: [] as number[] }
+      for (let r = 0; r < plan.rounds; r++) {
+        values.reference.push(await window(client, reference.url, drive, plan.windowS))
+        values.ours.push(await window(client, ours.url, drive, plan.windowS))
+      }
+      out.push({ name, client, ours: spread(values.ours), reference: spread(values.reference) })
+    }
+    return out
+  } finally {
+    await Promise.all([ours.stop(), reference.stop()])
+  }
+}
+
+export interface CpuCeiling {
+  directPerS: number
+  cores: number
+  /** hybrid fib 30, 8 connections, by the load client, answered jobs/s. */
+  oursPerS: number
+  /** CPU seconds per second used in that window by the load client (this process) and by the server tree. */
+  clientCpu: number
+  serverCpu: number
+}
+
+export interface Memory {
+  mode: string
+  jobs: number
+  /** RSS growth of the server tree per job in flight, KiB, on the second round (the first warms up). */
+  perJobKiB: number
+  firstRoundPerJobKiB: number
+  /** Wall time of the second round, seconds: every job answered. */
+  seconds: number
+  ok: number
+}
+
+export interface Overhead {
+  at: string
+  node: string
+  cores: number
+  plan: Plan
+  pairs: Pair[]
+  rawPiscinaPerS: number
+  cpuCeiling: CpuCeiling
+  memory: Memory[]
+}
+
+async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
+  const cores = availableParallelism()
+  const directPerS = directRate(2000, 30)
+  const server = await startServer({})
+  try {
+    const drive = { connections: 8, path: '/jobs', body: { task: 'fib', input: { n: 30 } } }
+    await window('load client', server.url, drive, plan.warmupS)
+    const pid = server.proc.pid as number
+    const [cpu0, server0, t0] = [process.cpuUsage(), await processTreeCpuSeconds(pid), performance.now()]
+    const values: number[] = []
+    for (let r = 0; r < plan.rounds; r++) values.push(await window('load client', server.url, drive, plan.windowS))
+    const seconds = (performance.now() - t0) / 1000
+    const cpu = process.cpuUsage(cpu0)
+    return {
+      directPerS,
+      cores,
+      oursPerS: spread(values).mean,
+      clientCpu: (cpu.user + cpu.system) / 1e6 / seconds,
+      serverCpu: (await processTreeCpuSeconds(pid) - server0) / seconds
+    }
+  } finally {
+    await server.stop()
+  }
+}
+
+/** RSS per WebSocket `sleep` job in flight: `jobs` at once over 10 connections, twice; the second round counts. */
+async function memory (mode: string, jobs: number): Promise<Memory> {
+  const server = await startServer({ MODE: mode })
+  try {
+    const pid = server.proc.pid as number
+    const round = async (): Promise<{ perJobKiB: number, seconds: number, ok: number }> => {
+      const before = (await processTreeRss(pid)).bytes
+      const report = await runLoad(loadOptions(server.url, 10, 0, { transport: 'ws', inFlight: jobs / 10, count: jobs, pid, mix: [{ task: 'sleep', input: { ms: 1000 }, weight: 1 }] }))
+      return { perJobKiB: ((report.rss?.peakBytes ?? before) - before) / jobs / 1024, seconds: report.seconds, ok: report.ok }
+    }
+    const first = await round()
+    const second = await round()
+    return { mode, jobs, perJobKiB: second.perJobKiB, firstRoundPerJobKiB: first.perJobKiB, seconds: second.seconds, ok: second.ok }
+  } finally {
+    await server.stop()
+  }
+}
+
+/** Every figure, in order; `progress` names each step. */
+export async function measureOverhead (plan: Plan, progress: (step: string) => void): Promise<Overhead> {
+  const cores = availableParallelism()
+  const plain = (): Promise<ServerProcess> => startServer({}, 20_000, `${servers}/plain-fastify.js`)
+  const naive = (): Promise<ServerProcess> => startServer({}, 20_000, `${servers}/naive.js`)
+  const ours = (env: Record<string, string>) => async (): Promise<ServerProcess> => await startServer(env)
+  const trivial = { task: 'fib', input: { n: 1 } }
+  const pairs: Pair[] = []
+
+  progress('GET /health and a trivial inline job: this server (event-loop) against plain Fastify')
+  pairs.push(...await pair('GET /health', { ours: ours({ MODE: 'event-loop' }), reference: plain }, { connections: 50, path: '/health' }, plan))
+  pairs.push(...await pair('trivial inline job', { ours: ours({ MODE: 'event-loop' }), reference: plain }, { connections: 50, path: '/jobs', body: trivial }, plan))
+
+  progress('a trivial pool job (hybrid, one process) against the inline job and raw Piscina')
+  const rawPiscinaPerS = await rawPiscina(plan.windowS * 1000, cores)
+  pairs.push(...await pair('trivial job, pool against inline', { ours: ours({ MODE: 'hybrid', PROCESSES: '1' }), reference: ours({ MODE: 'event-loop' }) }, { connections: 50, path: '/jobs', body: trivial }, plan))
+
+  for (const n of [25, 30]) {
+    progress(`hybrid against the naive cluster + Fastify + Piscina server: fib ${n}, alone and with sleep 20 ms beside it`)
+    const fib = { task: 'fib', input: { n } }
+    pairs.push(...await pair(`fib ${n}, 8 connections`, { ours: ours({}), reference: naive }, { connections: 8, path: '/jobs', body: fib }, plan))
+    pairs.push(...await pair(`fib ${n}, 8 connections, with 20 connections of sleep 20 ms beside`, { ours: ours({}), reference: naive },
+      { connections: 8, path: '/jobs', body: fib, beside: { connections: 20, body: { task: 'sleep', input: { ms: 20 } } } }, plan))
+  }
+
+  progress('hybrid fib 30 against cores x the direct single-thread rate')
+  const ceiling = await cpuCeiling(plan)
+
+  progress('memory per WebSocket sleep job in flight')
+  const mem = [await memory('event-loop', 10_000), await memory('hybrid', 10_000)]
+  return { at: new Date().toISOString(), node: process.version, cores, plan, pairs, rawPiscinaPerS, cpuCeiling: ceiling, memory: mem }
+}
