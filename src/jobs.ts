@@ -5,7 +5,7 @@ import type { LoopDelay } from './admission.js'
 import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
-import type { Placement, RunOutcome, Via } from './placement/types.js'
+import type { JobAbort, Placement, RunOutcome, Via } from './placement/types.js'
 import type { JobEvent } from './metrics.js'
 import type { TaskRegistry } from './tasks/registry.js'
 import type { AnyTask, TaskKind } from './tasks/types.js'
@@ -30,14 +30,14 @@ export interface JobAnswer {
 export type JobOutcome = ({ ok: true } & JobAnswer) | { ok: false, error: ErrorBody }
 
 /**
- * Gives the job an AbortController of its own, made only for a job that can be cancelled (not an
- * inline one). The caller aborts it when its client goes away; the runner aborts it at
- * JOB_TIMEOUT_MS. Either way a queued job never starts, a pool job's thread is terminated (CPU)
- * or told to stop (I/O), and an I/O job on the event loop stops waiting.
+ * Told of each job that can be cancelled (not an inline one) as it starts, with its abort: the
+ * caller aborts it when its client goes away; the runner aborts it at JOB_TIMEOUT_MS. Either way a
+ * queued job never starts, a pool job's thread is terminated (CPU) or told to stop (I/O), and an
+ * I/O job on the event loop stops waiting.
  */
-export type Control = () => AbortController
+export type Control = (abort: JobAbort) => void
 
-const NEVER = new AbortController().signal
+const NEVER = new AbortController()
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
@@ -63,10 +63,14 @@ export class JobRunner {
     /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
     users?: UserService,
     /**
-     * The event loop's queueing delay, when shedding on it is on: checked as each job is about to
-     * start, not only when its request arrived. Fastify reads a body after the request's hooks
-     * have run, so a turn of the loop can admit hundreds of requests before the first of their
-     * jobs runs; checked here, the inline work admitted into one turn is what the bound allows.
+     * The event loop's queueing delay, when shedding on it is on: checked again as each inline job
+     * is about to run, not only when its request arrived. Fastify reads a body after the request's
+     * hooks have run, so a turn of the loop could admit hundreds of requests before the first of
+     * their jobs ran; checked here, the inline work admitted into one turn is what the bound
+     * allows. Only inline jobs: they are the work that makes the loop late. An I/O job or a pool
+     * job costs the loop microseconds to start, and a burst of thousands of WebSocket frames,
+     * read in one turn, would read its own reading as a standing queue (an HTTP request was
+     * checked when it arrived; the pool has its own queue and rule).
      */
     private readonly loop?: LoopDelay
   ) {
@@ -99,9 +103,11 @@ export class JobRunner {
     try {
       const resolved = this.registry.resolve(job, where)
       task = resolved.task
-      const refusal = this.loop?.refusal()
-      if (refusal !== undefined) throw refusal
       placement = this.#placements[task.kind]
+      if (placement.via === 'inline') {
+        const refusal = this.loop?.refusal()
+        if (refusal !== undefined) throw refusal
+      }
       const outcome = await this.#runPlaced(placement, task, resolved.input, control)
       const totalMs = round(performance.now() - start)
       this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs })
@@ -140,17 +146,18 @@ export class JobRunner {
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
     // land while it runs, so it gets neither (they would only cost every trivial job).
     if (placement.via === 'inline') return await placement.run(task, input, NEVER)
-    const controller = control?.() ?? new AbortController()
-    const { signal } = controller
+    const abort = placement.newAbort()
+    control?.(abort)
+    const { signal } = abort
     if (signal.aborted) throw signal.reason
     const timeoutMs = this.config.jobTimeoutMs
     return await new Promise<RunOutcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         const timeout = new errors.TIMEOUT(timeoutMs)
-        controller.abort(timeout)
+        abort.abort(timeout)
         reject(timeout)
       }, timeoutMs)
-      placement.run(task, input, signal).then((outcome) => {
+      placement.run(task, input, abort).then((outcome) => {
         clearTimeout(timer)
         resolve(outcome)
       }, (err: unknown) => {

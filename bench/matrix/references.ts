@@ -7,6 +7,7 @@ import { NO_SHEDDING, startServer } from '../lib/server-process.js'
 import { runLoad } from '../load/run.js'
 import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
+import { measureOverhead, type Overhead } from '../overhead/measure.js'
 import { spread, type Spread } from './stats.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
@@ -14,12 +15,8 @@ const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 export interface References {
   /** fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. */
   directFibPerS: number
-  plainFastifyHealth: Spread
-  plainFastifyJob: Spread
-  ourHealth: Spread
-  ourTrivialJob: Spread
-  rawPiscinaNoopPerS: number
-  ourTrivialPoolJob: Spread
+  /** What this server costs against plain Fastify, raw Piscina and the naive server, by two clients (bench/overhead). */
+  overhead: Overhead
   naiveMixed: Measurement[]
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
@@ -139,20 +136,10 @@ async function offload (upstreamUrl: string, windowS: number, costsMs: number[])
 /** Everything measured beside the matrix, in the same run. `progress` reports each step. */
 export async function measureReferences (plan: Plan, upstreamUrl: string, mixed: CellSpec, progress: (step: string) => void): Promise<References> {
   const cores = availableParallelism()
-  const trivial: Load = { transport: 'http', connections: 32, inFlight: 1, mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }] }
   progress('direct call')
   const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
-  progress('plain Fastify')
-  const plain = (): ReturnType<typeof startServer> => startServer({}, 20_000, `${serversDir}/plain-fastify.js`)
-  const plainFastifyHealth = await rate(plain, trivial, plan, '/health')
-  const plainFastifyJob = await rate(plain, trivial, plan)
-  progress('this server: /health and a trivial inline job')
-  const ours = (): ReturnType<typeof startServer> => startServer({ ...NO_SHEDDING, MODE: 'event-loop', UPSTREAM_URL: upstreamUrl })
-  const ourHealth = await rate(ours, trivial, plan, '/health')
-  const ourTrivialJob = await rate(ours, trivial, plan)
-  progress('raw Piscina and this server\'s pool path')
-  const rawPiscinaNoopPerS = await rawPiscina(plan.windowS * 1000, cores)
-  const ourTrivialPoolJob = await rate(() => startServer({ ...NO_SHEDDING, MODE: 'hybrid', PROCESSES: '1', UPSTREAM_URL: upstreamUrl }), trivial, plan)
+  progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
+  const overhead = await measureOverhead({ rounds: plan.repeats, windowS: plan.windowS, warmupS: plan.warmupS }, (step) => progress(`overhead: ${step}`))
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('the seed\'s PerformanceTester')
@@ -163,7 +150,7 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   if (full) progress('CPU offload threshold')
   const off = full ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
   return {
-    directFibPerS, plainFastifyHealth, plainFastifyJob, ourHealth, ourTrivialJob, rawPiscinaNoopPerS, ourTrivialPoolJob,
+    directFibPerS, overhead,
     naiveMixed: naive.runs[0] ?? [],
     seedTester: seed,
     ...(mem === undefined ? {} : { memory: mem }),

@@ -107,7 +107,7 @@ export interface CpuCeiling {
 export interface Memory {
   mode: string
   jobs: number
-  /** RSS growth of the server tree per job in flight, KiB, on the second round (the first warms up). */
+  /** RSS growth of the server tree per job in flight (answered), KiB, on the second round (the first warms up). */
   perJobKiB: number
   firstRoundPerJobKiB: number
   /** Wall time of the second round, seconds: every job answered. */
@@ -159,7 +159,8 @@ async function memory (mode: string, jobs: number): Promise<Memory> {
     const round = async (): Promise<{ perJobKiB: number, seconds: number, ok: number }> => {
       const before = (await processTreeRss(pid)).bytes
       const report = await runLoad(loadOptions(server.url, 10, 0, { transport: 'ws', inFlight: jobs / 10, count: jobs, pid, mix: [{ task: 'sleep', input: { ms: 1000 }, weight: 1 }] }))
-      return { perJobKiB: ((report.rss?.peakBytes ?? before) - before) / jobs / 1024, seconds: report.seconds, ok: report.ok }
+      // Per job answered: a job refused at once was never in flight.
+      return { perJobKiB: ((report.rss?.peakBytes ?? before) - before) / Math.max(1, report.ok) / 1024, seconds: report.seconds, ok: report.ok }
     }
     const first = await round()
     const second = await round()

@@ -6,6 +6,7 @@
  * is that layer's cost per request. Prints a Markdown table and writes bench/results/layers.json.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
@@ -20,13 +21,19 @@ interface Scenario { name: string, env: Record<string, string>, file?: string, r
 
 const plainFastify = `${projectRoot}/dist/bench/matrix/servers/plain-fastify.js`
 
+// `--server FILE` profiles another build of this server (an earlier commit's dist/src/server.js,
+// to compare before and after a change); `--out FILE` writes the JSON there.
+const { values: args } = parseArgs({ options: { server: { type: 'string' }, out: { type: 'string' }, env: { type: 'string' } }, strict: true })
+const ours = args.server
+// `--env JSON`: more variables for this server's scenarios (not the references').
+const extra = JSON.parse(args.env ?? '{}') as Record<string, string>
 const trivialJob = JSON.stringify({ task: 'fib', input: { n: 1 } })
 const SCENARIOS: Scenario[] = [
   { name: 'plain Fastify, GET /health', env: {}, file: plainFastify, request: { method: 'GET', path: '/health' } },
   { name: 'plain Fastify, trivial job with a body schema', env: {}, file: plainFastify, request: { method: 'POST', path: '/jobs', body: trivialJob } },
-  { name: 'GET /health (event-loop)', env: { MODE: 'event-loop' }, request: { method: 'GET', path: '/health' } },
-  { name: 'trivial inline job (event-loop)', env: { MODE: 'event-loop' }, request: { method: 'POST', path: '/jobs', body: trivialJob } },
-  { name: 'trivial pool job (hybrid, 1 process)', env: { MODE: 'hybrid', PROCESSES: '1' }, request: { method: 'POST', path: '/jobs', body: trivialJob } }
+  { name: 'GET /health (event-loop)', env: { MODE: 'event-loop', ...extra }, file: ours, request: { method: 'GET', path: '/health' } },
+  { name: 'trivial inline job (event-loop)', env: { MODE: 'event-loop', ...extra }, file: ours, request: { method: 'POST', path: '/jobs', body: trivialJob } },
+  { name: 'trivial pool job (hybrid, 1 process)', env: { MODE: 'hybrid', PROCESSES: '1', ...extra }, file: ours, request: { method: 'POST', path: '/jobs', body: trivialJob } }
 ]
 
 /** Self time (µs) per layer over the whole profile. */
@@ -88,4 +95,4 @@ for (const layer of LAYERS) if (layer !== 'start-up (loading modules)') lines.pu
 lines.push(`| **requests (non-2xx)** | ${results.map((r) => `${r.requests} (${r.non2xx})`).join(' | ')} |`)
 console.log(`µs of CPU per request on the server's main thread, by layer (V8 sampling profiler, 1 + ${seconds} s each, autocannon 50 connections; start-up left out)\n`)
 console.log(lines.join('\n'))
-await writeFile(join(projectRoot, 'bench/results/layers.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, seconds, results }, null, 2) + '\n')
+await writeFile(args.out ?? join(projectRoot, 'bench/results/layers.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, server: ours ?? 'this build', env: extra, seconds, results }, null, 2) + '\n')

@@ -9,16 +9,20 @@ import type { Placement, RunOutcome } from './types.js'
  * the task's whole run and nothing can interrupt it: the input schemas' limits are what bound it.
  * For an I/O task (`event-loop`) the loop only waits, and the job's signal cancels the wait.
  */
-export class LocalPlacement implements Placement {
+export class LocalPlacement implements Placement<AbortController> {
   constructor (
     readonly via: 'inline' | 'event-loop',
     private readonly upstreamUrl: string | undefined,
     private readonly users?: UserService
   ) {}
 
-  async run (task: AnyTask, input: unknown, signal: AbortSignal): Promise<RunOutcome> {
+  newAbort (): AbortController {
+    return new AbortController()
+  }
+
+  async run (task: AnyTask, input: unknown, abort: AbortController): Promise<RunOutcome> {
     const start = performance.now()
-    const result = await task.run(input, { signal, upstreamUrl: this.upstreamUrl, users: this.users })
+    const result = await task.run(input, { signal: abort.signal, upstreamUrl: this.upstreamUrl, users: this.users })
     return { result, queuedMs: 0, runMs: performance.now() - start, threadId }
   }
 

@@ -11,12 +11,24 @@ export interface RunOutcome {
 }
 
 /**
+ * How a job is aborted (JOB_TIMEOUT_MS, or its client gone). An AbortController is one; the pool
+ * makes a lighter one of its own (an AbortSignal costs several microseconds to make in Node 20,
+ * and a job on a pool thread has no task on this thread to hand one to).
+ */
+export interface JobAbort {
+  readonly signal: { readonly aborted: boolean, readonly reason: unknown }
+  abort (reason?: unknown): void
+}
+
+/**
  * One way of running a job. Each configuration picks one for CPU tasks and one for I/O tasks at
  * start-up; nothing downstream asks which model is in force.
  */
-export interface Placement {
+export interface Placement<A extends JobAbort = JobAbort> {
   readonly via: Via
-  /** Resolves with the task's result or rejects with a coded error; an aborted signal cancels the job where the placement can. */
-  run (task: AnyTask, input: unknown, signal: AbortSignal): Promise<RunOutcome>
+  /** A new abort for one job, of the kind this placement listens to. */
+  newAbort (): A
+  /** Resolves with the task's result or rejects with what happened; an abort cancels the job where the placement can. */
+  run (task: AnyTask, input: unknown, abort: A): Promise<RunOutcome>
   close (): Promise<void>
 }

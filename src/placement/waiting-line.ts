@@ -10,7 +10,7 @@
  */
 interface Waiter {
   readonly since: number
-  readonly signal: AbortSignal
+  readonly signal: { readonly aborted: boolean, readonly reason: unknown }
   readonly resolve: () => void
   readonly reject: (reason: unknown) => void
 }
@@ -36,7 +36,7 @@ export class WaitingLine {
    * waiting job would cost every job): whoever aborted it has answered its client already, and
    * it leaves the line when it reaches the head.
    */
-  async wait (now: number, signal: AbortSignal): Promise<void> {
+  async wait (now: number, signal: Waiter['signal']): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.#waiters.push({ since: now, signal, resolve, reject })
     })

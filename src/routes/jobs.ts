@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { errors } from '../errors.js'
 import type { Control, JobRunner, JobTiming } from '../jobs.js'
+import type { JobAbort } from '../placement/types.js'
 
 export const MAX_BATCH = 1000
 /** A job is a task name and a small input (every task's input is a few numbers): 64 KiB is ample. */
@@ -24,25 +25,22 @@ function serverTiming ({ queuedMs, runMs, totalMs }: JobTiming): string {
 /**
  * The jobs of one request are cancelled when its client goes away before the answer is written:
  * queued ones never start, pool threads are terminated, waits on the event loop end. Each job's
- * controller is made only if the job can be cancelled (see Control), and one `close` listener
+ * abort is tracked only if the job can be cancelled (see Control), and one `close` listener
  * serves them all.
  */
 function cancelledWhenGone (reply: FastifyReply): Control {
-  let controllers: Set<AbortController> | undefined
-  return () => {
-    const controller = new AbortController()
-    if (controllers === undefined) {
-      controllers = new Set()
+  let jobs: Set<JobAbort> | undefined
+  return (abort) => {
+    if (jobs === undefined) {
+      jobs = new Set()
       const gone = (): void => {
         if (reply.raw.writableFinished) return
-        for (const c of controllers as Set<AbortController>) c.abort(new errors.CANCELLED())
+        for (const job of jobs as Set<JobAbort>) job.abort(new errors.CANCELLED())
       }
-      if (reply.raw.closed) gone() // the client may have left already
-      else reply.raw.once('close', gone)
+      if (!reply.raw.closed) reply.raw.once('close', gone)
     }
-    if (reply.raw.closed && !reply.raw.writableFinished) controller.abort(new errors.CANCELLED())
-    controllers.add(controller)
-    return controller
+    if (reply.raw.closed && !reply.raw.writableFinished) abort.abort(new errors.CANCELLED()) // the client has left already
+    jobs.add(abort)
   }
 }
 

@@ -2,6 +2,7 @@ import type { WebSocket, RawData } from 'ws'
 import { errors, toErrorBody } from '../errors.js'
 import { decodeJson, decodeMsgpack, encodeMsgpack } from '../http/codec.js'
 import type { JobOutcome, JobRunner } from '../jobs.js'
+import type { JobAbort } from '../placement/types.js'
 
 export interface ConnectionLimits {
   maxInFlight: number
@@ -38,7 +39,7 @@ export class JobConnection {
   readonly #limits: ConnectionLimits
   /** Jobs in flight; those that can be cancelled (not inline ones) also have a controller here. */
   #inFlight = 0
-  readonly #cancellable = new Set<AbortController>()
+  readonly #cancellable = new Set<JobAbort>()
   #closed = false
   #unsentBytes = 0
   #peakUnsentBytes = 0
@@ -131,14 +132,13 @@ export class JobConnection {
 
   async #runJob (id: string | number, job: unknown, binary: boolean): Promise<void> {
     this.#inFlight++
-    let controller: AbortController | undefined
-    const outcome = await this.#runner.settle(job, () => {
-      controller = new AbortController()
-      this.#cancellable.add(controller)
-      return controller
+    let abort: JobAbort | undefined
+    const outcome = await this.#runner.settle(job, (a) => {
+      abort = a
+      this.#cancellable.add(a)
     }, 'frame')
     this.#inFlight--
-    if (controller !== undefined) this.#cancellable.delete(controller)
+    if (abort !== undefined) this.#cancellable.delete(abort)
     if (this.#closed) return // the socket is gone: nobody to answer
     const answer: Answer = { id, ...outcome }
     try {
