@@ -128,7 +128,7 @@ export const DEFAULTS = Object.freeze({
   shedTargetMs: 50,
   shedIntervalMs: 100,
   shedLoopTargetMs: 10,
-  shedLoopIntervalMs: 500,
+  shedLoopIntervalMs: 100,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 10_000,
