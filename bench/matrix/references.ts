@@ -15,8 +15,8 @@ const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 export interface References {
   /** fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. */
   directFibPerS: number
-  /** What this server costs against plain Fastify, raw Piscina and the naive server, by two clients (bench/overhead). */
-  overhead: Overhead
+  /** What this server costs against plain Fastify, raw Piscina and the naive server, by two clients (bench/overhead); full run only. */
+  overhead?: Overhead
   naiveMixed: Measurement[]
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
@@ -138,8 +138,10 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   const cores = availableParallelism()
   progress('direct call')
   const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
-  progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
-  const overhead = await measureOverhead({ rounds: plan.repeats, windowS: plan.windowS, warmupS: plan.warmupS }, (step) => progress(`overhead: ${step}`))
+  // The overhead figures take minutes (two clients, alternating windows): the quick run leaves
+  // them to `npm run bench:overhead`.
+  if (plan.name === 'full') progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
+  const overhead = plan.name === 'full' ? await measureOverhead({ rounds: plan.repeats, windowS: 3, warmupS: 2 }, (step) => progress(`overhead: ${step}`)) : undefined
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('the seed\'s PerformanceTester')
@@ -150,7 +152,8 @@ export async function measureReferences (plan: Plan, upstreamUrl: string, mixed:
   if (full) progress('CPU offload threshold')
   const off = full ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
   return {
-    directFibPerS, overhead,
+    directFibPerS,
+    ...(overhead === undefined ? {} : { overhead }),
     naiveMixed: naive.runs[0] ?? [],
     seedTester: seed,
     ...(mem === undefined ? {} : { memory: mem }),

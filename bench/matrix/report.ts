@@ -50,7 +50,7 @@ export function figures (run: MatrixRun): Figure[] {
   }
   if (refs !== undefined) {
     // The overhead figures (bench/overhead), each by the client that measured it.
-    for (const f of overheadFigures(refs.overhead)) out.push({ name: `${f.name} (${f.client})`, value: f.value, target: f.target, met: f.met })
+    if (refs.overhead !== undefined) for (const f of overheadFigures(refs.overhead)) out.push({ name: `${f.name} (${f.client})`, value: f.value, target: f.target, met: f.met })
     push('hybrid CPU jobs/s in the CPU row (16 clients) vs cores x direct rate', ratio(over(find(run, 'hybrid', 'cpu'), (m) => m.jobsPerS).mean, run.machine.cores * refs.directFibPerS), '>= 0.93', (v) => v >= 0.93)
   }
   const ioRatio = (model: Mode): number => ratio(over(find(run, model, 'mixed io+cpu'), (m) => m.p99Ms).mean, over(find(run, model, 'mixed io alone'), (m) => m.p99Ms).mean)
@@ -163,8 +163,12 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     const naive = spread(refs.naiveMixed.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0)))
     out.push(table(['what', 'figure'], [
       ['fib(30) called directly on one thread', `${fmt(refs.directFibPerS)} /s; x ${machine.cores} cores = ${fmt(refs.directFibPerS * machine.cores)} /s, the CPU ceiling`],
-      ...refs.overhead.pairs.map((p) => [`${p.name}, ${p.client}: this server / the reference`, `${fmtSpread(p.ours)} / ${fmtSpread(p.reference)} per s`]),
-      ['raw Piscina, no-op task, in process', `${fmt(refs.overhead.rawPiscinaPerS)} tasks/s`],
+      ...(refs.overhead === undefined
+        ? [['this server against plain Fastify, raw Piscina and the naive server', 'measured in the full run and by `npm run bench:overhead`']]
+        : [
+            ...refs.overhead.pairs.map((p) => [`${p.name}, ${p.client}: this server / the reference`, `${fmtSpread(p.ours)} / ${fmtSpread(p.reference)} per s`]),
+            ['raw Piscina, no-op task, in process', `${fmt(refs.overhead.rawPiscinaPerS)} tasks/s`]
+          ]),
       ['naive Fastify + Piscina server, mixed load, all jobs', `${fmtSpread(naive)} jobs/s, errors ${errorsText(refs.naiveMixed)}`],
       ...(refs.memory === undefined
         ? [['memory per I/O job and per pool thread', 'measured in the full run only']]
