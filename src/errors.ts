@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 /**
- * The one catalogue of errors that users see (CONTRACT.md section 2). Each key is its code; a test
+ * The one catalogue of errors that users see (the README's error table, under "The API"). Each key is its code; a test
  * pins it to the contract's table. 5xx messages are fixed text: no stack and no internal detail
  * ever leaves the server, the detail goes to the log.
  */

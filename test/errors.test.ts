@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { codedError, errors, statusOf, toErrorBody } from '../src/errors.js'
 
-// CONTRACT.md section 2, copied: a change on either side breaks this test.
+// The README's error table ("The API"), copied: a change on either side breaks this test.
 const contract = {
   BAD_INPUT: 400,
   UNAUTHORIZED: 401,

@@ -38,7 +38,7 @@ const newUsersBody = {
 } as const
 
 /**
- * The seed's user service (CONTRACT.md's /api routes). Without DATABASE_URL every route answers
+ * The user service of the article the project answers (the README's "The user service": the /api routes). Without DATABASE_URL every route answers
  * 503 NOT_CONFIGURED; without REDIS_URL reads go straight to PostgreSQL (`x-cache: bypass`).
  */
 export const userRoutes: FastifyPluginAsync<{ users: UserService }> = async (app, { users }) => {
