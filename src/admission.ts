@@ -49,8 +49,9 @@ export class QueueDelayRule {
     return this.#targetMs
   }
 
-  /** A sample of the queueing delay at `now`. */
+  /** A sample of the queueing delay at `now` (ignored when shedding is off). */
   observe (delayMs: number, now: number): void {
+    if (this.#targetMs <= 0) return
     if (delayMs > this.#targetMs) {
       this.#underSince = undefined
       this.#aboveSince ??= now

@@ -1,7 +1,7 @@
+import { performance } from 'node:perf_hooks'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { errors, RETRY_AFTER_S, toErrorBody } from './errors.js'
-import { performance } from 'node:perf_hooks'
 import { LoopDelay, QueueDelayRule } from './admission.js'
 import { installRequestHooks } from './http/hooks.js'
 import { JobRunner } from './jobs.js'
@@ -25,8 +25,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     jobs: JobRunner
     websockets: WsConnections
-    /** The event loop's queueing delay, when shedding on it is on. */
-    loopDelay: LoopDelay | undefined
   }
 }
 
@@ -68,7 +66,6 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   metrics = new ServerMetrics({ pool: runner.pool, websockets })
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
-  app.decorate('loopDelay', loopDelay)
   app.addHook('onClose', async () => {
     loopDelay?.stop()
     await runner.close()

@@ -7,13 +7,7 @@ export interface Exported {
   values: Array<{ labels: Record<string, string | number>, value: number, metricName?: string }>
 }
 
-/**
- * The per-job counter and histograms, kept as plain numbers on the job path and handed to
- * prom-client only when it is scraped. prom-client's own Counter and Histogram check and hash
- * their labels and make a closure on every call: a few microseconds and some garbage per job,
- * which a trivial job notices. These are registered in the same registry, in the same format, so
- * /metrics and the cluster's aggregation (summed by name and labels) read them as theirs.
- */
+/** One label set's numbers. */
 interface Series {
   readonly labels: Readonly<Record<string, string>>
   /** Per bucket (cumulated at export), then the +Inf count. */
@@ -22,6 +16,13 @@ interface Series {
   count: number
 }
 
+/**
+ * The per-job counter and histograms, kept as plain numbers on the job path and handed to
+ * prom-client only when it is scraped. prom-client's own Counter and Histogram check and hash
+ * their labels and make a closure on every call: a few microseconds and some garbage per job,
+ * which a trivial job notices. These are registered in the same registry, in the same format, so
+ * /metrics and the cluster's aggregation (summed by name and labels) read them as theirs.
+ */
 abstract class JobMetric<L extends string> {
   readonly aggregator = 'sum' as const
   protected readonly series = new Map<string, Series>()
@@ -76,8 +77,12 @@ export class JobHistogram<L extends string> extends JobMetric<L> {
     const s = this.seriesOf(values)
     s.sum += seconds
     s.count++
-    const i = this.bounds.findIndex((b) => seconds <= b)
-    if (i >= 0) s.buckets[i] = (s.buckets[i] as number) + 1
+    for (let i = 0; i < this.bounds.length; i++) {
+      if (seconds <= (this.bounds[i] as number)) {
+        s.buckets[i] = (s.buckets[i] as number) + 1
+        return
+      }
+    }
   }
 
   async get (): Promise<Exported> {

@@ -55,7 +55,7 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
   const { loop, closing } = options
   const authorized = options.authToken === undefined ? undefined : bearerCheck(options.authToken)
   app.addHook('onRequest', (request, reply, done) => {
-    if (request.headers.accept !== undefined && wantsMsgpack(request.headers.accept)) {
+    if (wantsMsgpack(request.headers.accept)) {
       request.wantsMsgpack = true
       reply.serializer(msgpackSerializer)
     }

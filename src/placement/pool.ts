@@ -101,16 +101,11 @@ export class ThreadPool {
     return this.#line.size
   }
 
-  /** How long the oldest job waiting for a thread has waited, in ms (0 when none waits). */
-  get queueDelayMs (): number {
-    return this.#line.oldestWaitMs(performance.now())
-  }
-
   async run (task: AnyTask, input: unknown, signal: PoolAbort): Promise<RunOutcome> {
     const now = performance.now()
     if (this.#running < this.#maxThreads && this.#line.size === 0) {
       this.#running++
-      if (this.#delayRule.enabled) this.#delayRule.observe(0, now) // nobody waits: no queueing delay
+      this.#delayRule.observe(0, now) // nobody waits: no queueing delay
     } else {
       if (this.#line.size >= this.#maxQueue) throw new errors.OVERLOADED('every pool thread busy and MAX_QUEUE jobs waiting')
       const delayMs = this.#line.oldestWaitMs(now)
@@ -169,7 +164,7 @@ export class ThreadPool {
   #settled (): void {
     if (!this.#line.next()) {
       this.#running--
-      if (this.#delayRule.enabled) this.#delayRule.observe(0, performance.now()) // the line has run dry
+      this.#delayRule.observe(0, performance.now()) // the line has run dry
     }
   }
 
