@@ -8,11 +8,12 @@ import { isErrorCode } from '../errors.js'
 import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 
 const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorkerData
-// Loaded as the thread starts, but not awaited at the top level: Piscina first tries to require()
-// this file, and Node 20's require() of an ES module with top-level await can abort the whole
-// process (a V8 fatal error, seen with 50 threads starting at once) instead of throwing.
-let tasks: Awaited<ReturnType<typeof loadTasks>> | undefined
-const loading = loadTasks({ faults: faultTasks }).then((loaded) => { tasks = loaded })
+// The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
+// first tries to require() this file, and Node 20's require() of an ES module with top-level
+// await can abort the whole process (a V8 fatal error, seen with 50 threads starting at once)
+// instead of throwing. The default export is a promise of the handler instead, which Piscina
+// awaits before it gives the thread a job.
+let tasks: Awaited<ReturnType<typeof loadTasks>> = new Map()
 const backendsConfigured = backends.databaseUrl !== undefined || backends.redisUrl !== undefined
 let threadUsers: Promise<UserService> | undefined
 
@@ -36,9 +37,8 @@ function listen (control: MessagePort): AbortSignal {
   return controller.signal
 }
 
-export default async function runJob ({ task: name, input, control }: PoolRequest): Promise<PoolReply> {
-  if (tasks === undefined) await loading
-  const task = tasks?.get(name)
+async function runJob ({ task: name, input, control }: PoolRequest): Promise<PoolReply> {
+  const task = tasks.get(name)
   if (task === undefined) throw new Error(`pool thread has no task ${name}`)
   const start = performance.now()
   const startedAt = performance.timeOrigin + start
@@ -56,3 +56,8 @@ export default async function runJob ({ task: name, input, control }: PoolReques
     control?.close()
   }
 }
+
+export default loadTasks({ faults: faultTasks }).then((loaded) => {
+  tasks = loaded
+  return runJob
+})
