@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { Client } from 'undici'
 import { MODES, type Mode } from '../src/config.js'
 import { projectRoot } from '../src/paths.js'
-import { NO_SHEDDING, startServer } from './lib/server-process.js'
+import { NO_SHEDDING, startServer } from '../test/support/server-process.js'
 import { directRate } from './matrix/references.js'
 
 const n = Number(process.env.BENCH_N ?? 30)

@@ -1,6 +1,6 @@
 import { SEED_USERS } from '../src/backends/schema.js'
-import { errors } from '../src/errors.js'
-import type { CacheState } from '../src/backends/users.js'
+import { need } from '../src/backends/handles.js'
+import { readUserCached, type CacheState } from '../src/users/store.js'
 import type { TaskDefinition } from '../src/tasks/types.js'
 
 interface Input { id?: number }
@@ -16,10 +16,11 @@ export default {
     properties: { id: { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 } },
     additionalProperties: false
   },
-  run: async ({ id }, { users }) => {
-    if (users === undefined || !users.configured.redis) throw new errors.NOT_CONFIGURED('cache', 'REDIS_URL')
+  run: async ({ id }, context) => {
+    const redis = need(context.redis, 'cache', 'REDIS_URL')
+    const postgres = need(context.postgres, 'cache', 'DATABASE_URL')
     const userId = id ?? 1 + Math.floor(Math.random() * SEED_USERS)
-    const { user, cache } = await users.getUser(userId)
+    const { user, cache } = await readUserCached(postgres, redis, userId)
     return { id: userId, found: user !== undefined, cache }
   }
 } satisfies TaskDefinition<Input, { id: number, found: boolean, cache: CacheState }>

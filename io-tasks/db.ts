@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { SEED_USERS } from '../src/backends/schema.js'
-import { errors } from '../src/errors.js'
-import type { User } from '../src/backends/users.js'
+import { need } from '../src/backends/handles.js'
+import { createUsers, readUser } from '../src/users/store.js'
 import type { TaskDefinition } from '../src/tasks/types.js'
 
 interface Input { op: 'read' | 'write', id?: number }
@@ -21,15 +21,14 @@ export default {
     required: ['op'],
     additionalProperties: false
   },
-  run: async ({ op, id }, { users }) => {
-    if (users === undefined) throw new errors.NOT_CONFIGURED('db', 'DATABASE_URL')
+  run: async ({ op, id }, context) => {
+    const postgres = need(context.postgres, 'db', 'DATABASE_URL')
     if (op === 'write') {
       const tag = randomUUID()
-      const [created] = await users.createUsers([{ name: `Job user ${tag.slice(0, 8)}`, email: `${tag}@jobs.example.com` }])
+      const [created] = await createUsers(postgres, [{ name: `Job user ${tag.slice(0, 8)}`, email: `${tag}@jobs.example.com` }])
       return { op, id: created as number }
     }
     const userId = id ?? 1 + Math.floor(Math.random() * SEED_USERS)
-    const user: User | undefined = await users.readUser(userId)
-    return { op, id: userId, found: user !== undefined }
+    return { op, id: userId, found: await readUser(postgres, userId) !== undefined }
   }
 } satisfies TaskDefinition<Input, { op: string, id: number, found?: boolean }>

@@ -1,4 +1,4 @@
-import { getFromUpstream } from '../src/tasks/upstream-client.js'
+import { getFromUpstream } from '../src/upstream/client.js'
 import { errors } from '../src/errors.js'
 import type { TaskDefinition } from '../src/tasks/types.js'
 

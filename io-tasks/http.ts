@@ -1,4 +1,4 @@
-import { getFromUpstream, type UpstreamAnswer } from '../src/tasks/upstream-client.js'
+import { getFromUpstream, type UpstreamAnswer } from '../src/upstream/client.js'
 import type { TaskDefinition } from '../src/tasks/types.js'
 
 interface Input { delayMs: number, bytes: number }

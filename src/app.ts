@@ -10,9 +10,10 @@ import { jobRoutes } from './routes/jobs.js'
 import { taskRoutes } from './routes/tasks.js'
 import { wsRoutes } from './routes/ws.js'
 import { metricsRoutes } from './routes/metrics.js'
-import { ServerMetrics } from './metrics.js'
+import { ServerMetrics } from './metrics/server.js'
 import { TaskRegistry } from './tasks/registry.js'
-import { UserService, userServiceConfig } from './backends/users.js'
+import { Backends, backendsConfig } from './backends/connections.js'
+import { productRoutes } from './routes/products.js'
 import { userRoutes } from './routes/users.js'
 import { WsConnections } from './ws/connections.js'
 
@@ -56,12 +57,12 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const registry = await TaskRegistry.load({ faults: config.faultTasks })
   let metrics: ServerMetrics | undefined
   // PostgreSQL and Redis when configured; without them the user service answers NOT_CONFIGURED.
-  const users = new UserService(userServiceConfig(config), app.log)
-  await users.warmUp()
+  const backends = new Backends(backendsConfig(config), app.log)
+  await backends.warmUp()
   const loopRule = new QueueDelayRule({ targetMs: config.shedLoopTargetMs, intervalMs: config.shedLoopIntervalMs }, performance.now())
   const loopDelay = loopRule.enabled ? new LoopDelay(loopRule, () => performance.now()) : undefined
   loopDelay?.start()
-  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), users, loopDelay)
+  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), backends, loopDelay)
   const websockets = new WsConnections()
   metrics = new ServerMetrics({ pool: runner.pool, websockets })
   app.decorate('jobs', runner)
@@ -69,7 +70,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   app.addHook('onClose', async () => {
     loopDelay?.stop()
     await runner.close()
-    await users.close()
+    await backends.close()
     metrics?.close()
   })
 
@@ -103,6 +104,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(healthRoutes, { config })
   await app.register(wsRoutes, { runner, config, connections: websockets })
   await app.register(metricsRoutes, { metrics })
-  await app.register(userRoutes, { users })
+  await app.register(userRoutes, { backends })
+  await app.register(productRoutes, { backends, upstreamUrl: config.upstreamUrl })
   return app
 }

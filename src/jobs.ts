@@ -6,10 +6,10 @@ import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
 import type { JobAbort, Placement, RunOutcome, Via } from './placement/types.js'
-import type { JobEvent } from './metrics.js'
 import type { TaskRegistry } from './tasks/registry.js'
 import type { AnyTask, TaskKind } from './tasks/types.js'
-import { userServiceConfig, type UserService, type UserServiceConfig } from './backends/users.js'
+import { backendsConfig, type BackendsConfig } from './backends/connections.js'
+import type { BackendHandles } from './backends/handles.js'
 
 export interface JobTiming {
   queuedMs: number
@@ -24,6 +24,18 @@ export interface JobAnswer {
   result: unknown
   timing: JobTiming
   ranOn: { pid: number, threadId: number, via: Via }
+}
+
+/** What the runner tells its observer (the metrics) of each job as it ends, answered or failed. */
+export interface JobEvent {
+  /** A catalogue name, or "(unknown)": labels never take a client's string. */
+  task: string
+  kind: string
+  via: string
+  /** "ok" or an error code of the catalogue. */
+  outcome: string
+  queuedMs?: number
+  totalMs?: number
 }
 
 /** What a batch item and a WebSocket frame answer: the job's answer, or its error as an HTTP error body says it. */
@@ -57,11 +69,11 @@ export class JobRunner {
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs'> & UserServiceConfig,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs' | 'upstreamUrl'> & BackendsConfig,
     /** Told of every job's end, answered or failed: the metrics. */
     private readonly observer?: (event: JobEvent) => void,
     /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
-    users?: UserService,
+    backends: BackendHandles = {},
     /**
      * The event loop's queueing delay, when shedding on it is on: checked again as each inline job
      * is about to run, not only when its request arrived. Fastify reads a body after the request's
@@ -81,14 +93,15 @@ export class JobRunner {
         maxQueue: config.maxQueue,
         heapMb: config.threadHeapMb,
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
-        workerData: { faultTasks: config.faultTasks, upstreamUrl: config.upstreamUrl, backends: userServiceConfig(config), logLevel: config.logLevel }
+        workerData: { faultTasks: config.faultTasks, upstreamUrl: config.upstreamUrl, backends: backendsConfig(config), logLevel: config.logLevel }
       })
       : undefined
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
+    const resources = { upstreamUrl: config.upstreamUrl }
     this.pool = pool
     this.#placements = Object.freeze({
-      cpu: config.cpuJobs === 'pool' ? onPool() : new LocalPlacement('inline', config.upstreamUrl),
-      io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', config.upstreamUrl, users)
+      cpu: config.cpuJobs === 'pool' ? onPool() : new LocalPlacement('inline', resources),
+      io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', { ...resources, ...backends })
     })
   }
 

@@ -4,7 +4,7 @@ import { afterEach } from 'vitest'
 import { buildApp } from '../src/app.js'
 import { parseConfig } from '../src/config.js'
 
-export { childEnv, serverFile, startServer, type ServerProcess as RunningServer } from '../bench/lib/server-process.js'
+export { childEnv, serverFile, startServer, type ServerProcess as RunningServer } from './support/server-process.js'
 
 /**
  * Settings for a server that runs in the test's own process. Its event loop is the test client's

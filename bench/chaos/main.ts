@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { startServer } from '../lib/server-process.js'
+import { startServer } from '../../test/support/server-process.js'
 import { projectRoot } from '../../src/paths.js'
 import { badInputs, drainUnderLoad, killLoop, overload, OVERLOAD_RAMP_S, rollingRestartUnderLoad, saturation, threadFaults, type OverloadJob } from './scenarios.js'
 

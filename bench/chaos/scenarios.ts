@@ -7,8 +7,8 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { runLoad } from '../load/run.js'
 import type { LoadOptions } from '../load/options.js'
-import { NO_SHEDDING, startServer } from '../lib/server-process.js'
-import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from './bad-inputs.js'
+import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
+import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from '../../test/support/bad-inputs.js'
 
 export interface Answer {
   /** HTTP status, or 0 when none came. */

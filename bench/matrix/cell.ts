@@ -1,6 +1,6 @@
 import type { Mode } from '../../src/config.js'
 import { processTreeCpuSeconds, sampleRss } from '../lib/proc.js'
-import { NO_SHEDDING, startServer, type ServerProcess } from '../lib/server-process.js'
+import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import type { LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
 import type { CellSpec, Load, Plan } from './plan.js'

@@ -1,7 +1,7 @@
 import { availableParallelism, cpus, release, totalmem, type } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { startDelayService } from '../../src/upstream/spawn.js'
-import { backendsAvailable, startPostgres, startRedis } from '../lib/backends.js'
+import { backendsAvailable, startPostgres, startRedis } from '../../test/support/backends.js'
 import { runRow, type CellResult } from './cell.js'
 import type { Plan } from './plan.js'
 import { measureReferences, type References } from './references.js'

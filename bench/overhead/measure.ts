@@ -5,12 +5,14 @@
  * rate counts answered jobs only (2xx): a refusal is not throughput. Every server runs with its
  * defaults; only the layout (MODE, PROCESSES) is set where the figure needs it.
  */
+import { once } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
+import { Worker } from 'node:worker_threads'
 import autocannon from 'autocannon'
 import { projectRoot } from '../../src/paths.js'
 import { processTreeCpuSeconds, processTreeRss } from '../lib/proc.js'
-import { startServer, type ServerProcess } from '../lib/server-process.js'
+import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
 import type { LoadOptions } from '../load/options.js'
 import { directRate, rawPiscina } from '../matrix/references.js'
@@ -95,7 +97,10 @@ async function pair (name: string, start: { ours: () => Promise<ServerProcess>, 
 }
 
 export interface CpuCeiling {
+  /** fib 30 in a loop on this process's main thread, one window before each of ours: calls/s. */
   directPerS: number
+  /** fib 30 in a loop on `cores` bare worker threads at once, in the same alternation: calls/s, all threads. */
+  parallelPerS: number
   cores: number
   /** hybrid fib 30, 8 connections, by the load client, answered jobs/s. */
   oursPerS: number
@@ -126,25 +131,59 @@ export interface Overhead {
   memory: Memory[]
 }
 
+/** fib 30 in a loop on `threads` bare worker threads at once for `ms`: what the machine's cores give together, calls/s. */
+async function parallelFib (threads: number, ms: number): Promise<number> {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const fib = (n) => n < 2 ? n : fib(n - 1) + fib(n - 2)
+    const end = Date.now() + workerData
+    let calls = 0
+    while (Date.now() < end) { fib(30); calls++ }
+    parentPort.postMessage(calls)`
+  const start = performance.now()
+  const counts = await Promise.all(Array.from({ length: threads }, async () => {
+    const worker = new Worker(code, { eval: true, workerData: ms })
+    const [calls] = await once(worker, 'message') as [number]
+    await worker.terminate()
+    return calls
+  }))
+  return counts.reduce((a, b) => a + b, 0) / ((performance.now() - start) / 1000)
+}
+
+/**
+ * `hybrid` fib 30 against what the cores give without a server: one window of the direct
+ * single-thread rate and one of `cores` bare threads before each window of ours, so that the
+ * shared machine's drift falls on all three; the CPU of the load client and of the server tree
+ * is counted in our windows only.
+ */
 async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
   const cores = availableParallelism()
-  const directPerS = directRate(2000, 30)
   const server = await startServer({})
   try {
     const drive = { connections: 8, path: '/jobs', body: { task: 'fib', input: { n: 30 } } }
     await window('load client', server.url, drive, plan.warmupS)
     const pid = server.proc.pid as number
-    const [cpu0, server0, t0] = [process.cpuUsage(), await processTreeCpuSeconds(pid), performance.now()]
-    const values: number[] = []
-    for (let r = 0; r < plan.rounds; r++) values.push(await window('load client', server.url, drive, plan.windowS))
-    const seconds = (performance.now() - t0) / 1000
-    const cpu = process.cpuUsage(cpu0)
+    const direct: number[] = []
+    const parallel: number[] = []
+    const ours: number[] = []
+    let [clientCpu, serverCpu, seconds] = [0, 0, 0]
+    for (let r = 0; r < plan.rounds; r++) {
+      direct.push(directRate(plan.windowS * 1000, 30))
+      parallel.push(await parallelFib(cores, plan.windowS * 1000))
+      const [cpu0, server0, t0] = [process.cpuUsage(), await processTreeCpuSeconds(pid), performance.now()]
+      ours.push(await window('load client', server.url, drive, plan.windowS))
+      const cpu = process.cpuUsage(cpu0)
+      seconds += (performance.now() - t0) / 1000
+      clientCpu += (cpu.user + cpu.system) / 1e6
+      serverCpu += await processTreeCpuSeconds(pid) - server0
+    }
     return {
-      directPerS,
+      directPerS: spread(direct).mean,
+      parallelPerS: spread(parallel).mean,
       cores,
-      oursPerS: spread(values).mean,
-      clientCpu: (cpu.user + cpu.system) / 1e6 / seconds,
-      serverCpu: (await processTreeCpuSeconds(pid) - server0) / seconds
+      oursPerS: spread(ours).mean,
+      clientCpu: clientCpu / seconds,
+      serverCpu: serverCpu / seconds
     }
   } finally {
     await server.stop()

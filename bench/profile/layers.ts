@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { projectRoot } from '../../src/paths.js'
-import { startServer } from '../lib/server-process.js'
+import { startServer } from '../../test/support/server-process.js'
 import { classify, LAYERS, type Layer } from './classify.js'
 
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string }, children?: number[] }

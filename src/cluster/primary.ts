@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { describe } from '../log.js'
 import { startDelayService, type DelayServiceProcess } from '../upstream/spawn.js'
-import { serveClusterMetrics } from './metrics-ipc.js'
+import { serveClusterMetrics } from '../metrics/cluster.js'
 
 /** A port free on `host` now (the kernel's choice), for the workers to share. */
 async function freePort (host: string): Promise<number> {

@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { threadId } from 'node:worker_threads'
-import type { UserService } from '../backends/users.js'
-import type { AnyTask } from '../tasks/types.js'
+import type { AnyTask, TaskContext } from '../tasks/types.js'
 import type { Placement, RunOutcome } from './types.js'
 
 /**
@@ -12,8 +11,8 @@ import type { Placement, RunOutcome } from './types.js'
 export class LocalPlacement implements Placement<AbortController> {
   constructor (
     readonly via: 'inline' | 'event-loop',
-    private readonly upstreamUrl: string | undefined,
-    private readonly users?: UserService
+    /** What every job's context holds besides its signal: the same for every job. */
+    private readonly resources: Omit<TaskContext, 'signal'>
   ) {}
 
   newAbort (): AbortController {
@@ -22,7 +21,7 @@ export class LocalPlacement implements Placement<AbortController> {
 
   async run (task: AnyTask, input: unknown, abort: AbortController): Promise<RunOutcome> {
     const start = performance.now()
-    const result = await task.run(input, { signal: abort.signal, upstreamUrl: this.upstreamUrl, users: this.users })
+    const result = await task.run(input, { ...this.resources, signal: abort.signal })
     return { result, queuedMs: 0, runMs: performance.now() - start, threadId }
   }
 

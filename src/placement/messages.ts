@@ -1,6 +1,6 @@
 /** What crosses between a process's event loop and its pool threads: the only messages there are. */
 import type { MessagePort } from 'node:worker_threads'
-import type { UserServiceConfig } from '../backends/users.js'
+import type { BackendsConfig } from '../backends/connections.js'
 import type { LogLevel } from '../config.js'
 import type { ErrorCode } from '../errors.js'
 
@@ -41,6 +41,6 @@ export interface PoolWorkerData {
    * process's pg pool or Redis connection, so it opens its own (one pg connection: a thread runs
    * one job at a time), on its first such job.
    */
-  backends: UserServiceConfig
+  backends: BackendsConfig
   logLevel: LogLevel
 }

@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks'
 import { threadId, type MessagePort } from 'node:worker_threads'
 import { workerData } from 'piscina'
-import type { UserService } from '../backends/users.js'
+import type { Backends } from '../backends/connections.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode } from '../errors.js'
 import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
@@ -15,16 +15,16 @@ const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorker
 // awaits before it gives the thread a job.
 let tasks: Awaited<ReturnType<typeof loadTasks>> = new Map()
 const backendsConfigured = backends.databaseUrl !== undefined || backends.redisUrl !== undefined
-let threadUsers: Promise<UserService> | undefined
+let threadBackends: Promise<Backends> | undefined
 
 /**
  * This thread's own backends, opened on its first job of a task that uses them (`db`, `cache`). pg and ioredis are loaded
  * then too: most threads never run such a job, and every thread's start-up counts.
  */
-async function usersOfThisThread (): Promise<UserService> {
-  threadUsers ??= Promise.all([import('../backends/users.js'), import('../log.js')]).then(([{ UserService }, { createLogger }]) =>
-    new UserService({ ...backends, pgPoolMin: 0, pgPoolMax: 1 }, createLogger({ logLevel }).child({ threadId })))
-  return await threadUsers
+async function backendsOfThisThread (): Promise<Backends> {
+  threadBackends ??= Promise.all([import('../backends/connections.js'), import('../log.js')]).then(([{ Backends }, { createLogger }]) =>
+    new Backends({ ...backends, pgPoolMin: 0, pgPoolMax: 1 }, createLogger({ logLevel }).child({ threadId })))
+  return await threadBackends
 }
 // A CPU job is cancelled by terminating its thread (synchronous code hears nothing else), so it is
 // never signalled; an I/O job is told over its control port.
@@ -45,8 +45,8 @@ async function runJob ({ task: name, input, control }: PoolRequest): Promise<Poo
   const signal = control === undefined ? never : listen(control)
   try {
     // Only a task that uses the backends waits for them; every other job goes straight to its task.
-    const users = task.usesBackends === true && backendsConfigured ? await usersOfThisThread() : undefined
-    const result = await task.run(input, { signal, upstreamUrl, users })
+    const own = task.usesBackends === true && backendsConfigured ? await backendsOfThisThread() : undefined
+    const result = await task.run(input, { signal, upstreamUrl, postgres: own?.postgres, redis: own?.redis })
     return { ok: true, result, startedAt, runMs: performance.now() - start, threadId }
   } catch (err) {
     const code = (err as { code?: unknown }).code

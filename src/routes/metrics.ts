@@ -1,7 +1,7 @@
 import cluster from 'node:cluster'
 import type { FastifyPluginAsync } from 'fastify'
-import { requestClusterMetrics } from '../cluster/metrics-ipc.js'
-import type { ServerMetrics } from '../metrics.js'
+import { requestClusterMetrics } from '../metrics/cluster.js'
+import type { ServerMetrics } from '../metrics/server.js'
 
 /** GET /metrics: Prometheus text, summed over every cluster worker whichever one answers. */
 export const metricsRoutes: FastifyPluginAsync<{ metrics: ServerMetrics }> = async (app, { metrics }) => {

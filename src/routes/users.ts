@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { codedError } from '../errors.js'
-import type { NewUser, UserService } from '../backends/users.js'
+import { need, type BackendHandles } from '../backends/handles.js'
+import { createUsers, readUserCached, type NewUser } from '../users/store.js'
 
-/** Users per POST /api/users: one transaction, so one statement of at most this many rows. */
+/** Users per POST /api/users: inserted in one statement, so at most this many rows. */
 export const MAX_NEW_USERS = 1000
 /** 1,000 users of ~400 bytes of JSON each fit. */
 export const USERS_BODY_LIMIT = 512 * 1024
@@ -38,22 +39,23 @@ const newUsersBody = {
 } as const
 
 /**
- * The user service of the article the project answers (the README's "The user service": the /api routes). Without DATABASE_URL every route answers
- * 503 NOT_CONFIGURED; without REDIS_URL reads go straight to PostgreSQL (`x-cache: bypass`).
+ * The users of the user service (docs/api.md, "The user service"). Without DATABASE_URL every
+ * route answers 503 NOT_CONFIGURED; without REDIS_URL reads go straight to PostgreSQL
+ * (`x-cache: bypass`).
  */
-export const userRoutes: FastifyPluginAsync<{ users: UserService }> = async (app, { users }) => {
+export const userRoutes: FastifyPluginAsync<{ backends: BackendHandles }> = async (app, { backends }) => {
   app.get<{ Params: { id: string } }>('/api/users/:id', { schema: { params: idParams } }, async (request, reply) => {
     const id = Number(request.params.id)
-    const { user, cache } = await users.getUser(id)
+    const postgres = need(backends.postgres, 'reading a user', 'DATABASE_URL')
+    const { user, cache } = await readUserCached(postgres, backends.redis, id)
     reply.header('x-cache', cache)
     if (user === undefined) throw codedError('NOT_FOUND', `No user ${id}`)
     return user
   })
 
-  app.post<{ Body: { users: NewUser[] } }>('/api/users', { bodyLimit: USERS_BODY_LIMIT, schema: { body: newUsersBody } }, async (request, reply) => {
-    const ids = await users.createUsers(request.body.users)
+  const createOptions = { bodyLimit: USERS_BODY_LIMIT, schema: { body: newUsersBody } }
+  app.post<{ Body: { users: NewUser[] } }>('/api/users', createOptions, async (request, reply) => {
+    const ids = await createUsers(need(backends.postgres, 'creating users', 'DATABASE_URL'), request.body.users)
     return reply.code(201).send({ ids })
   })
-
-  app.get('/api/products', async () => await users.products())
 }

@@ -1,5 +1,5 @@
 /** What every module under cpu-tasks/ and io-tasks/ exports as its default. */
-import type { UserService } from '../backends/users.js'
+import type { KeyValue, Postgres } from '../backends/handles.js'
 
 export type TaskKind = 'cpu' | 'io'
 
@@ -16,8 +16,10 @@ export interface TaskContext {
   readonly signal: AbortSignal
   /** Base URL of the delay service, for the tasks that call it. */
   readonly upstreamUrl: string | undefined
-  /** PostgreSQL and Redis, for the `db` and `cache` tasks (each answers NOT_CONFIGURED without its backend). */
-  readonly users?: UserService
+  /** PostgreSQL, for a task with `usesBackends` (absent without DATABASE_URL). */
+  readonly postgres?: Postgres
+  /** Redis, for a task with `usesBackends` (absent without REDIS_URL). */
+  readonly redis?: KeyValue
 }
 
 export interface TaskDefinition<Input = unknown, Output = unknown> {
@@ -25,7 +27,7 @@ export interface TaskDefinition<Input = unknown, Output = unknown> {
   readonly kind: TaskKind
   readonly description: string
   readonly schema: InputSchema
-  /** The task reads `context.users` (PostgreSQL, Redis): a pool thread then opens its own connections for it. */
+  /** The task reads `context.postgres` or `context.redis`: a pool thread then opens its own connections for it. */
   readonly usesBackends?: true
   /** CPU tasks return synchronously; I/O tasks return a promise. */
   run (input: Input, context: TaskContext): Output | Promise<Output>

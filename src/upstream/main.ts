@@ -5,7 +5,7 @@
  */
 import type { AddressInfo } from 'node:net'
 import { createDelayService } from './delay-service.js'
-import type { UpstreamMessage } from '../cluster/messages.js'
+import type { UpstreamMessage } from './spawn.js'
 
 const server = createDelayService()
 const child = typeof process.send === 'function'

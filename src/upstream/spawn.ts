@@ -1,7 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { delayServiceFile } from '../paths.js'
-import type { UpstreamMessage } from '../cluster/messages.js'
+
+/** The delay service, forked by the server, tells it over IPC where it listens: the one message there is. */
+export interface UpstreamMessage {
+  type: 'upstream-listening'
+  url: string
+}
 
 export interface DelayServiceProcess {
   readonly url: string

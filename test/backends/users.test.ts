@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { backendsAvailable, startPostgres, startRedis, type BackendServer } from '../../bench/lib/backends.js'
+import { backendsAvailable, startPostgres, startRedis, type BackendServer } from '../support/backends.js'
 import { startDelayService, type DelayServiceProcess } from '../../src/upstream/spawn.js'
 import { build, startServer, waitFor } from '../helpers.js'
 

@@ -1,6 +1,6 @@
 import type WebSocket from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { badInputPairs, openJobSocket, sendBadInput, sendFrame, type Transport } from '../../bench/chaos/bad-inputs.js'
+import { badInputPairs, openJobSocket, sendBadInput, sendFrame, type Transport } from '../support/bad-inputs.js'
 import { startServer, type RunningServer } from '../helpers.js'
 
 // One real server (a child process, hybrid: two cluster workers, each with a pool) for the table.

@@ -1,6 +1,6 @@
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openJobSocket, sendFrame } from '../../bench/chaos/bad-inputs.js'
+import { openJobSocket, sendFrame } from '../support/bad-inputs.js'
 import { runLoad, type LoadReport } from '../../bench/load/run.js'
 import type { LoadOptions } from '../../bench/load/options.js'
 import { startServer, type RunningServer } from '../helpers.js'

@@ -1,19 +1,9 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
 import { AggregatorRegistry, collectDefaultMetrics, Gauge, type Metric } from 'prom-client'
-import { JobCounter, JobHistogram } from './job-metrics.js'
-import type { ThreadPool } from './placement/pool.js'
-import type { WsConnections } from './ws/connections.js'
-
-export interface JobEvent {
-  /** A catalogue name, or "(unknown)": labels never take a client's string. */
-  task: string
-  kind: string
-  via: string
-  /** "ok" or an error code of the catalogue. */
-  outcome: string
-  queuedMs?: number
-  totalMs?: number
-}
+import { JobCounter, JobHistogram } from './jobs.js'
+import type { JobEvent } from '../jobs.js'
+import type { ThreadPool } from '../placement/pool.js'
+import type { WsConnections } from '../ws/connections.js'
 
 /** How often the event-loop delay is sampled; each sample counts this interval in, so it is taken back out. */
 const LOOP_RESOLUTION_MS = 10

@@ -1,6 +1,17 @@
 import cluster from 'node:cluster'
 import { AggregatorRegistry } from 'prom-client'
-import type { MetricsRequest, MetricsResponse } from './messages.js'
+
+// The messages between a cluster worker and the primary over their IPC channel: the only ones there are.
+
+/** A cluster worker asks the primary for the metrics of every worker, summed. */
+export interface MetricsRequest {
+  type: 'metrics-request'
+  id: number
+}
+
+export type MetricsResponse =
+  | { type: 'metrics-response', id: number, ok: true, text: string }
+  | { type: 'metrics-response', id: number, ok: false, error: string }
 
 const TIMEOUT_MS = 6_000
 let nextId = 0
