@@ -49,7 +49,9 @@ async function closedLoop (url: string, durationMs: number): Promise<LoopResult>
   return result
 }
 
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+const quantile = (sorted: number[], q: number): number => sorted[
+  Math.min(sorted.length - 1, Math.floor(q * sorted.length))
+] ?? Number.NaN
 
 async function measure (mode: Mode): Promise<Record<string, number | string>> {
   const server = await startServer({ ...NO_SHEDDING, MODE: mode })

@@ -32,7 +32,7 @@ export default {
         for (;;) hoard.push(new Array<number>(1_000_000).fill(hoard.length))
       }
       case 'loop':
-        for (;;) {}
+        for (;;) { /* until JOB_TIMEOUT_MS terminates the thread */ }
     }
     return { mode }
   }

@@ -10,7 +10,10 @@ const MAX_BYTES = 8 * 1024 * 1024
 const dataFile = join(tmpdir(), `concurrency-matrix-${MAX_BYTES}.bin`)
 
 let ready: Promise<void> | undefined
-/** Creates the data file once; written aside and renamed, so that threads and processes racing here all see it whole. */
+/**
+ * Creates the data file once; written aside and renamed, so that threads and processes racing here all
+ * see it whole.
+ */
 function ensureDataFile (): Promise<void> {
   ready ??= stat(dataFile).then((s) => {
     if (s.size < MAX_BYTES) throw new Error('short data file')

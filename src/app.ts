@@ -55,23 +55,25 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   })
 
   const registry = await TaskRegistry.load({ faults: config.faultTasks })
-  let metrics: ServerMetrics | undefined
   // PostgreSQL and Redis when configured; without them the user service answers NOT_CONFIGURED.
   const backends = new Backends(backendsConfig(config), app.log)
   await backends.warmUp()
-  const loopRule = new QueueDelayRule({ targetMs: config.shedLoopTargetMs, intervalMs: config.shedLoopIntervalMs }, performance.now())
+  const loopRule = new QueueDelayRule(
+    { targetMs: config.shedLoopTargetMs, intervalMs: config.shedLoopIntervalMs }, performance.now()
+  )
   const loopDelay = loopRule.enabled ? new LoopDelay(loopRule, () => performance.now()) : undefined
   loopDelay?.start()
-  const runner = new JobRunner(registry, config, (event) => metrics?.jobSettled(event), backends, loopDelay)
+  const runner = new JobRunner(registry, config, (event) => metrics.jobSettled(event), backends, loopDelay)
   const websockets = new WsConnections()
-  metrics = new ServerMetrics({ pool: runner.pool, websockets })
+  // Made after the runner (it reads its pool); the runner tells it of jobs only once they run.
+  const metrics = new ServerMetrics({ pool: runner.pool, websockets })
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
   app.addHook('onClose', async () => {
     loopDelay?.stop()
     await runner.close()
     await backends.close()
-    metrics?.close()
+    metrics.close()
   })
 
   let closing = false

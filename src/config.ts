@@ -238,14 +238,16 @@ function httpTimeouts (read: (name: string) => string | undefined): Pick<Config,
   return { requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs }
 }
 
-
 function hostname (name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined
   if (/^[A-Za-z0-9.:-]{1,253}$/.test(value)) return value
   throw new ConfigError(name, value, 'expected an IP address or a host name')
 }
 
-/** A bearer token: unset stays unset, but a set one must be usable in a header (an empty one would be a silent mistake). */
+/**
+ * A bearer token: unset stays unset, but a set one must be usable in a header (an empty one would be a
+ * silent mistake).
+ */
 function token (name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined
   if (/^[\x21-\x7e]{1,4096}$/.test(value)) return value

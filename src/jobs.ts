@@ -55,7 +55,8 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
 /** Any failure of a job as an error of the catalogue: coded errors as they are, anything else TASK_FAILED. */
 function asJobError (err: unknown, task: AnyTask | undefined): Error & { code: string } {
-  return isErrorCode((err as { code?: unknown } | null)?.code) ? err as Error & { code: string } : new errors.TASK_FAILED(task?.name, { cause: err })
+  const code = (err as { code?: unknown } | null)?.code
+  return isErrorCode(code) ? err as Error & { code: string } : new errors.TASK_FAILED(task?.name, { cause: err })
 }
 
 /**
@@ -93,7 +94,12 @@ export class JobRunner {
         maxQueue: config.maxQueue,
         heapMb: config.threadHeapMb,
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
-        workerData: { faultTasks: config.faultTasks, upstreamUrl: config.upstreamUrl, backends: backendsConfig(config), logLevel: config.logLevel }
+        workerData: {
+          faultTasks: config.faultTasks,
+          upstreamUrl: config.upstreamUrl,
+          backends: backendsConfig(config),
+          logLevel: config.logLevel
+        }
       })
       : undefined
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
@@ -155,7 +161,9 @@ export class JobRunner {
    * aborts the job (its client went away) is not waiting for the answer, so nothing listens for
    * that here: the job stops where it is, and settles when it does.
    */
-  async #runPlaced (placement: Placement, task: AnyTask, input: unknown, control: Control | undefined): Promise<RunOutcome> {
+  async #runPlaced (
+    placement: Placement, task: AnyTask, input: unknown, control: Control | undefined
+  ): Promise<RunOutcome> {
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
     // land while it runs, so it gets neither (they would only cost every trivial job).
     if (placement.via === 'inline') return await placement.run(task, input, NEVER)

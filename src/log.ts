@@ -16,7 +16,12 @@ export function describe (config: Config, address: string): Record<string, unkno
     ioJobs: config.ioJobs,
     jobTimeoutMs: config.jobTimeoutMs,
     maxQueue: config.maxQueue,
-    shedding: { queueTargetMs: config.shedTargetMs, queueIntervalMs: config.shedIntervalMs, loopTargetMs: config.shedLoopTargetMs, loopIntervalMs: config.shedLoopIntervalMs },
+    shedding: {
+      queueTargetMs: config.shedTargetMs,
+      queueIntervalMs: config.shedIntervalMs,
+      loopTargetMs: config.shedLoopTargetMs,
+      loopIntervalMs: config.shedLoopIntervalMs
+    },
     upstream: config.upstreamUrl,
     address
   }

@@ -43,7 +43,8 @@ async function runSingle (config: Config): Promise<void> {
 }
 
 const config = readConfig()
-const run = cluster.isWorker ? runWorker : config.processes === 1 ? runSingle : (c: Config) => runPrimary(c, createLogger(c))
+const runCluster = async (c: Config): Promise<void> => await runPrimary(c, createLogger(c))
+const run = cluster.isWorker ? runWorker : config.processes === 1 ? runSingle : runCluster
 run(config).catch((err: unknown) => {
   createLogger(config).fatal({ err }, 'server failed to start')
   process.exit(1)

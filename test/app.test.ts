@@ -38,7 +38,9 @@ describe('POST /jobs', () => {
     const res = await app.inject(job('fib', { n: 20 }))
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({
-      task: 'fib', kind: 'cpu', result: 6765,
+      task: 'fib',
+      kind: 'cpu',
+      result: 6765,
       timing: { queuedMs: 0, runMs: expect.any(Number), totalMs: expect.any(Number) },
       ranOn: { pid: process.pid, threadId: 0, via: 'inline' }
     })

@@ -30,7 +30,13 @@ describe('parseConfig', () => {
   })
 
   it('reads the WebSocket limits and the token', () => {
-    expect(parseConfig({}, 2)).toMatchObject({ authToken: undefined, wsMaxInFlight: 1000, wsMaxFrameBytes: 1_048_576, wsMaxBufferedBytes: 4_194_304, wsPingIntervalMs: 30_000 })
+    expect(parseConfig({}, 2)).toMatchObject({
+      authToken: undefined,
+      wsMaxInFlight: 1000,
+      wsMaxFrameBytes: 1_048_576,
+      wsMaxBufferedBytes: 4_194_304,
+      wsPingIntervalMs: 30_000
+    })
     expect(parseConfig({ AUTH_TOKEN: 'abc', WS_MAX_IN_FLIGHT: '5' }, 2)).toMatchObject({ authToken: 'abc', wsMaxInFlight: 5 })
   })
 

@@ -46,7 +46,9 @@ export async function postJob (url: string, task: string, input: unknown): Promi
 }
 
 /** Resolves when `check` returns true, polling; rejects after `timeoutMs`. */
-export async function waitFor (check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50): Promise<void> {
+export async function waitFor (
+  check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time')

@@ -68,17 +68,22 @@ export interface ClientOptions {
   retry: boolean
 }
 
-export const newTally = (): ClientTally => ({ requests: 0, okFirstTry: 0, okOnRetry: 0, failed: 0, refused: 0, lost: 0, errorStatus: 0, pids: new Set() })
+export const newTally = (): ClientTally => (
+  { requests: 0, okFirstTry: 0, okOnRetry: 0, failed: 0, refused: 0, lost: 0, errorStatus: 0, pids: new Set() }
+)
 
 /**
  * Closed-loop clients, each sending one job at a time, retrying a failed one once if asked to.
  * The tally fills as they go (a caller may read it meanwhile: the worker pids seen so far).
  */
-export async function clients (url: string, options: ClientOptions, tally: ClientTally = newTally()): Promise<ClientTally> {
+export async function clients (
+  url: string, options: ClientOptions, tally: ClientTally = newTally()
+): Promise<ClientTally> {
   let stop = false
   const halt = (): void => { stop = true }
   options.until.then(halt, halt)
   const one = async (): Promise<void> => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- `halt` sets it when `until` settles
     while (!stop) {
       tally.requests++
       const first = await postOnNewConnection(url, options.body, options.timeoutMs)
@@ -174,8 +179,21 @@ export interface OverloadJob {
 }
 
 const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
-  url, transport: 'http', encoding: 'json', connections: 8, inFlight: 1, duration: 3, count: undefined, rate: undefined,
-  mix: [{ task: 'spin', input: { ms: 5 }, weight: 1 }], token: undefined, timeoutMs: 30_000, pid: undefined, out: undefined, progress: false, ...over
+  url,
+  transport: 'http',
+  encoding: 'json',
+  connections: 8,
+  inFlight: 1,
+  duration: 3,
+  count: undefined,
+  rate: undefined,
+  mix: [{ task: 'spin', input: { ms: 5 }, weight: 1 }],
+  token: undefined,
+  timeoutMs: 30_000,
+  pid: undefined,
+  out: undefined,
+  progress: false,
+  ...over
 })
 
 /** Seconds at the start of an open-loop run that are not counted: the onset, when a queue first builds. */
@@ -187,13 +205,17 @@ export const OVERLOAD_RAMP_S = 1
  * that rate: how much is admitted and shed, how fast a shed job is told so, and what p50 and p99
  * the admitted jobs keep, after the first OVERLOAD_RAMP_S seconds.
  */
-export async function overload (model: string, env: Record<string, string>, job: OverloadJob, factors: readonly number[], seconds: number): Promise<OverloadFigures[]> {
+export async function overload (
+  model: string, env: Record<string, string>, job: OverloadJob, factors: readonly number[], seconds: number
+): Promise<OverloadFigures[]> {
   const mix = [{ task: job.task, input: job.input, weight: 1 }]
   const reference = await startServer({ ...env, ...NO_SHEDDING, MAX_QUEUE: '1000000' })
   let sustainablePerS: number
   try {
     await runLoad(loadOptions(reference.url, { duration: 1, connections: job.connections, mix })) // warm-up
-    sustainablePerS = (await runLoad(loadOptions(reference.url, { duration: 3, connections: job.connections, mix }))).jobsPerS
+    sustainablePerS = (
+      await runLoad(loadOptions(reference.url, { duration: 3, connections: job.connections, mix }))
+    ).jobsPerS
   } finally {
     await reference.stop()
   }
@@ -204,7 +226,8 @@ export async function overload (model: string, env: Record<string, string>, job:
       const rate = Math.round(sustainablePerS * factor)
       await runLoad(loadOptions(server.url, { duration: 1, connections: job.connections, mix })) // warm-up
       await sleep(500)
-      const over = await runLoad(loadOptions(server.url, { duration: seconds + OVERLOAD_RAMP_S, rampS: OVERLOAD_RAMP_S, rate, connections: 400, inFlight: 1, timeoutMs: 10_000, mix }))
+      const open = { rate, rampS: OVERLOAD_RAMP_S, connections: 400, inFlight: 1, timeoutMs: 10_000, mix }
+      const over = await runLoad(loadOptions(server.url, { ...open, duration: seconds + OVERLOAD_RAMP_S }))
       const shed = over.errors.OVERLOADED ?? 0
       const admittedPerS = over.ok / over.seconds
       out.push({
@@ -239,13 +262,21 @@ export interface SaturationFigures {
 }
 
 /** Closed-loop saturation with trivial jobs: a loop (or pool) that is busy but on time sheds nothing. */
-export async function saturation (model: string, env: Record<string, string>, seconds: number): Promise<SaturationFigures> {
+export async function saturation (
+  model: string, env: Record<string, string>, seconds: number
+): Promise<SaturationFigures> {
   const server = await startServer(env)
   const mix = [{ task: 'fib', input: { n: 1 }, weight: 1 }]
   try {
     await runLoad(loadOptions(server.url, { duration: 1, connections: 50, mix }))
     const report = await runLoad(loadOptions(server.url, { duration: seconds, connections: 50, mix }))
-    return { model, connections: 50, jobsPerS: report.jobsPerS, shed: report.errors.OVERLOADED ?? 0, p99Ms: report.latencyMs.p99 }
+    return {
+      model,
+      connections: 50,
+      jobsPerS: report.jobsPerS,
+      shed: report.errors.OVERLOADED ?? 0,
+      p99Ms: report.latencyMs.p99
+    }
   } finally {
     await server.stop()
   }

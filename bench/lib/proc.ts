@@ -27,12 +27,15 @@ export async function processTreeRss (root: number): Promise<{ bytes: number, pi
 }
 
 /** Samples a process tree's RSS every `everyMs` until stopped; reports the first and the peak sample. */
-export function sampleRss (root: number, everyMs = 100): { stop: () => Promise<{ startBytes: number, peakBytes: number, pids: number }> } {
+export function sampleRss (root: number, everyMs = 100): {
+  stop: () => Promise<{ startBytes: number, peakBytes: number, pids: number }>
+} {
   let startBytes = -1
   let peakBytes = 0
   let pids = 0
   let running = true
   const loop = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- the caller's stop() clears it
     while (running) {
       const { bytes, pids: tree } = await processTreeRss(root)
       if (startBytes < 0) startBytes = bytes

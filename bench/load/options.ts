@@ -61,7 +61,9 @@ export const USAGE = `npm run load -- [options]
   --out FILE           write the report as JSON
   --quiet              no progress lines`
 
-function positive (name: string, raw: string | undefined, fallback: number | undefined, integer = true): number | undefined {
+function positive (
+  name: string, raw: string | undefined, fallback: number | undefined, integer = true
+): number | undefined {
   if (raw === undefined) return fallback
   const n = Number(raw)
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(raw)}`)
@@ -73,7 +75,14 @@ export function parseJob (spec: string): JobSpec {
   const match = /^([a-z][a-z0-9-]*)(?::(\{.*\}))?(?:@(\d+(?:\.\d+)?))?$/.exec(spec)
   if (match === null) throw new Error(`--job ${JSON.stringify(spec)}: expected TASK[:INPUT_JSON][@WEIGHT]`)
   const [, task = '', input, weight] = match
-  return { task, input: input === undefined ? {} : JSON.parse(input) as Record<string, unknown>, weight: weight === undefined ? 1 : Number(weight) }
+  return {
+    task,
+    input: input === undefined
+      ? {}
+      : JSON.parse(input) as Record<string,
+    unknown>,
+    weight: weight === undefined ? 1 : Number(weight)
+  }
 }
 
 export function parseOptions (argv: string[]): LoadOptions {

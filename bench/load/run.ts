@@ -42,7 +42,9 @@ export interface Progress {
   inFlight: number
 }
 
-const newHistogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 })
+const newHistogram = (): Histogram => build(
+  { lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 }
+)
 const round = (n: number): number => Math.round(n * 100) / 100
 
 function summarize (h: Histogram): LatencySummary {
@@ -132,7 +134,13 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   }
 
   const progress = setInterval(() => onProgress?.({
-    elapsedS: Math.round((performance.now() - start) / 100) / 10, sent, ok, failed, inFlight: inFlight.reduce((a, b) => a + b, 0)
+    elapsedS: Math.round(
+      (performance.now() - start) / 100
+    ) / 10,
+    sent,
+    ok,
+    failed,
+    inFlight: inFlight.reduce((a, b) => a + b, 0)
   }), 1000)
 
   const drive = async (): Promise<void> => {
@@ -171,7 +179,9 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
       const driving = drive()
       driving.catch(() => {}) // its jobs end as the connections close; nothing waits on it past the cut
       let timer: NodeJS.Timeout | undefined
-      await Promise.race([driving, new Promise((resolve) => { timer = setTimeout(resolve, cutAt - performance.now()) })])
+      await Promise.race(
+        [driving, new Promise((resolve) => { timer = setTimeout(resolve, cutAt - performance.now()) })]
+      )
       clearTimeout(timer)
       cutDone = true
       const now = performance.now()

@@ -84,7 +84,9 @@ export async function openWs (options: LoadOptions): Promise<Connection> {
     p.resolve(outcome)
   }
   ws.on('message', (data: Buffer, binary) => {
-    const answer = (binary ? unpackr.unpack(data) : JSON.parse(data.toString())) as { id: number | null, ok: boolean, error?: { code: string } }
+    const answer = (
+      binary ? unpackr.unpack(data) : JSON.parse(data.toString())
+    ) as { id: number | null, ok: boolean, error?: { code: string } }
     if (answer.id === null) return // the server could not read a frame: none of ours
     settle(answer.id, answer.ok ? { ok: true } : { ok: false, code: answer.error?.code ?? 'UNKNOWN' })
   })

@@ -72,9 +72,16 @@ export function worstLoopDelayP99Ms (metrics: string): number {
  * One window: the load starts, ramps up for `plan.rampS` (connections open, jobs in flight reach
  * their number, their start times spread), and only what completes after that is counted.
  */
+/** What a cell reports of the traffic beside its own. */
+function summary (background: LoadReport): NonNullable<Measurement['background']> {
+  return { jobsPerS: background.jobsPerS, p99Ms: background.latencyMs.p99, errorCount: background.failed }
+}
+
 async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 'rampS' | 'windowS'>): Promise<Measurement> {
   const pid = server.proc.pid as number
-  const load = (l: Load): Promise<LoadReport> => runLoad({ ...loadOptions(server.url, l, plan.rampS + plan.windowS), rampS: plan.rampS })
+  const load = (l: Load): Promise<LoadReport> => runLoad(
+    { ...loadOptions(server.url, l, plan.rampS + plan.windowS), rampS: plan.rampS }
+  )
   const running = Promise.all([load(spec.load), spec.background === undefined ? undefined : load(spec.background)])
   await new Promise((resolve) => setTimeout(resolve, plan.rampS * 1000))
   await scrape(server.url) // opens the window for the event-loop figures
@@ -94,7 +101,7 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
     peakRssBytes: peakBytes,
     loopDelayP99Ms,
     cpuS: Math.round(cpuS * 100) / 100,
-    ...(background === undefined ? {} : { background: { jobsPerS: background.jobsPerS, p99Ms: background.latencyMs.p99, errorCount: background.failed } })
+    ...(background === undefined ? {} : { background: summary(background) })
   }
 }
 
@@ -105,8 +112,12 @@ const SETTLED = 0.1
  * One row for one model: a fresh server tree, then each cell of the row in turn, each warmed up
  * and measured `plan.repeats` times; then the server is stopped.
  */
-export async function runRow (model: Mode, specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {}): Promise<CellResult[]> {
-  const { startMs, runs } = await runOn(() => startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan)
+export async function runRow (
+  model: Mode, specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {}
+): Promise<CellResult[]> {
+  const { startMs, runs } = await runOn(
+    () => startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan
+  )
   return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
 }
 
@@ -122,7 +133,9 @@ export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpe
       if (spec.minWarmupS !== undefined) await runLoad(loadOptions(server.url, spec.load, spec.minWarmupS))
       for (let round = 0; round < plan.maxWarmupRounds; round++) {
         const [report] = await Promise.all([
-          runLoad(loadOptions(server.url, spec.load, all.length === 0 && round === 0 ? plan.firstWarmupS : plan.warmupS)),
+          runLoad(
+            loadOptions(server.url, spec.load, all.length === 0 && round === 0 ? plan.firstWarmupS : plan.warmupS)
+          ),
           spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, plan.warmupS))
         ])
         if (last > 0 && Math.abs(report.jobsPerS - last) <= SETTLED * last) break

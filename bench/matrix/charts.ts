@@ -11,7 +11,9 @@ type Datum = Record<string, string | number>
 
 const base = { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: { font: 'sans-serif' } } as const
 
-export function groupedBars (title: string, values: Datum[], x: string, y: string, color: string, yTitle: string, logY = false): TopLevelSpec {
+export function groupedBars (
+  title: string, values: Datum[], x: string, y: string, color: string, yTitle: string, logY = false
+): TopLevelSpec {
   return {
     ...base,
     title,
@@ -28,7 +30,9 @@ export function groupedBars (title: string, values: Datum[], x: string, y: strin
   }
 }
 
-export function lines (title: string, values: Datum[], x: string, y: string, color: string, facet: string, xTitle: string, yTitle: string): TopLevelSpec {
+export function lines (
+  title: string, values: Datum[], x: string, y: string, color: string, facet: string, xTitle: string, yTitle: string
+): TopLevelSpec {
   return {
     ...base,
     title,
@@ -47,7 +51,9 @@ export function lines (title: string, values: Datum[], x: string, y: string, col
   }
 }
 
-export function bars (title: string, values: Datum[], x: string, y: string, yTitle: string, logY = false): TopLevelSpec {
+export function bars (
+  title: string, values: Datum[], x: string, y: string, yTitle: string, logY = false
+): TopLevelSpec {
   return {
     ...base,
     title,

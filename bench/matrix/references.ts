@@ -8,14 +8,16 @@ import { runLoad } from '../load/run.js'
 import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
 import { measureOverhead, type Overhead } from '../overhead/measure.js'
-import { spread, type Spread } from './stats.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 
 export interface References {
   /** fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. */
   directFibPerS: number
-  /** What this server costs against plain Fastify, raw Piscina and the naive server, by two clients (bench/overhead); full run only. */
+  /**
+   * What this server costs against plain Fastify, raw Piscina and the naive server, by two clients
+   * (bench/overhead); full run only.
+   */
   overhead?: Overhead
   naiveMixed: Measurement[]
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
@@ -36,20 +38,6 @@ export function directRate (durationMs: number, n = 30): number {
     calls++
   }
   return calls / ((performance.now() - start) / 1000)
-}
-
-/** `repeats` windows of `load` against a server started by `start`: jobs/s each. */
-async function rate (start: () => ReturnType<typeof startServer>, load: Load, plan: Pick<Plan, 'warmupS' | 'windowS' | 'repeats'>, path?: string): Promise<Spread> {
-  const server = await start()
-  try {
-    const options = (s: number): ReturnType<typeof loadOptions> => ({ ...loadOptions(server.url, load, s), ...(path === undefined ? {} : { path }) })
-    await runLoad(options(plan.warmupS))
-    const values: number[] = []
-    for (let i = 0; i < plan.repeats; i++) values.push((await runLoad(options(plan.windowS))).jobsPerS)
-    return spread(values)
-  } finally {
-    await server.stop()
-  }
 }
 
 export async function rawPiscina (durationMs: number, threads: number): Promise<number> {
@@ -87,7 +75,12 @@ async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Pr
     const idle = (await processTreeRss(threads.proc.pid as number)).bytes
     const report = await runLoad({ ...loadOptions(threads.url, { transport: 'ws', connections: 1, inFlight: 50, mix: [{ task: 'sleep', input: { ms: sleepMs }, weight: 1 }] }, 0), count: 50, pid: threads.proc.pid, cut: false })
     const added = await poolThreads(threads.url) - before
-    return { perIoJobKiB, ioJobs, perThreadMiB: ((report.rss?.peakBytes ?? idle) - idle) / Math.max(1, added) / 2 ** 20, threadsAdded: added }
+    return {
+      perIoJobKiB,
+      ioJobs,
+      perThreadMiB: ((report.rss?.peakBytes ?? idle) - idle) / Math.max(1, added) / 2 ** 20,
+      threadsAdded: added
+    }
   } finally {
     await threads.stop()
   }
@@ -134,8 +127,9 @@ async function offload (upstreamUrl: string, windowS: number, costsMs: number[])
 }
 
 /** Everything measured beside the matrix, in the same run. `progress` reports each step. */
-export async function measureReferences (plan: Plan, upstreamUrl: string, mixed: CellSpec, progress: (step: string) => void): Promise<References> {
-  const cores = availableParallelism()
+export async function measureReferences (
+  plan: Plan, upstreamUrl: string, mixed: CellSpec, progress: (step: string) => void
+): Promise<References> {
   progress('direct call')
   const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
   // The overhead figures take minutes (two clients, alternating windows): the quick run leaves

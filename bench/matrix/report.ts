@@ -57,7 +57,9 @@ export function figures (run: MatrixRun): Figure[] {
   push('hybrid I/O p99 with CPU saturating vs without', ioRatio('hybrid'), '<= 2', (v) => v <= 2)
   push('event-loop I/O p99 with CPU saturating vs without', ioRatio('event-loop'), '>= 10 expected', (v) => v >= 10)
   if (refs !== undefined) {
-    const total = (runs: Measurement[]): number => spread(runs.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0))).mean
+    const total = (runs: Measurement[]): number => spread(
+      runs.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0))
+    ).mean
     push('hybrid vs naive Fastify+Piscina server, mixed load (jobs/s)', ratio(total(find(run, 'hybrid', 'mixed io+cpu')?.runs ?? []), total(refs.naiveMixed)), '>= 0.95', (v) => v >= 0.95)
   }
   return out
@@ -94,7 +96,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   const { machine, plan, references: refs } = run
   const models = plan.models
   const out: string[] = []
-  out.push(`# The decision matrix, measured\n`)
+  out.push('# The decision matrix, measured\n')
   out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
     `Each row is a fresh server tree per model; each cell is warmed up in rounds of ${plan.warmupS} s until its throughput settles (within 10%), ` +
@@ -132,7 +134,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push('Ideal throughput is N / 0.25 s. A cell: jobs/s, p99 ms, errors.\n')
     const transports = [...new Set(sweep.map((r) => r.cell.load.transport))]
     for (const t of transports) {
-      const points = [...new Set(sweep.filter((r) => r.cell.load.transport === t).map((r) => r.cell.inFlight ?? 0))].sort((a, b) => a - b)
+      const points = [
+        ...new Set(sweep.filter((r) => r.cell.load.transport === t).map((r) => r.cell.inFlight ?? 0))
+      ].sort((a, b) => a - b)
       out.push(`### over ${t === 'ws' ? 'WebSocket' : 'HTTP'}\n`)
       out.push(table(['in flight', 'ideal jobs/s', ...models.map((m) => `\`${m}\``)], points.map((n) => [
         n.toLocaleString('en-US'),
@@ -231,7 +235,11 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
 }
 
 /** matrix.json, matrix.md and charts/*.svg under `dir`. */
-export async function writeReport (run: MatrixRun, dir: string): Promise<{ json: string, markdown: string, charts: string[] }> {
+export async function writeReport (run: MatrixRun, dir: string): Promise<{
+  json: string,
+  markdown: string,
+  charts: string[]
+}> {
   await mkdir(dir, { recursive: true })
   const charts = await writeCharts(run, join(dir, 'charts'))
   const json = join(dir, 'matrix.json')

@@ -57,8 +57,15 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
   }
 }
 
-/** Throwaway PostgreSQL and Redis for the user-service row, or undefined (and the row skipped) where they are not installed. */
-async function userBackends (plan: Plan, progress: (line: string) => void): Promise<{ env: Record<string, string>, destroy: () => Promise<void> } | undefined> {
+/**
+ * Throwaway PostgreSQL and Redis for the user-service row, or undefined (and the row skipped) where
+ * they are not installed.
+ */
+async function userBackends (plan: Plan, progress: (line: string) => void): Promise<{
+  env: Record<string,
+  string>,
+  destroy: () => Promise<void>
+} | undefined> {
   if (!plan.cells.some((c) => c.row === 'users')) return undefined
   const available = backendsAvailable()
   if (!available.postgres || !available.redis) {

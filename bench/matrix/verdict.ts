@@ -23,7 +23,9 @@ export const SWEEP_JOB_MS = 250
 
 const mean = (r: CellResult, pick: (m: CellResult['runs'][number]) => number): number => spread(r.runs.map(pick)).mean
 
-function best (results: CellResult[], score: (r: CellResult) => number, higherIsBetter: boolean): { winner: CellResult, tied: CellResult[] } {
+function best (
+  results: CellResult[], score: (r: CellResult) => number, higherIsBetter: boolean
+): { winner: CellResult, tied: CellResult[] } {
   const scored = results.filter((r) => Number.isFinite(score(r)))
   const sorted = [...scored].sort((a, b) => higherIsBetter ? score(b) - score(a) : score(a) - score(b))
   const winner = sorted[0] as CellResult
@@ -32,12 +34,31 @@ function best (results: CellResult[], score: (r: CellResult) => number, higherIs
   return { winner, tied }
 }
 
-function row (workload: string, seed: Mode, measure: string, found: { winner: CellResult, tied: CellResult[] }, why: string, prefer: (tied: CellResult[]) => CellResult = (t) => t[0] as CellResult): VerdictRow {
+function row (
+  workload: string,
+  seed: Mode,
+  measure: string,
+  found: { winner: CellResult, tied: CellResult[] },
+  why: string,
+  prefer: (tied: CellResult[]) => CellResult = (t) => t[0] as CellResult
+): VerdictRow {
   const tied = found.tied.map((r) => r.model)
-  return { workload, seed, winner: found.winner.model, tied, recommended: prefer(found.tied).model, agrees: tied.includes(seed), measure, why }
+  return {
+    workload,
+    seed,
+    winner: found.winner.model,
+    tied,
+    recommended: prefer(found.tied).model,
+    agrees: tied.includes(seed),
+    measure,
+    why
+  }
 }
 
-/** The largest number of jobs in flight at which a model still gave 80% of the ideal throughput with under 1% errors. */
+/**
+ * The largest number of jobs in flight at which a model still gave 80% of the ideal throughput with
+ * under 1% errors.
+ */
 export function holdsUpTo (results: CellResult[], model: Mode, transport: string): number {
   let held = 0
   for (const r of results.filter((x) => x.model === model && x.cell.row === 'io-sweep' && x.cell.load.transport === transport).sort((a, b) => (a.cell.inFlight ?? 0) - (b.cell.inFlight ?? 0))) {

@@ -12,7 +12,9 @@ export interface Figure {
   how: string
 }
 
-const at = (pairs: Pair[], name: string, client: Client): Pair | undefined => pairs.find((p) => p.name === name && p.client === client)
+const at = (pairs: Pair[], name: string, client: Client): Pair | undefined => pairs.find(
+  (p) => p.name === name && p.client === client
+)
 
 export function overheadFigures (run: Overhead): Figure[] {
   const out: Figure[] = []

@@ -41,8 +41,21 @@ const mix = (body: object): LoadOptions['mix'] => [{ task: (body as { task: stri
 
 function loadOptions (url: string, connections: number, durationS: number, over: Partial<LoadOptions>): LoadOptions {
   return {
-    url, transport: 'http', encoding: 'json', connections, inFlight: 1, duration: durationS, count: undefined, rate: undefined,
-    mix: [], token: undefined, timeoutMs: 30_000, pid: undefined, out: undefined, progress: false, ...over
+    url,
+    transport: 'http',
+    encoding: 'json',
+    connections,
+    inFlight: 1,
+    duration: durationS,
+    count: undefined,
+    rate: undefined,
+    mix: [],
+    token: undefined,
+    timeoutMs: 30_000,
+    pid: undefined,
+    out: undefined,
+    progress: false,
+    ...over
   }
 }
 
@@ -50,12 +63,19 @@ function loadOptions (url: string, connections: number, durationS: number, over:
 async function window (client: Client, url: string, drive: Drive, seconds: number): Promise<number> {
   const beside = drive.beside
   if (client === 'load client') {
-    const main = runLoad(loadOptions(url, drive.connections, seconds, drive.body === undefined ? { path: drive.path, mix: [{ task: drive.path, input: {}, weight: 1 }] } : { mix: mix(drive.body) }))
-    const other = beside === undefined ? undefined : runLoad(loadOptions(url, beside.connections, seconds, { mix: mix(beside.body) }))
+    const what = drive.body === undefined
+      ? { path: drive.path, mix: [{ task: drive.path, input: {}, weight: 1 }] }
+      : { mix: mix(drive.body) }
+    const main = runLoad(loadOptions(url, drive.connections, seconds, what))
+    const other = beside === undefined
+      ? undefined
+      : runLoad(loadOptions(url, beside.connections, seconds, { mix: mix(beside.body) }))
     const [report] = await Promise.all([main, other])
     return report.jobsPerS
   }
-  const cannon = (connections: number, body: object | undefined, path: string): Promise<autocannon.Result> => autocannon({
+  const cannon = (
+    connections: number, body: object | undefined, path: string
+  ): Promise<autocannon.Result> => autocannon({
     url: `${url}${path}`,
     connections,
     duration: seconds,
@@ -76,7 +96,13 @@ export interface Pair {
  * `drive` against two servers, alternating windows, for each client: each server warmed up first,
  * both alive throughout.
  */
-async function pair (name: string, start: { ours: () => Promise<ServerProcess>, reference: () => Promise<ServerProcess> }, drive: Drive, plan: Plan, clients: readonly Client[] = CLIENTS): Promise<Pair[]> {
+async function pair (
+  name: string,
+  start: { ours: () => Promise<ServerProcess>, reference: () => Promise<ServerProcess> },
+  drive: Drive,
+  plan: Plan,
+  clients: readonly Client[] = CLIENTS
+): Promise<Pair[]> {
   const reference = await start.reference()
   const ours = await start.ours()
   try {
@@ -131,7 +157,10 @@ export interface Overhead {
   memory: Memory[]
 }
 
-/** fib 30 in a loop on `threads` bare worker threads at once for `ms`: what the machine's cores give together, calls/s. */
+/**
+ * fib 30 in a loop on `threads` bare worker threads at once for `ms`: what the machine's cores give
+ * together, calls/s.
+ */
 async function parallelFib (threads: number, ms: number): Promise<number> {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads')
@@ -199,11 +228,22 @@ async function memory (mode: string, jobs: number): Promise<Memory> {
       const before = (await processTreeRss(pid)).bytes
       const report = await runLoad(loadOptions(server.url, 10, 0, { transport: 'ws', inFlight: jobs / 10, count: jobs, pid, mix: [{ task: 'sleep', input: { ms: 1000 }, weight: 1 }] }))
       // Per job answered: a job refused at once was never in flight.
-      return { perJobKiB: ((report.rss?.peakBytes ?? before) - before) / Math.max(1, report.ok) / 1024, seconds: report.seconds, ok: report.ok }
+      return {
+        perJobKiB: ((report.rss?.peakBytes ?? before) - before) / Math.max(1, report.ok) / 1024,
+        seconds: report.seconds,
+        ok: report.ok
+      }
     }
     const first = await round()
     const second = await round()
-    return { mode, jobs, perJobKiB: second.perJobKiB, firstRoundPerJobKiB: first.perJobKiB, seconds: second.seconds, ok: second.ok }
+    return {
+      mode,
+      jobs,
+      perJobKiB: second.perJobKiB,
+      firstRoundPerJobKiB: first.perJobKiB,
+      seconds: second.seconds,
+      ok: second.ok
+    }
   } finally {
     await server.stop()
   }
@@ -239,5 +279,14 @@ export async function measureOverhead (plan: Plan, progress: (step: string) => v
 
   progress('memory per WebSocket sleep job in flight')
   const mem = [await memory('event-loop', 10_000), await memory('hybrid', 10_000)]
-  return { at: new Date().toISOString(), node: process.version, cores, plan, pairs, rawPiscinaPerS, cpuCeiling: ceiling, memory: mem }
+  return {
+    at: new Date().toISOString(),
+    node: process.version,
+    cores,
+    plan,
+    pairs,
+    rawPiscinaPerS,
+    cpuCeiling: ceiling,
+    memory: mem
+  }
 }

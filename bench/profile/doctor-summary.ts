@@ -16,10 +16,15 @@ export interface DoctorSummary {
   issues: string | undefined
 }
 
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+const quantile = (sorted: number[], q: number): number => sorted[
+  Math.min(sorted.length - 1, Math.floor(q * sorted.length))
+] ?? Number.NaN
 const round = (n: number): number => Math.round(n * 10) / 10
 
-/** Figures from the newest clinic doctor run under `dir`: its samples, decoded with doctor's own decoder, and its verdict. */
+/**
+ * Figures from the newest clinic doctor run under `dir`: its samples, decoded with doctor's own
+ * decoder, and its verdict.
+ */
 export async function summarizeDoctor (dir: string): Promise<DoctorSummary | undefined> {
   const runs = (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.clinic-doctor'))
   const dated = await Promise.all(runs.map(async (f) => ({ f, t: (await stat(join(dir, f))).mtimeMs })))
@@ -38,7 +43,11 @@ export async function summarizeDoctor (dir: string): Promise<DoctorSummary | und
   return {
     report: join(dir, `${newest}.html`),
     samples: samples.length,
-    delayMs: { p50: round(quantile(delays, 0.5)), p99: round(quantile(delays, 0.99)), max: round(delays[delays.length - 1] ?? Number.NaN) },
+    delayMs: {
+      p50: round(quantile(delays, 0.5)),
+      p99: round(quantile(delays, 0.99)),
+      max: round(delays[delays.length - 1] ?? Number.NaN)
+    },
     cpuPercent: { mean: round(cpu.reduce((a, b) => a + b, 0) / Math.max(1, cpu.length)), max: round(Math.max(...cpu)) },
     issueCategory: /"issueCategory":"([a-z-]+)"/.exec(html)?.[1],
     issues: /"issues":(\{"delay":"[a-z]+","cpu":"[a-z]+"[^}]*\}[^}]*\})/.exec(html)?.[1]

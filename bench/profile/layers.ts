@@ -15,7 +15,13 @@ import { startServer } from '../../test/support/server-process.js'
 import { classify, LAYERS, type Layer } from './classify.js'
 
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string }, children?: number[] }
-interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
+interface CpuProfile {
+  nodes: ProfileNode[],
+  samples: number[],
+  timeDeltas: number[],
+  startTime: number,
+  endTime: number
+}
 
 interface Scenario { name: string, env: Record<string, string>, file?: string, request: { method: 'GET' | 'POST', path: string, body?: string } }
 
@@ -55,7 +61,12 @@ export function selfTimeByLayer (profile: CpuProfile): Record<Layer, number> {
   return totals
 }
 
-async function profileScenario (scenario: Scenario, seconds: number): Promise<{ requests: number, non2xx: number, perRequestUs: Record<Layer, number> }> {
+async function profileScenario (scenario: Scenario, seconds: number): Promise<{
+  requests: number,
+  non2xx: number,
+  perRequestUs: Record<Layer,
+  number>
+}> {
   const dir = await mkdtemp(join(tmpdir(), 'cpu-prof-'))
   const server = await startServer(scenario.env, 20_000, scenario.file, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
   try {
@@ -75,7 +86,9 @@ async function profileScenario (scenario: Scenario, seconds: number): Promise<{ 
     const profile = JSON.parse(await readFile(join(dir, file), 'utf8')) as CpuProfile
     const totals = selfTimeByLayer(profile)
     const requests = result.requests.total + warm.requests.total
-    const perRequestUs = Object.fromEntries(LAYERS.map((l) => [l, Math.round(totals[l] / requests * 10) / 10])) as Record<Layer, number>
+    const perRequestUs = Object.fromEntries(
+      LAYERS.map((l) => [l, Math.round(totals[l] / requests * 10) / 10])
+    ) as Record<Layer, number>
     return { requests, non2xx: result.non2xx, perRequestUs }
   } finally {
     await server.stop()

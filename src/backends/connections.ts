@@ -6,13 +6,14 @@ import { createRedis, readyWithin, redisError } from './redis.js'
 import type { BackendHandles, KeyValue, Postgres } from './handles.js'
 import { ensureSchema } from './schema.js'
 
-export type BackendsConfig = Pick<Config, 'databaseUrl' | 'redisUrl' | 'pgPoolMin' | 'pgPoolMax' | 'pgStatementTimeoutMs' |
-  'pgMaxUses' | 'pgConnectTimeoutMs' | 'redisCommandTimeoutMs' | 'userCacheTtlS'>
+const BACKEND_SETTINGS = ['databaseUrl', 'redisUrl', 'pgPoolMin', 'pgPoolMax', 'pgStatementTimeoutMs', 'pgMaxUses',
+  'pgConnectTimeoutMs', 'redisCommandTimeoutMs', 'userCacheTtlS'] as const satisfies ReadonlyArray<keyof Config>
+
+export type BackendsConfig = Pick<Config, (typeof BACKEND_SETTINGS)[number]>
 
 /** The part of the configuration the backends read (given to pool threads as it is). */
 export function backendsConfig (config: BackendsConfig): BackendsConfig {
-  const { databaseUrl, redisUrl, pgPoolMin, pgPoolMax, pgStatementTimeoutMs, pgMaxUses, pgConnectTimeoutMs, redisCommandTimeoutMs, userCacheTtlS } = config
-  return { databaseUrl, redisUrl, pgPoolMin, pgPoolMax, pgStatementTimeoutMs, pgMaxUses, pgConnectTimeoutMs, redisCommandTimeoutMs, userCacheTtlS }
+  return Object.fromEntries(BACKEND_SETTINGS.map((key) => [key, config[key]])) as unknown as BackendsConfig
 }
 
 interface Logger {

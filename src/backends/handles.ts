@@ -5,7 +5,10 @@
  */
 import { errors } from '../errors.js'
 
-/** PostgreSQL as a task or a route sees it: statements on a bounded pool, failures already coded (503, 504, 409, 400). */
+/**
+ * PostgreSQL as a task or a route sees it: statements on a bounded pool, failures already coded (503,
+ * 504, 409, 400).
+ */
 export interface Postgres {
   query: <Row extends object>(text: string, values?: readonly unknown[]) => Promise<Row[]>
 }

@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
-import { AggregatorRegistry, collectDefaultMetrics, Gauge, type Metric } from 'prom-client'
+import { AggregatorRegistry, collectDefaultMetrics, Gauge, type GaugeConfiguration, type Metric } from 'prom-client'
 import { JobCounter, JobHistogram } from './jobs.js'
 import type { JobEvent } from '../jobs.js'
 import type { ThreadPool } from '../placement/pool.js'
@@ -31,14 +31,19 @@ export class ServerMetrics {
     const pid = String(process.pid)
     AggregatorRegistry.setRegistries(registers)
     collectDefaultMetrics({ register: this.registry })
-    for (const metric of [this.#jobs, this.#duration, this.#queueWait]) this.registry.registerMetric(metric as unknown as Metric)
+    for (const metric of [this.#jobs, this.#duration, this.#queueWait]) {
+      this.registry.registerMetric(metric as unknown as Metric)
+    }
     this.#loopDelay.enable()
     const loopDelay = this.#loopDelay
-    new Gauge({
+    // Each gauge reads its value when scraped (prom-client calls collect() with the gauge as this).
+    const gauge = (options: Omit<GaugeConfiguration<string>, 'registers'>): void => {
+      this.registry.registerMetric(new Gauge({ ...options, registers: [] }) as unknown as Metric)
+    }
+    gauge({
       name: 'event_loop_delay_seconds',
       help: 'Event-loop delay since the previous scrape, per process',
       labelNames: ['pid', 'quantile'],
-      registers,
       collect () {
         const s = (ns: number): number => Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) / 1000 : 0
         this.set({ pid, quantile: '0.5' }, s(loopDelay.percentile(50)))
@@ -48,11 +53,10 @@ export class ServerMetrics {
       }
     })
     const self = this
-    new Gauge({
+    gauge({
       name: 'event_loop_utilization',
       help: 'Share of time the event loop was busy since the previous scrape, per process',
       labelNames: ['pid'],
-      registers,
       collect () {
         const now = performance.eventLoopUtilization()
         this.set({ pid }, performance.eventLoopUtilization(now, self.#elu).utilization)
@@ -61,15 +65,17 @@ export class ServerMetrics {
     })
     const pool = sources.pool
     if (pool !== undefined) {
-      new Gauge({ name: 'pool_threads', help: 'Pool threads running, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.threads) } })
-      new Gauge({ name: 'pool_max_threads', help: 'Pool threads allowed, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.maxThreads) } })
-      new Gauge({ name: 'pool_queue_depth', help: 'Jobs waiting for a pool thread, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.queued) } })
-      new Gauge({ name: 'pool_utilization', help: 'Share of the pool\'s thread time spent running jobs since it started, per process', labelNames: ['pid'], registers, collect () { this.set({ pid }, pool.utilization) } })
+      const perProcess = (name: string, help: string, read: () => number): void =>
+        gauge({ name, help, labelNames: ['pid'], collect () { this.set({ pid }, read()) } })
+      perProcess('pool_threads', 'Pool threads running, per process', () => pool.threads)
+      perProcess('pool_max_threads', 'Pool threads allowed, per process', () => pool.maxThreads)
+      perProcess('pool_queue_depth', 'Jobs waiting for a pool thread, per process', () => pool.queued)
+      perProcess('pool_utilization', 'Share of the pool\'s thread time spent running jobs since it started, per process', () => pool.utilization)
     }
     const websockets = sources.websockets
     if (websockets !== undefined) {
-      new Gauge({ name: 'websocket_connections', help: 'Open job WebSockets', registers, collect () { this.set(websockets.stats().connections) } })
-      new Gauge({ name: 'websocket_jobs_in_flight', help: 'Jobs in flight over WebSockets', registers, collect () { this.set(websockets.stats().inFlight) } })
+      gauge({ name: 'websocket_connections', help: 'Open job WebSockets', collect () { this.set(websockets.stats().connections) } })
+      gauge({ name: 'websocket_jobs_in_flight', help: 'Jobs in flight over WebSockets', collect () { this.set(websockets.stats().inFlight) } })
     }
   }
 

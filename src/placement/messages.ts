@@ -25,7 +25,10 @@ interface Ran {
   threadId: number
 }
 
-/** A task's own coded failure (UPSTREAM_FAILED, ...) comes back as data; anything else it throws, Piscina rejects with. */
+/**
+ * A task's own coded failure (UPSTREAM_FAILED, ...) comes back as data; anything else it throws,
+ * Piscina rejects with.
+ */
 export type PoolReply =
   | (Ran & { ok: true, result: unknown })
   | (Ran & { ok: false, code: ErrorCode, message: string })

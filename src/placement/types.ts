@@ -28,7 +28,10 @@ export interface Placement<A extends JobAbort = JobAbort> {
   readonly via: Via
   /** A new abort for one job, of the kind this placement listens to. */
   newAbort (): A
-  /** Resolves with the task's result or rejects with what happened; an abort cancels the job where the placement can. */
+  /**
+   * Resolves with the task's result or rejects with what happened; an abort cancels the job where the
+   * placement can.
+   */
   run (task: AnyTask, input: unknown, abort: A): Promise<RunOutcome>
   close (): Promise<void>
 }

@@ -18,8 +18,9 @@ const backendsConfigured = backends.databaseUrl !== undefined || backends.redisU
 let threadBackends: Promise<Backends> | undefined
 
 /**
- * This thread's own backends, opened on its first job of a task that uses them (`db`, `cache`). pg and ioredis are loaded
- * then too: most threads never run such a job, and every thread's start-up counts.
+ * This thread's own backends, opened on its first job of a task that uses them (`db`, `cache`).
+ * pg and ioredis are loaded then too: most threads never run such a job, and every thread's
+ * start-up counts.
  */
 async function backendsOfThisThread (): Promise<Backends> {
   threadBackends ??= Promise.all([import('../backends/connections.js'), import('../log.js')]).then(([{ Backends }, { createLogger }]) =>

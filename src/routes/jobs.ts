@@ -39,7 +39,8 @@ function cancelledWhenGone (reply: FastifyReply): Control {
       }
       if (!reply.raw.closed) reply.raw.once('close', gone)
     }
-    if (reply.raw.closed && !reply.raw.writableFinished) abort.abort(new errors.CANCELLED()) // the client has left already
+    // the client has left already
+    if (reply.raw.closed && !reply.raw.writableFinished) abort.abort(new errors.CANCELLED())
     jobs.add(abort)
   }
 }

@@ -12,7 +12,11 @@ type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBuffere
  * connection with 1009 (ws does that itself, before buffering the frame). On close the server
  * drains each connection: jobs in flight are answered, then it closes with 1001.
  */
-export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig, connections: WsConnections }> = async (app, { runner, config, connections }) => {
+export const wsRoutes: FastifyPluginAsync<{
+  runner: JobRunner,
+  config: WsConfig,
+  connections: WsConnections
+}> = async (app, { runner, config, connections }) => {
   await app.register(websocket, {
     // UTF-8 is checked by the JSON decoder, which answers BAD_INPUT and keeps the connection,
     // where ws would close it (1007) for one bad frame.
@@ -31,7 +35,9 @@ export const wsRoutes: FastifyPluginAsync<{ runner: JobRunner, config: WsConfig,
   app.addHook('onClose', async () => clearInterval(heartbeat))
 
   app.get('/ws', { websocket: true }, (socket) => {
-    const connection = new JobConnection(socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes })
+    const connection = new JobConnection(
+      socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes }
+    )
     connections.add(connection)
     socket.once('close', () => connections.delete(connection))
   })

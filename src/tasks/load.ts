@@ -18,7 +18,9 @@ export interface LoadOptions {
  * file's name is the task's name, its folder its kind, and a module that says otherwise is refused
  * at start-up rather than served wrongly.
  */
-export async function loadTasks ({ dirs = taskDirs, faults = false }: LoadOptions = {}): Promise<ReadonlyMap<string, AnyTask>> {
+export async function loadTasks (
+  { dirs = taskDirs, faults = false }: LoadOptions = {}
+): Promise<ReadonlyMap<string, AnyTask>> {
   const tasks = new Map<string, AnyTask>()
   const folders: Array<[string, TaskKind]> = [[dirs.cpu, 'cpu'], [dirs.io, 'io']]
   if (faults) folders.push([faultTaskDir, 'cpu'])

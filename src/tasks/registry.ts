@@ -50,7 +50,9 @@ export class TaskRegistry {
   readonly catalogue: readonly CatalogueEntry[]
 
   private constructor (tasks: ReadonlyMap<string, AnyTask>) {
-    const ajv = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, strict: true })
+    const ajv = new Ajv(
+      { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, strict: true }
+    )
     this.#envelope = ajv.compile(ENVELOPE)
     const entries = new Map<string, Entry>()
     for (const [name, task] of tasks) entries.set(name, { task, validate: ajv.compile(task.schema) })

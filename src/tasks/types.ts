@@ -33,5 +33,8 @@ export interface TaskDefinition<Input = unknown, Output = unknown> {
   run (input: Input, context: TaskContext): Output | Promise<Output>
 }
 
-/** A task as the registry holds it, its input type erased (run is a method, so its parameter is checked bivariantly). */
+/**
+ * A task as the registry holds it, its input type erased (run is a method, so its parameter is checked
+ * bivariantly).
+ */
 export type AnyTask = TaskDefinition<unknown, unknown>

@@ -10,7 +10,9 @@ export interface UpstreamAnswer {
  * One GET to the delay service. Any failure of the upstream (refused, reset, non-2xx) is an
  * UPSTREAM_FAILED; an abort is passed through, so that the job's timeout is reported as such.
  */
-export async function getFromUpstream (base: string | undefined, path: string, signal: AbortSignal): Promise<UpstreamAnswer> {
+export async function getFromUpstream (
+  base: string | undefined, path: string, signal: AbortSignal
+): Promise<UpstreamAnswer> {
   if (base === undefined) throw new errors.NOT_CONFIGURED('calling the delay service', 'UPSTREAM_URL')
   let status: number
   let bytes = 0

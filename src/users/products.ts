@@ -34,7 +34,9 @@ async function recommendations (upstreamUrl: string | undefined): Promise<Produc
  * null, as Python's gather(..., return_exceptions=True) would have it; only when all three fail is
  * the answer an error (503).
  */
-export async function gatherProducts ({ postgres, redis }: BackendHandles, upstreamUrl: string | undefined): Promise<ProductsAnswer> {
+export async function gatherProducts (
+  { postgres, redis }: BackendHandles, upstreamUrl: string | undefined
+): Promise<ProductsAnswer> {
   if (postgres === undefined && redis === undefined) {
     throw new errors.NOT_CONFIGURED('the products gather', 'DATABASE_URL or REDIS_URL')
   }

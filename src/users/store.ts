@@ -17,7 +17,10 @@ export interface NewUser {
   email: string
 }
 
-/** Where a user read came from: Redis (`hit`), PostgreSQL then cached (`miss`), or PostgreSQL with Redis unreachable or unset (`bypass`). */
+/**
+ * Where a user read came from: Redis (`hit`), PostgreSQL then cached (`miss`), or PostgreSQL with
+ * Redis unreachable or unset (`bypass`).
+ */
 export type CacheState = 'hit' | 'miss' | 'bypass'
 
 interface UserRow { id: string | number, name: string, email: string, created_at: Date }
@@ -48,7 +51,9 @@ export async function readUser (postgres: Postgres, id: number): Promise<User | 
  * costs the read its cache (`bypass`), not its answer; a failed write to the cache costs the next
  * read a miss.
  */
-export async function readUserCached (postgres: Postgres, redis: KeyValue | undefined, id: number): Promise<{ user: User | undefined, cache: CacheState }> {
+export async function readUserCached (
+  postgres: Postgres, redis: KeyValue | undefined, id: number
+): Promise<{ user: User | undefined, cache: CacheState }> {
   let cache: CacheState = redis === undefined ? 'bypass' : 'miss'
   if (redis !== undefined) {
     try {

@@ -12,7 +12,10 @@ export interface ConnectionLimits {
 
 type Id = string | number | null
 
-/** A frame's answer: a job's outcome with the frame's id; JSON frames are answered in text, MessagePack frames in binary. */
+/**
+ * A frame's answer: a job's outcome with the frame's id; JSON frames are answered in text, MessagePack
+ * frames in binary.
+ */
 type Answer = { id: Id } & JobOutcome
 
 const MAX_ID_LENGTH = 256

@@ -12,16 +12,33 @@ import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
 import { holdsUpTo, verdict } from '../../bench/matrix/verdict.js'
 
 const m = (jobsPerS: number, p99Ms: number, extra: Partial<Measurement> = {}): Measurement => ({
-  jobsPerS, p50Ms: p99Ms / 2, p99Ms, errors: {}, errorCount: 0, peakRssBytes: 100 * 2 ** 20, loopDelayP99Ms: 1, cpuS: 1, ...extra
+  jobsPerS,
+  p50Ms: p99Ms / 2,
+  p99Ms,
+  errors: {},
+  errorCount: 0,
+  peakRssBytes: 100 * 2 ** 20,
+  loopDelayP99Ms: 1,
+  cpuS: 1,
+  ...extra
 })
 const specs = cells(2, [10, 1000, 5000], ['ws'])
 const spec = (id: string): CellSpec => specs.find((c) => c.id === id) as CellSpec
-const result = (model: Mode, id: string, runs: Measurement[]): CellResult => ({ model, cell: spec(id), startMs: 500, runs })
+const result = (model: Mode, id: string, runs: Measurement[]): CellResult => (
+  { model, cell: spec(id), startMs: 500, runs }
+)
 
 /** A made-up run in which processes win CPU, the event loop wins high concurrency, and hybrid wins mixed. */
 function syntheticRun (): MatrixRun {
   const results: CellResult[] = []
-  const table: Record<Mode, { cpu: number, low: number, sweep: number[], alone: number, withCpu: number, cpuJobs: number }> = {
+  const table: Record<Mode, {
+    cpu: number,
+    low: number,
+    sweep: number[],
+    alone: number,
+    withCpu: number,
+    cpuJobs: number
+  }> = {
     'event-loop': { cpu: 100, low: 900, sweep: [40, 3900, 19_000], alone: 40, withCpu: 600, cpuJobs: 95 },
     threads: { cpu: 182, low: 600, sweep: [40, 200, 200], alone: 45, withCpu: 60, cpuJobs: 170 },
     processes: { cpu: 190, low: 910, sweep: [40, 3800, 15_000], alone: 40, withCpu: 200, cpuJobs: 185 },

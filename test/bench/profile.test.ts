@@ -17,7 +17,7 @@ describe('the profile scripts\' clinic command', () => {
     const { args, env } = profileCommand('doctor', {})
     expect(env.MODE).toBe('hybrid')
     expect(args.join(' ')).toContain('--duration 10')
-    expect(args.join(' ')).toContain(`--job 'fib:{"n":27}@1' --job 'http:{"delayMs":20,"bytes":1024}@4'`)
+    expect(args.join(' ')).toContain('--job \'fib:{"n":27}@1\' --job \'http:{"delayMs":20,"bytes":1024}@4\'')
   })
 
   it('refuses an unknown workload or duration by name', () => {

@@ -16,7 +16,9 @@ async function jobOnNewConnection (url: string, task: string, input: unknown): P
   return { status, body: JSON.parse(text) }
 }
 
-async function ranOn (url: string, task: string, input: unknown, n: number): Promise<Array<{ pid: number, threadId: number, via: string }>> {
+async function ranOn (
+  url: string, task: string, input: unknown, n: number
+): Promise<Array<{ pid: number, threadId: number, via: string }>> {
   const answers = await Promise.all(Array.from({ length: n }, () => jobOnNewConnection(url, task, input)))
   for (const a of answers) expect(a.status).toBe(200)
   return answers.map((a) => a.body.ranOn)

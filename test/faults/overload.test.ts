@@ -9,15 +9,33 @@ let server: RunningServer | undefined
 afterEach(async () => { await server?.stop('SIGKILL') })
 
 const load = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
-  url, transport: 'http', encoding: 'json', connections: 50, inFlight: 1, duration: 2, count: undefined, rate: undefined,
-  mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }], token: undefined, timeoutMs: 10_000, pid: undefined, out: undefined, progress: false, ...over
+  url,
+  transport: 'http',
+  encoding: 'json',
+  connections: 50,
+  inFlight: 1,
+  duration: 2,
+  count: undefined,
+  rate: undefined,
+  mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }],
+  token: undefined,
+  timeoutMs: 10_000,
+  pid: undefined,
+  out: undefined,
+  progress: false,
+  ...over
 })
 
 /** Samples POST /jobs every 50 ms while `during` runs: what a client hitting the server then sees. */
-async function probe (url: string, body: string, during: Promise<unknown>): Promise<Array<{ status: number, code?: string, retryAfter?: string }>> {
+async function probe (url: string, body: string, during: Promise<unknown>): Promise<Array<{
+  status: number,
+  code?: string,
+  retryAfter?: string
+}>> {
   const seen: Array<{ status: number, code?: string, retryAfter?: string }> = []
   let done = false
   void during.finally(() => { done = true })
+  // eslint-disable-next-line no-unmodified-loop-condition -- set when the load ends
   while (!done) {
     const res = await request(`${url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, headersTimeout: 10_000 })
     const answer = await res.body.json() as { code?: string }

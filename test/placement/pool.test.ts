@@ -69,7 +69,9 @@ describe('jobs on the pool', () => {
     const app = await build({ MODE: 'threads', THREADS: '2' })
     const res = await app.inject({ method: 'POST', url: '/jobs/batch', payload: { jobs: Array.from({ length: 20 }, (_, i) => ({ task: 'fib', input: { n: i } })) } })
     const { results } = res.json() as { results: Array<Record<string, any>> }
-    expect(results.map((r) => r.result)).toEqual([0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181])
+    expect(results.map((r) => r.result)).toEqual(
+      [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181]
+    )
     expect(results.every((r) => r.ok && r.ranOn.via === 'pool')).toBe(true)
   })
 })

@@ -89,7 +89,9 @@ async function stopProcess (proc: ChildProcess | undefined, signal: NodeJS.Signa
   clearTimeout(kill)
 }
 
-function backendServer (url: string, port: number, dir: string, start: () => Promise<void>, stop: () => Promise<void>): BackendServer {
+function backendServer (
+  url: string, port: number, dir: string, start: () => Promise<void>, stop: () => Promise<void>
+): BackendServer {
   return {
     url,
     port,

@@ -139,7 +139,9 @@ const LARGE_BODY = 64 * 1024
  * pipe rather than the answer. So a large body goes out only after the headers have been out for
  * a moment with no answer, the way a client using `Expect: 100-continue` would wait.
  */
-async function exchange (target: string, method: string, headers: Record<string, string>, payload: Buffer | undefined): Promise<{ status: number, type: string, bytes: Buffer }> {
+async function exchange (
+  target: string, method: string, headers: Record<string, string>, payload: Buffer | undefined
+): Promise<{ status: number, type: string, bytes: Buffer }> {
   return await new Promise((resolve, reject) => {
     const req = httpRequest(target, { method, headers: payload === undefined ? headers : { ...headers, 'content-length': String(payload.length) }, timeout: 10_000 })
     let answered = false
@@ -161,7 +163,9 @@ async function exchange (target: string, method: string, headers: Record<string,
   })
 }
 
-async function sendHttp (url: string, c: BadInput, msgpack: boolean, headers: Record<string, string>): Promise<Outcome> {
+async function sendHttp (
+  url: string, c: BadInput, msgpack: boolean, headers: Record<string, string>
+): Promise<Outcome> {
   const type = msgpack ? 'application/msgpack' : 'application/json'
   const sent: Record<string, string> = { ...headers, accept: type }
   const payload = c.method === 'GET' ? undefined : body(c, msgpack)
@@ -204,7 +208,9 @@ export async function sendFrame (ws: WebSocket, data: Buffer, binary: boolean): 
 }
 
 /** Sends one case over one transport; for WebSocket, on the socket given. */
-export async function sendBadInput (url: string, c: BadInput, transport: Transport, ws?: WebSocket, headers: Record<string, string> = {}): Promise<Outcome> {
+export async function sendBadInput (
+  url: string, c: BadInput, transport: Transport, ws?: WebSocket, headers: Record<string, string> = {}
+): Promise<Outcome> {
   const msgpack = transport.endsWith('msgpack')
   if (transport.startsWith('http')) return await sendHttp(url, c, msgpack, headers)
   if (ws === undefined) throw new Error('a WebSocket transport needs a socket')

@@ -17,7 +17,10 @@ const CONFIG_VARIABLES = ['MODE', 'PROCESSES', 'THREADS', 'CPU_JOBS', 'IO_JOBS',
  */
 export const NO_SHEDDING = Object.freeze({ SHED_TARGET_MS: '0', SHED_LOOP_TARGET_MS: '0' })
 
-/** The environment for a child server: this one's, less the server's own variables (vitest sets MODE=test), plus `extra`. */
+/**
+ * The environment for a child server: this one's, less the server's own variables (vitest sets
+ * MODE=test), plus `extra`.
+ */
 export function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env }
   for (const name of CONFIG_VARIABLES) delete env[name]
@@ -37,9 +40,12 @@ export interface ServerProcess {
 
 /**
  * Starts `node dist/src/server.js` (or another server `file` that logs the same JSON line) on
- * PORT=0 unless given (`nodeArgs` before the file, e.g. --cpu-prof), and resolves once it logs "server listening". The caller stops it.
+ * PORT=0 unless given (`nodeArgs` before the file, e.g. --cpu-prof), and resolves once it logs
+ * "server listening". The caller stops it.
  */
-export async function startServer (env: Record<string, string> = {}, timeoutMs = 20_000, file = serverFile, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+export async function startServer (
+  env: Record<string, string> = {}, timeoutMs = 20_000, file = serverFile, nodeArgs: readonly string[] = []
+): Promise<ServerProcess> {
   const started = performance.now()
   const proc = spawn(process.execPath, [...nodeArgs, file], {
     env: childEnv({ PORT: '0', LOG_LEVEL: 'info', ...env }),

@@ -19,8 +19,18 @@ describe('the catalogue', () => {
   it('has the contract\'s tasks, each in its kind', () => {
     const kinds = Object.fromEntries(registry.catalogue.map((t) => [t.name, t.kind]))
     expect(kinds).toEqual({
-      compress: 'cpu', fib: 'cpu', hash: 'cpu', json: 'cpu', primes: 'cpu', spin: 'cpu',
-      cache: 'io', db: 'io', fanout: 'io', file: 'io', http: 'io', sleep: 'io'
+      compress: 'cpu',
+      fib: 'cpu',
+      hash: 'cpu',
+      json: 'cpu',
+      primes: 'cpu',
+      spin: 'cpu',
+      cache: 'io',
+      db: 'io',
+      fanout: 'io',
+      file: 'io',
+      http: 'io',
+      sleep: 'io'
     })
   })
 
@@ -114,10 +124,10 @@ describe('discovery', () => {
     const io = join(dir, 'io')
     await Promise.all([cpu, io].map((d) => import('node:fs/promises').then((fs) => fs.mkdir(d))))
     try {
-      await writeFile(join(cpu, 'double.js'), `export default { name: 'double', kind: 'cpu', description: 'x', schema: { type: 'object', properties: {}, additionalProperties: false }, run: () => 2 }`)
+      await writeFile(join(cpu, 'double.js'), 'export default { name: \'double\', kind: \'cpu\', description: \'x\', schema: { type: \'object\', properties: {}, additionalProperties: false }, run: () => 2 }')
       const tasks = await loadTasks({ dirs: { cpu, io } })
       expect([...tasks.keys()]).toEqual(['double'])
-      await writeFile(join(cpu, 'liar.js'), `export default { name: 'other', kind: 'cpu', description: 'x', schema: { type: 'object', properties: {}, additionalProperties: false }, run: () => 2 }`)
+      await writeFile(join(cpu, 'liar.js'), 'export default { name: \'other\', kind: \'cpu\', description: \'x\', schema: { type: \'object\', properties: {}, additionalProperties: false }, run: () => 2 }')
       await expect(loadTasks({ dirs: { cpu, io } })).rejects.toThrow(/liar\.js must export default a cpu task named "liar"/)
     } finally {
       await rm(dir, { recursive: true, force: true })

@@ -24,7 +24,12 @@ async function connect (url: string, options: WebSocket.ClientOptions = {}, path
 }
 
 /** Collects answers as they come, decoding each in its frame's encoding. */
-function answers (ws: WebSocket): { list: Array<Record<string, any>>, next: (n: number) => Promise<Array<Record<string, any>>> } {
+function answers (ws: WebSocket): {
+  list: Array<Record<string,
+  any>>,
+  next: (n: number) => Promise<Array<Record<string,
+  any>>>
+} {
   const list: Array<Record<string, any>> = []
   const waiters: Array<() => void> = []
   ws.on('message', (data: Buffer, binary) => {
@@ -48,7 +53,12 @@ describe('GET /ws', () => {
     sendJson(ws, { id: 'a1', task: 'fib', input: { n: 20 } })
     const [answer] = await got.next(1)
     expect(answer).toEqual({
-      id: 'a1', ok: true, task: 'fib', kind: 'cpu', result: 6765, binary: false,
+      id: 'a1',
+      ok: true,
+      task: 'fib',
+      kind: 'cpu',
+      result: 6765,
+      binary: false,
       timing: { queuedMs: 0, runMs: expect.any(Number), totalMs: expect.any(Number) },
       ranOn: { pid: process.pid, threadId: 0, via: 'inline' }
     })
@@ -60,7 +70,9 @@ describe('GET /ws', () => {
     const got = answers(ws)
     const jobs = [{ task: 'fib', input: { n: 10 } }, { task: 'fib', input: { n: 99 } }, { task: 'fib', input: { n: 1 }, extra: true }, { task: 'nope' }]
     jobs.forEach((job, i) => sendJson(ws, { id: i, ...job }))
-    const overWs = (await got.next(jobs.length)).sort((a, b) => a.id - b.id).map(({ id: _id, binary: _binary, ...rest }) => rest)
+    const overWs = (await got.next(jobs.length)).sort((a, b) => a.id - b.id).map(
+      ({ id: _id, binary: _binary, ...rest }) => rest
+    )
     const overHttp = await Promise.all(jobs.map(async (job) => {
       const res = await app.inject({ method: 'POST', url: '/jobs', payload: job })
       return res.statusCode === 200 ? { ok: true, ...res.json() } : { ok: false, error: res.json() }
@@ -182,7 +194,8 @@ describe('GET /ws', () => {
     for (let i = 0; i < frames; i++) sendJson(ws, { id: `${id}${i}`, task: 'fib', input: { n: 1 } })
     await waitFor(() => app.websockets.stats().pauses > 0, 20_000)
     // The server stopped taking frames once its unsent answers passed the bound; past it go only
-    // the answers to frames it had already read (one socket read: at most 64 KiB of frames, fewer bytes of answers than 128 KiB).
+    // the answers to frames it had already read (one socket read: at most 64 KiB of frames, fewer
+    // bytes of answers than 128 KiB).
     expect(app.websockets.stats().peakUnsentBytes).toBeLessThan(bound + 128 * 1024)
     ws.resume()
     const all = await got.next(frames)

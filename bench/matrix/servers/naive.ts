@@ -40,7 +40,10 @@ if (cluster.isPrimary) {
       t = (await import(pathToFileURL(`${taskDirs.io}/${task}.js`).href) as { default: AnyTask }).default
       io.set(task, t)
     }
-    return { task, result: await t.run(input, { signal: new AbortController().signal, upstreamUrl: process.env.UPSTREAM_URL }) }
+    return {
+      task,
+      result: await t.run(input, { signal: new AbortController().signal, upstreamUrl: process.env.UPSTREAM_URL })
+    }
   })
   await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
   process.once('SIGTERM', () => { void app.close().then(() => process.exit(0)) })
