@@ -63,9 +63,9 @@ export interface Config {
   /** pg pool per process: connections kept open when idle, and at most. */
   readonly pgPoolMin: number
   readonly pgPoolMax: number
-  /** PostgreSQL's statement_timeout for every statement (the seed's command_timeout): past it, 504. */
+  /** PostgreSQL's statement_timeout for every statement (asyncpg's command_timeout): past it, 504. */
   readonly pgStatementTimeoutMs: number
-  /** A pooled connection is closed and replaced after this many uses (the seed's max_queries). */
+  /** A pooled connection is closed and replaced after this many uses (asyncpg's max_queries). */
   readonly pgMaxUses: number
   /** Connecting, or waiting for a free pooled connection, longer than this: 503 BACKEND_UNAVAILABLE. */
   readonly pgConnectTimeoutMs: number
@@ -99,7 +99,7 @@ interface Preset {
 }
 
 /**
- * The seed's four rows. `threads` stands for ThreadPoolExecutor(max_workers=50): up to 50 threads,
+ * The classic matrix's four rows. `threads` stands for ThreadPoolExecutor(max_workers=50): up to 50 threads,
  * started on demand. `hybrid` gives each process floor(cores / processes) pool threads, so that the
  * threads doing CPU work never outnumber the cores: the event loops mostly wait, the pool threads
  * compute, and a thread more than there are cores only time-slices and costs another V8 isolate.

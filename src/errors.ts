@@ -2,9 +2,9 @@ import { STATUS_CODES } from 'node:http'
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 /**
- * The one catalogue of errors that users see (the README's error table, under "The API"). Each key is its code; a test
- * pins it to the contract's table. 5xx messages are fixed text: no stack and no internal detail
- * ever leaves the server, the detail goes to the log.
+ * The one catalogue of errors that users see (docs/api.md, "Errors": a test holds the two to each
+ * other). Each key is its code. 5xx messages are fixed text: no stack and no internal detail ever
+ * leaves the server, the detail goes to the log.
  */
 export const errors = {
   BAD_INPUT: createError('BAD_INPUT', '%s', 400),
@@ -21,9 +21,9 @@ export const errors = {
   NOT_CONFIGURED: createError('NOT_CONFIGURED', 'Task %s needs %s, which is not configured', 503),
   BACKEND_UNAVAILABLE: createError('BACKEND_UNAVAILABLE', '%s is unavailable; retry after 1 s', 503),
   TIMEOUT: createError('TIMEOUT', 'Job did not finish within %s ms', 504),
-  /** Not in the contract's table: a bug in this server, never the client's doing. */
+  /** A bug in this server, never the client's doing. */
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'Internal server error', 500),
-  /** Not in the contract's table and never sent: the job's client went away (499 as nginx logs it). */
+  /** Never sent: the job's client went away (499 as nginx logs it). */
   CANCELLED: createError('CANCELLED', 'The client went away; the job was cancelled', 499)
 } as const satisfies Record<string, FastifyErrorConstructor>
 

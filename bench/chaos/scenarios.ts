@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { runLoad } from '../load/run.js'
-import type { LoadOptions } from '../load/options.js'
+import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
 import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from '../../test/support/bad-inputs.js'
 
@@ -178,21 +178,11 @@ export interface OverloadJob {
   connections: number
 }
 
-const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
-  url,
-  transport: 'http',
-  encoding: 'json',
+const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => loadDefaults(url, {
   connections: 8,
-  inFlight: 1,
   duration: 3,
-  count: undefined,
-  rate: undefined,
   mix: [{ task: 'spin', input: { ms: 5 }, weight: 1 }],
-  token: undefined,
   timeoutMs: 30_000,
-  pid: undefined,
-  out: undefined,
-  progress: false,
   ...over
 })
 

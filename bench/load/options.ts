@@ -42,6 +42,27 @@ export interface LoadOptions {
   rampS?: number
 }
 
+/** Options for a run started from code: the command line's defaults, no progress lines, `over` laid on top. */
+export function loadDefaults (url: string, over: Partial<LoadOptions> = {}): LoadOptions {
+  return {
+    url,
+    transport: 'http',
+    encoding: 'json',
+    connections: 10,
+    inFlight: 1,
+    duration: 10,
+    count: undefined,
+    rate: undefined,
+    mix: [{ task: 'fib', input: { n: 20 }, weight: 1 }],
+    token: undefined,
+    timeoutMs: 60_000,
+    pid: undefined,
+    out: undefined,
+    progress: false,
+    ...over
+  }
+}
+
 export const USAGE = `npm run load -- [options]
   --url URL            server (http://127.0.0.1:3000)
   --transport http|ws  HTTP/1.1 (undici, pipelined) or WebSocket (ws) (http)

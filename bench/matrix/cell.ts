@@ -1,7 +1,7 @@
 import type { Mode } from '../../src/config.js'
 import { processTreeCpuSeconds, sampleRss } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
-import type { LoadOptions } from '../load/options.js'
+import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
 import type { CellSpec, Load, Plan } from './plan.js'
 
@@ -29,21 +29,8 @@ export interface CellResult {
 }
 
 export function loadOptions (url: string, load: Load, durationS: number): LoadOptions {
-  return {
-    url,
-    encoding: 'json',
-    duration: durationS,
-    count: undefined,
-    rate: undefined,
-    token: undefined,
-    timeoutMs: 60_000,
-    pid: undefined,
-    out: undefined,
-    progress: false,
-    // A window ends on time: jobs still waiting then are abandoned, and count with their age.
-    cut: true,
-    ...load
-  }
+  // A window ends on time: jobs still waiting then are abandoned, and count with their age.
+  return loadDefaults(url, { duration: durationS, cut: true, ...load })
 }
 
 /** /metrics, or '' from a server that has none (the reference servers). */

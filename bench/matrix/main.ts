@@ -20,6 +20,6 @@ process.stderr.write(`${plan.name} run: ${plan.cells.length} workloads x ${plan.
 const run = await runMatrix(plan, (line) => process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${line}\n`))
 const written = await writeReport(run, dir)
 
-for (const v of run.verdict) console.log(`${v.workload}: winner ${v.winner}, recommended ${v.recommended}; the seed says ${v.seed}: ${v.agrees ? 'agrees' : 'DISAGREES'}`)
+for (const v of run.verdict) console.log(`${v.workload}: winner ${v.winner}, recommended ${v.recommended}; the classic answer is ${v.classic}: ${v.agrees ? 'agrees' : 'DISAGREES'}`)
 for (const f of figures(run)) console.log(`${f.name}: ${fmt(f.value)} (target ${f.target})${f.met === false ? ' NOT MET' : ''}`)
 console.log(`report: ${written.markdown}`)

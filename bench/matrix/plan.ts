@@ -50,7 +50,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
   const list: CellSpec[] = [
     // Every model given more CPU work than it has cores: which one turns cores into jobs/s best.
     { id: 'cpu', row: 'cpu', load: cpuLoad(cpuClients) },
-    // The seed's low-concurrency I/O: 50 clients, each waiting on a 50 ms delay-service call.
+    // The article's low-concurrency I/O: 50 clients, each waiting on a 50 ms delay-service call.
     { id: 'io-low', row: 'io-low', inFlight: 50, load: { transport: 'http', connections: 50, inFlight: 1, mix: [{ task: 'http', input: { delayMs: 50, bytes: 0 }, weight: 1 }] } }
   ]
   for (const transport of transports) {
@@ -75,7 +75,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
 }
 
 /**
- * The seed's user service as a workload: 90% user reads through the Redis cache (cache-aside, a
+ * The article's user service as a workload: 90% user reads through the Redis cache (cache-aside, a
  * random one of the 1,000 seeded users), 10% user inserts in a PostgreSQL transaction; at low
  * concurrency over HTTP and over a thousand in flight over WebSocket. Run only where PostgreSQL
  * and Redis can be started (the bench starts throwaway ones).

@@ -22,7 +22,7 @@ export interface References {
   naiveMixed: Measurement[]
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
-  seedTester: { eventLoopS: number, threadPoolS: number, calls: number, delayMs: number }
+  performanceTester: { eventLoopS: number, threadPoolS: number, calls: number, delayMs: number }
   offload?: { costsMs: number[], inlinePerS: number[], poolPerS: number[], thresholdMs: number | undefined }
 }
 
@@ -86,15 +86,15 @@ async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Pr
   }
 }
 
-/** The seed's PerformanceTester: 100 concurrent calls of a 1 s delay, on the event loop and on 50 threads. */
-async function seedTester (upstreamUrl: string): Promise<References['seedTester']> {
+/** The article's PerformanceTester: 100 concurrent calls of a 1 s delay, on the event loop and on 50 threads. */
+async function performanceTester (upstreamUrl: string): Promise<References['performanceTester']> {
   const calls = 100
   const delayMs = 1000
   const wall = async (env: Record<string, string>): Promise<number> => {
     const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
     try {
       const report = await runLoad({ ...loadOptions(server.url, { transport: 'ws', connections: 1, inFlight: calls, mix: [{ task: 'http', input: { delayMs, bytes: 0 }, weight: 1 }] }, 0), count: calls, cut: false })
-      if (report.ok !== calls) throw new Error(`seed tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
+      if (report.ok !== calls) throw new Error(`performance tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
       return report.seconds
     } finally {
       await server.stop()
@@ -138,8 +138,8 @@ export async function measureReferences (
   const overhead = plan.name === 'full' ? await measureOverhead({ rounds: plan.repeats, windowS: 3, warmupS: 2 }, (step) => progress(`overhead: ${step}`)) : undefined
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
-  progress('the seed\'s PerformanceTester')
-  const seed = await seedTester(upstreamUrl)
+  progress('the article\'s PerformanceTester')
+  const tester = await performanceTester(upstreamUrl)
   const full = plan.name === 'full'
   if (full) progress('memory per I/O job and per thread')
   const mem = full ? await memory(upstreamUrl, 10_000, 2000) : undefined
@@ -149,7 +149,7 @@ export async function measureReferences (
     directFibPerS,
     ...(overhead === undefined ? {} : { overhead }),
     naiveMixed: naive.runs[0] ?? [],
-    seedTester: seed,
+    performanceTester: tester,
     ...(mem === undefined ? {} : { memory: mem }),
     ...(off === undefined ? {} : { offload: off })
   }

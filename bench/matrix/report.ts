@@ -104,8 +104,8 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
 
   out.push('## Verdict\n')
-  out.push(table(['workload', 'the seed says', 'winner here', 'within 5%', 'recommended', 'Node agrees?', 'why'],
-    run.verdict.map((v) => [v.workload, `\`${v.seed}\``, `\`${v.winner}\``, v.tied.map((m) => `\`${m}\``).join(' '), `\`${v.recommended}\``, v.agrees ? 'yes' : '**no**', v.why])))
+  out.push(table(['workload', 'the classic answer', 'winner here', 'within 5%', 'recommended', 'Node agrees?', 'why'],
+    run.verdict.map((v) => [v.workload, `\`${v.classic}\``, `\`${v.winner}\``, v.tied.map((m) => `\`${m}\``).join(' '), `\`${v.recommended}\``, v.agrees ? 'yes' : '**no**', v.why])))
   out.push(`\nThe measure of each row: ${run.verdict.map((v) => `${v.workload}: ${v.measure}`).join('; ')}.\n`)
 
   const figs = figures(run)
@@ -177,10 +177,10 @@ export function markdown (run: MatrixRun, charts: string[]): string {
       ...(refs.memory === undefined
         ? [['memory per I/O job and per pool thread', 'measured in the full run only']]
         : [
-            [`memory per I/O job in flight (${refs.memory.ioJobs.toLocaleString('en-US')} sleeps, \`event-loop\`)`, `${fmt(refs.memory.perIoJobKiB)} KiB (the seed says about 1 KB per coroutine)`],
-            [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the seed says about 8 MB per thread)`]
+            [`memory per I/O job in flight (${refs.memory.ioJobs.toLocaleString('en-US')} sleeps, \`event-loop\`)`, `${fmt(refs.memory.perIoJobKiB)} KiB (the article says about 1 KB per coroutine)`],
+            [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the article says about 8 MB per thread)`]
           ]),
-      [`the seed's PerformanceTester: ${refs.seedTester.calls} calls of a ${refs.seedTester.delayMs} ms delay at once`, `event loop ${fmt(refs.seedTester.eventLoopS)} s, 50 threads ${fmt(refs.seedTester.threadPoolS)} s`]
+      [`the article's PerformanceTester: ${refs.performanceTester.calls} calls of a ${refs.performanceTester.delayMs} ms delay at once`, `event loop ${fmt(refs.performanceTester.eventLoopS)} s, 50 threads ${fmt(refs.performanceTester.threadPoolS)} s`]
     ]))
   }
   if (refs?.offload !== undefined) {
@@ -226,9 +226,9 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
     ], 'what', 'KiB', 'KiB (log scale)', true))
   }
   if (refs !== undefined) {
-    await save('seed-tester.svg', bars(`${refs.seedTester.calls} concurrent calls of a ${refs.seedTester.delayMs} ms delay`, [
-      { how: 'event loop (async)', seconds: refs.seedTester.eventLoopS },
-      { how: 'pool of 50 threads', seconds: refs.seedTester.threadPoolS }
+    await save('performance-tester.svg', bars(`${refs.performanceTester.calls} concurrent calls of a ${refs.performanceTester.delayMs} ms delay`, [
+      { how: 'event loop (async)', seconds: refs.performanceTester.eventLoopS },
+      { how: 'pool of 50 threads', seconds: refs.performanceTester.threadPoolS }
     ], 'how', 'seconds', 'wall time, s'))
   }
   return written

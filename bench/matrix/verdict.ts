@@ -5,7 +5,7 @@ import { fmt, spread } from './stats.js'
 
 export interface VerdictRow {
   workload: string
-  seed: Mode
+  classic: Mode
   winner: Mode
   /** Models within 5% of the winner on the row's measure. */
   tied: Mode[]
@@ -15,7 +15,7 @@ export interface VerdictRow {
   why: string
 }
 
-/** Sweep points at or below this many jobs in flight are the seed's "under 1,000" row. */
+/** Sweep points at or below this many jobs in flight are the classic matrix's "under 1,000" row. */
 export const SWEEP_SPLIT = 1000
 export const TIE = 0.05
 /** Ideal throughput of a sweep point: every job in flight is a 250 ms wait. */
@@ -36,7 +36,7 @@ function best (
 
 function row (
   workload: string,
-  seed: Mode,
+  classic: Mode,
   measure: string,
   found: { winner: CellResult, tied: CellResult[] },
   why: string,
@@ -45,11 +45,11 @@ function row (
   const tied = found.tied.map((r) => r.model)
   return {
     workload,
-    seed,
+    classic,
     winner: found.winner.model,
     tied,
     recommended: prefer(found.tied).model,
-    agrees: tied.includes(seed),
+    agrees: tied.includes(classic),
     measure,
     why
   }
@@ -71,7 +71,7 @@ export function holdsUpTo (results: CellResult[], model: Mode, transport: string
   return held
 }
 
-/** For each row of the seed's matrix: what won here, what to use, and whether Node agrees. */
+/** For each row of the classic matrix: what won here, what to use, and whether Node agrees. */
 export function verdict (results: CellResult[], cores: number): VerdictRow[] {
   const rows: VerdictRow[] = []
   const of = (id: string): CellResult[] => results.filter((r) => r.cell.id === id)
@@ -96,7 +96,7 @@ export function verdict (results: CellResult[], cores: number): VerdictRow[] {
       'the event loop waits on all of them at once through epoll, the pool holds one thread per wait.', lowestP99))
   }
 
-  for (const [label, seed, pick] of [
+  for (const [label, classic, pick] of [
     [`I/O-bound, up to ${SWEEP_SPLIT.toLocaleString('en-US')} in flight`, 'threads', (n: number) => n <= SWEEP_SPLIT],
     [`I/O-bound, over ${SWEEP_SPLIT.toLocaleString('en-US')} in flight`, 'event-loop', (n: number) => n > SWEEP_SPLIT]
   ] as const) {
@@ -111,21 +111,21 @@ export function verdict (results: CellResult[], cores: number): VerdictRow[] {
       return r === undefined ? '' : `\`${m}\` ${fmt(jobs(r))}/s`
     }
     const found = best(atTop, jobs, true)
-    rows.push(row(label, seed, `jobs/s at ${top.toLocaleString('en-US')} in flight (${transport})`, found,
+    rows.push(row(label, classic, `jobs/s at ${top.toLocaleString('en-US')} in flight (${transport})`, found,
       `At ${top.toLocaleString('en-US')} in flight the ideal is ${fmt(top / (SWEEP_JOB_MS / 1000))} jobs/s: ${(['event-loop', 'threads', 'processes', 'hybrid'] as const).map(rate).filter((x) => x !== '').join(', ')}. ` +
       `Each held 80% of the ideal up to (jobs in flight): ${(['event-loop', 'threads', 'processes', 'hybrid'] as const).map(held).join(', ')}. ` +
       'A pool thread per waiting job caps `threads` at 50 waits at once; past them jobs queue (MAX_QUEUE) and are shed. ' +
       'An event loop keeps a wait as a promise and a timer in its heap, so what limits it is the CPU each job costs on its one core; ' +
-      '`processes` and `hybrid` also wait on event loops, one per core, which is the seed\'s coroutine model run once per core.', lowestP99))
+      '`processes` and `hybrid` also wait on event loops, one per core, which is the article\'s coroutine model run once per core.', lowestP99))
   }
 
-  for (const [id, label, seed] of [
+  for (const [id, label, classic] of [
     ['users low', 'User service (90% cached reads, 10% inserts), 50 in flight', 'threads'],
     ['users high', `User service (90% cached reads, 10% inserts), ${USERS_HIGH.toLocaleString('en-US')} in flight`, 'event-loop']
   ] as const) {
     const cells = of(id)
     if (cells.length === 0) continue
-    rows.push(row(label, seed, 'jobs/s', best(cells, jobs, true),
+    rows.push(row(label, classic, 'jobs/s', best(cells, jobs, true),
       'Each job is a Redis GET (and on a miss a PostgreSQL SELECT and a SET), or an INSERT in a transaction: waits on sockets, ' +
       'plus the CPU of the drivers\' protocol parsing. On the event loop those waits cost a promise each and share the process\'s ' +
       'pg pool (PG_POOL_MAX) and one Redis connection; in `threads` every pool thread is an isolate with its own pg connection and ' +

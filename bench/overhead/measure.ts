@@ -14,7 +14,7 @@ import { projectRoot } from '../../src/paths.js'
 import { processTreeCpuSeconds, processTreeRss } from '../lib/proc.js'
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
-import type { LoadOptions } from '../load/options.js'
+import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { directRate, rawPiscina } from '../matrix/references.js'
 import { spread, type Spread } from '../matrix/stats.js'
 
@@ -40,23 +40,7 @@ interface Drive {
 const mix = (body: object): LoadOptions['mix'] => [{ task: (body as { task: string }).task, input: (body as { input: Record<string, unknown> }).input, weight: 1 }]
 
 function loadOptions (url: string, connections: number, durationS: number, over: Partial<LoadOptions>): LoadOptions {
-  return {
-    url,
-    transport: 'http',
-    encoding: 'json',
-    connections,
-    inFlight: 1,
-    duration: durationS,
-    count: undefined,
-    rate: undefined,
-    mix: [],
-    token: undefined,
-    timeoutMs: 30_000,
-    pid: undefined,
-    out: undefined,
-    progress: false,
-    ...over
-  }
+  return loadDefaults(url, { connections, duration: durationS, mix: [], timeoutMs: 30_000, ...over })
 }
 
 /** Answered jobs per second over one window, by one client. */

@@ -5,7 +5,7 @@ import { errors } from '../errors.js'
 export type PgConfig = Pick<Config, 'databaseUrl' | 'pgPoolMin' | 'pgPoolMax' | 'pgStatementTimeoutMs' | 'pgMaxUses' | 'pgConnectTimeoutMs'>
 
 /**
- * The pg pool of one process (or one pool thread), with every bound the seed's asyncpg pool had:
+ * The pg pool of one process (or one pool thread), with every bound the article's asyncpg pool had:
  * min and max size, a statement timeout (command_timeout), a connection recycled after N uses
  * (max_queries); plus a bound on connecting or waiting for a free connection, so that a database
  * that is down or saturated fails a request in about a second instead of hanging it.

@@ -8,7 +8,7 @@ import type { WsConnections } from '../ws/connections.js'
 type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBufferedBytes' | 'wsPingIntervalMs'>
 
 /**
- * GET /ws: jobs over WebSocket (the README's "WebSocket (`GET /ws`)"). A frame over wsMaxFrameBytes closes the
+ * GET /ws: jobs over WebSocket (docs/api.md, "WebSocket"). A frame over wsMaxFrameBytes closes the
  * connection with 1009 (ws does that itself, before buffering the frame). On close the server
  * drains each connection: jobs in flight are answered, then it closes with 1001.
  */

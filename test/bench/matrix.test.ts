@@ -86,17 +86,17 @@ describe('verdict', () => {
   const run = syntheticRun()
   const row = (start: string) => run.verdict.find((v) => v.workload.startsWith(start))
 
-  it('names the winner, the models within 5%, and whether the seed agrees', () => {
-    expect(row('CPU-bound')).toMatchObject({ seed: 'processes', winner: 'processes', agrees: true })
+  it('names the winner, the models within 5%, and whether the classic answer agrees', () => {
+    expect(row('CPU-bound')).toMatchObject({ classic: 'processes', winner: 'processes', agrees: true })
     expect(row('CPU-bound')?.tied.sort()).toEqual(['hybrid', 'processes', 'threads'])
-    expect(row('I/O-bound, 50')).toMatchObject({ seed: 'threads', winner: 'processes', agrees: false })
-    expect(row('I/O-bound, over')).toMatchObject({ seed: 'event-loop', winner: 'event-loop', agrees: true })
+    expect(row('I/O-bound, 50')).toMatchObject({ classic: 'threads', winner: 'processes', agrees: false })
+    expect(row('I/O-bound, over')).toMatchObject({ classic: 'event-loop', winner: 'event-loop', agrees: true })
     expect(row('I/O-bound, up to')).toMatchObject({ winner: 'event-loop', agrees: false })
   })
 
   it('judges the mixed row by I/O p99 among the models that keep CPU throughput', () => {
     // threads has a good p99 but is within 80% of the best CPU rate; event-loop is not, whatever its p99.
-    expect(row('Mixed')).toMatchObject({ seed: 'hybrid', winner: 'hybrid', recommended: 'hybrid', agrees: true })
+    expect(row('Mixed')).toMatchObject({ classic: 'hybrid', winner: 'hybrid', recommended: 'hybrid', agrees: true })
   })
 
   it('finds how far each model holds up in the sweep', () => {

@@ -2,27 +2,17 @@ import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openJobSocket, sendFrame } from '../support/bad-inputs.js'
 import { runLoad, type LoadReport } from '../../bench/load/run.js'
-import type { LoadOptions } from '../../bench/load/options.js'
+import { loadDefaults, type LoadOptions } from '../../bench/load/options.js'
 import { startServer, type RunningServer } from '../helpers.js'
 
 let server: RunningServer | undefined
 afterEach(async () => { await server?.stop('SIGKILL') })
 
-const load = (url: string, over: Partial<LoadOptions>): LoadOptions => ({
-  url,
-  transport: 'http',
-  encoding: 'json',
+const load = (url: string, over: Partial<LoadOptions>): LoadOptions => loadDefaults(url, {
   connections: 50,
-  inFlight: 1,
   duration: 2,
-  count: undefined,
-  rate: undefined,
   mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }],
-  token: undefined,
   timeoutMs: 10_000,
-  pid: undefined,
-  out: undefined,
-  progress: false,
   ...over
 })
 
