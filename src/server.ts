@@ -21,9 +21,11 @@ function readConfig (): Config {
 
 async function runWorker (config: Config): Promise<void> {
   const { app } = await serve(config)
-  // The primary coordinates shutdown: Ctrl-C's SIGINT to the process group is its to act on.
+  // The primary coordinates stops and restarts: what a signal to the whole process group (Ctrl-C's
+  // SIGINT, a closed terminal's SIGHUP) asks of it, it asks of each worker in turn, with SIGTERM.
   process.on('SIGINT', () => {})
-  closeOnSignals(app, config, ['SIGTERM'], () => app.close())
+  process.on('SIGHUP', () => {})
+  closeOnSignals(app, config, ['SIGTERM'], () => app.close(), false)
 }
 
 async function runSingle (config: Config): Promise<void> {
@@ -35,6 +37,10 @@ async function runSingle (config: Config): Promise<void> {
     closeOnSignals(app, config, ['SIGTERM', 'SIGINT'], async () => {
       await app.close()
       await upstream?.stop()
+    })
+    // One process has no workers to replace one by one, and SIGHUP must not end it (Node's default).
+    process.on('SIGHUP', () => {
+      app.log.warn('SIGHUP: a one-process server has no workers to replace; it goes on serving (rolling restarts need PROCESSES >= 2)')
     })
   } catch (err) {
     await upstream?.stop()

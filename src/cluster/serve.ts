@@ -20,12 +20,28 @@ const DRAIN_MARGIN_MS = 2_000
 /**
  * Drains on the first signal: stop accepting, answer what is in flight, close the pool, run
  * `close`, exit 0. No job runs past JOB_TIMEOUT_MS, so a drain still going after that (and a
- * margin) is stuck on a client: its connections are cut. A second signal exits 1 at once.
+ * margin) is stuck on a client: its connections are cut.
+ *
+ * A second signal exits 1 at once when `secondForces`: the one-process server, whose user may
+ * want out now. A cluster worker passes false: a signal sent to the whole process group (Ctrl-C,
+ * systemd's default stop) reaches it once from the terminal and once more relayed by the primary,
+ * and that second one is not a user's "now"; the primary, which hears the user's second signal
+ * itself, forces its workers with SIGKILL.
  */
-export function closeOnSignals (app: FastifyInstance, config: Pick<Config, 'jobTimeoutMs'>, signals: readonly NodeJS.Signals[], close: () => Promise<void>): void {
+export function closeOnSignals (
+  app: FastifyInstance,
+  config: Pick<Config, 'jobTimeoutMs'>,
+  signals: readonly NodeJS.Signals[],
+  close: () => Promise<void>,
+  secondForces = true
+): void {
   let closing = false
   const onSignal = (signal: NodeJS.Signals): void => {
     if (closing) {
+      if (!secondForces) {
+        app.log.info({ signal }, 'already draining')
+        return
+      }
       app.log.warn({ signal }, 'second signal: exiting without draining')
       process.exit(1)
     }

@@ -27,8 +27,13 @@ function stop (): void {
   server.close(() => process.exit(0))
   server.closeAllConnections()
 }
-process.once('SIGTERM', stop)
-process.once('disconnect', stop)
-// Ctrl-C reaches the whole process group; a managed child waits for its parent, which may still be
-// draining jobs that call it, to stop it.
-process.on('SIGINT', child ? () => {} : stop)
+if (child) {
+  // Started by the server, it stops when the server lets go of it (or dies): a signal to the whole
+  // process group (Ctrl-C, systemd's stop, a closed terminal) reaches it too, while the server may
+  // still be draining jobs that call it.
+  process.once('disconnect', stop)
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => {})
+} else {
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+}

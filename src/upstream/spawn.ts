@@ -46,7 +46,9 @@ export async function startDelayService (host = '127.0.0.1'): Promise<DelayServi
 async function stopChild (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
-  child.kill('SIGTERM')
+  // It stops when its IPC channel closes; it ignores signals, which may be a process group's.
+  if (child.connected) child.disconnect()
+  else child.kill('SIGKILL')
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
   await exited
   clearTimeout(timer)

@@ -41,15 +41,22 @@ export interface ServerProcess {
 /**
  * Starts `node dist/src/server.js` (or another server `file` that logs the same JSON line) on
  * PORT=0 unless given (`nodeArgs` before the file, e.g. --cpu-prof), and resolves once it logs
- * "server listening". The caller stops it.
+ * "server listening". The caller stops it. `detached` puts it in a process group of its own (its pid
+ * is the group's id), to signal the whole group with `process.kill(-pid, signal)`.
  */
 export async function startServer (
-  env: Record<string, string> = {}, timeoutMs = 20_000, file = serverFile, nodeArgs: readonly string[] = []
+  env: Record<string, string> = {},
+  timeoutMs = 20_000,
+  file = serverFile,
+  nodeArgs: readonly string[] = [],
+  detached = false
 ): Promise<ServerProcess> {
   const started = performance.now()
   const proc = spawn(process.execPath, [...nodeArgs, file], {
     env: childEnv({ PORT: '0', LOG_LEVEL: 'info', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own, which a test can signal whole, as a terminal or systemd does.
+    detached
   })
   const logs: Array<Record<string, unknown>> = []
   let stderr = ''
