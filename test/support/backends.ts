@@ -114,14 +114,14 @@ export async function startPostgres (): Promise<BackendServer> {
   const dir = await mkdtemp(join(tmpdir(), 'cm-pg-'))
   if (user !== undefined) await chown(dir, user.uid, user.gid)
   const data = join(dir, 'data')
-  const init = spawnSync(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...user, encoding: 'utf8' })
+  const init = spawnSync(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...user, env: { PATH: process.env.PATH }, encoding: 'utf8' })
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`)
   const port = await freePort()
   let proc: ChildProcess | undefined
   const start = async (): Promise<void> => {
     proc = spawn(postgres, ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
-    { ...user, stdio: ['ignore', 'pipe', 'pipe'] })
+    { ...user, env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] })
     await waitForLine(proc, /database system is ready to accept connections/, 'PostgreSQL', 30_000)
   }
   await start()
@@ -138,7 +138,10 @@ export async function startRedis (): Promise<BackendServer> {
   const port = await freePort()
   let proc: ChildProcess | undefined
   const start = async (): Promise<void> => {
-    proc = spawn(redis, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    proc = spawn(redis, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      env: { PATH: process.env.PATH },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
     await waitForLine(proc, /Ready to accept connections/, 'Redis', 15_000)
   }
   await start()

@@ -6,10 +6,6 @@ import { projectRoot } from '../../src/paths.js'
 
 export const serverFile = `${projectRoot}/dist/src/server.js`
 
-const CONFIG_VARIABLES = ['MODE', 'PROCESSES', 'THREADS', 'CPU_JOBS', 'IO_JOBS', 'PORT', 'HOST', 'JOB_TIMEOUT_MS', 'MAX_QUEUE',
-  'UPSTREAM_URL', 'LOG_LEVEL', 'AUTH_TOKEN', 'THREAD_HEAP_MB', 'SHED_TARGET_MS', 'SHED_INTERVAL_MS', 'SHED_LOOP_TARGET_MS', 'SHED_LOOP_INTERVAL_MS',
-  'REQUEST_TIMEOUT_MS', 'HEADERS_TIMEOUT_MS', 'KEEP_ALIVE_TIMEOUT_MS', 'FAULT_TASKS', 'DATABASE_URL', 'REDIS_URL']
-
 /**
  * The matrix measures what each model can do when pushed past its capacity (a saturated loop, a
  * pool queue seconds long), so its model cells do not shed; `npm run chaos` measures shedding, and
@@ -18,13 +14,12 @@ const CONFIG_VARIABLES = ['MODE', 'PROCESSES', 'THREADS', 'CPU_JOBS', 'IO_JOBS',
 export const NO_SHEDDING = Object.freeze({ SHED_TARGET_MS: '0', SHED_LOOP_TARGET_MS: '0' })
 
 /**
- * The environment for a child server: this one's, less the server's own variables (vitest sets
- * MODE=test), plus `extra`.
+ * The environment for a child server: only what the caller sets, and PATH. Nothing of the shell
+ * that runs the tests or the bench (vitest's MODE=test, a developer's LOG_LEVEL, NODE_OPTIONS, a
+ * DATABASE_URL) can change what a child does or measures.
  */
 export function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  for (const name of CONFIG_VARIABLES) delete env[name]
-  return { ...env, ...extra }
+  return { PATH: process.env.PATH, ...extra }
 }
 
 export interface ServerProcess {
