@@ -40,6 +40,12 @@ export interface LoadOptions {
    * flight) and only what completes after is measured, over duration - rampS.
    */
   rampS?: number
+  /**
+   * A job whose connection failed under it (reset, closed: its server process died) is sent again
+   * this many times, on a new connection where the old one is gone. A refusal or a timeout is an
+   * answer and is not retried. 0 unless set.
+   */
+  retries?: number
 }
 
 /** Options for a run started from code: the command line's defaults, no progress lines, `over` laid on top. */
@@ -79,6 +85,7 @@ export const USAGE = `npm run load -- [options]
   --pid PID            sample this process tree's RSS during the run
   --path PATH          HTTP only: GET PATH instead of posting jobs (e.g. /health)
   --cut                at the end of --duration, abandon the jobs still in flight instead of waiting
+  --retries N          send a job again (up to N times) when its connection fails under it (0)
   --out FILE           write the report as JSON
   --quiet              no progress lines`
 
@@ -126,6 +133,7 @@ export function parseOptions (argv: string[]): LoadOptions {
       out: { type: 'string' },
       path: { type: 'string' },
       cut: { type: 'boolean' },
+      retries: { type: 'string' },
       quiet: { type: 'boolean' }
     }
   })
@@ -149,6 +157,7 @@ export function parseOptions (argv: string[]): LoadOptions {
     out: values.out,
     progress: values.quiet !== true,
     ...(values.path === undefined ? {} : { path: values.path }),
-    cut: values.cut === true
+    cut: values.cut === true,
+    ...(values.retries === undefined ? {} : { retries: positive('retries', values.retries, 0) as number })
   }
 }

@@ -2,7 +2,7 @@ import { build, type Histogram } from 'hdr-histogram-js'
 import { performance } from 'node:perf_hooks'
 import { sampleRss } from '../lib/proc.js'
 import type { JobSpec, LoadOptions } from './options.js'
-import { openHttp, openWs, type Connection, type Job } from './transports.js'
+import { openHttp, openWs, type Connection, type Job, type Outcome } from './transports.js'
 
 export interface LatencySummary {
   count: number
@@ -24,6 +24,8 @@ export interface LoadReport {
   skipped: number
   /** With `cut`: jobs still in flight at the end of the duration, left unanswered. */
   abandoned: number
+  /** Sends again of jobs whose connection failed under them (`retries`); the job counts once, by its last outcome. */
+  retried: number
   jobsPerS: number
   errors: Record<string, number>
   /** Milliseconds, from the job's intended send time to its answer, answered jobs only. */
@@ -68,6 +70,14 @@ function picker (mix: JobSpec[]): () => Job {
   }
 }
 
+/** Before a job is sent again: time for a killed worker's replacement to start taking connections. */
+const RETRY_PAUSE_MS = 500
+
+/** The job's connection failed under it: no answer came, and none will. */
+function lostWithConnection (outcome: Outcome): boolean {
+  return !outcome.ok && outcome.code !== undefined && outcome.code.startsWith('CLIENT_') && outcome.code !== 'CLIENT_TIMEOUT'
+}
+
 /**
  * Drives the server: closed loop (each connection keeps `inFlight` jobs going) or open loop at
  * `rate`; for `duration` seconds or `count` jobs; then waits for every answer (each bounded by
@@ -86,6 +96,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   let ok = 0
   let failed = 0
   let skipped = 0
+  let retried = 0
   const inFlight = new Array<number>(connections.length).fill(0)
   const rss = options.pid === undefined ? undefined : sampleRss(options.pid)
 
@@ -115,7 +126,12 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     sent++
     inFlight[c]!++
     open.add(entry)
-    const outcome = await (connections[c] as Connection).send(job)
+    let outcome = await (connections[c] as Connection).send(job)
+    for (let left = options.retries ?? 0; left > 0 && lostWithConnection(outcome); left--) {
+      retried++
+      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS))
+      outcome = await (connections[c] as Connection).send(job)
+    }
     open.delete(entry)
     inFlight[c]!--
     if (cutDone) return // abandoned at the cut: counted there
@@ -203,6 +219,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     failed,
     skipped,
     abandoned,
+    retried,
     jobsPerS: round(ok / seconds),
     errors,
     latencyMs: summarize(all),

@@ -66,8 +66,55 @@ interface Pending {
   sentAt: number
 }
 
-/** One WebSocket; answers matched to jobs by id, in whatever order they come. */
+/**
+ * One WebSocket at a time; answers matched to jobs by id, in whatever order they come. When the
+ * server closes it (its process died, it drained), the next job opens another, as a client that
+ * stays connected would; its jobs in flight fail with CLIENT_CONNECTION_CLOSED.
+ */
 export async function openWs (options: LoadOptions): Promise<Connection> {
+  let socket = await reconnectWs(options)
+  let reopening: Promise<Socket> | undefined
+  let closedByUs = false
+  return {
+    async send (job) {
+      if (!socket.open && !closedByUs) {
+        reopening ??= reconnectWs(options).finally(() => { reopening = undefined })
+        try {
+          socket = await reopening
+        } catch (err) {
+          return { ok: false, code: errorCode(err) }
+        }
+      }
+      return await socket.send(job)
+    },
+    async close (abort = false) {
+      closedByUs = true
+      await socket.close(abort)
+    }
+  }
+}
+
+/**
+ * A WebSocket, the first or one after the last closed: an upgrade may be refused (503) while the
+ * server sheds load, or while the survivors of a dead worker absorb its share, so a few tries,
+ * 300 ms apart.
+ */
+async function reconnectWs (options: LoadOptions, tries = 10): Promise<Socket> {
+  for (let i = 1; ; i++) {
+    try {
+      return await connectWs(options)
+    } catch (err) {
+      if (i >= tries) throw err
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
+  }
+}
+
+interface Socket extends Connection {
+  readonly open: boolean
+}
+
+async function connectWs (options: LoadOptions): Promise<Socket> {
   const url = new URL(options.url.replace(/^http/, 'ws') + '/ws')
   const ws = new WebSocket(url, { headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }, maxPayload: 64 * 1024 * 1024 })
   await new Promise<void>((resolve, reject) => {
@@ -99,6 +146,9 @@ export async function openWs (options: LoadOptions): Promise<Connection> {
   }, 1000)
   sweep.unref()
   return {
+    get open () {
+      return ws.readyState === WebSocket.OPEN
+    },
     send (job) {
       const id = nextId++
       return new Promise<Outcome>((resolve) => {

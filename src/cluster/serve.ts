@@ -47,7 +47,18 @@ export function closeOnSignals (
     }
     closing = true
     app.log.info({ signal }, 'draining')
-    setTimeout(() => app.server.closeAllConnections(), config.jobTimeoutMs + DRAIN_MARGIN_MS).unref()
+    // Node closes the connections idle when the server closes; one still busy then (its answer was
+    // written before the drain began, so without `connection: close`) goes idle later and would
+    // otherwise be held until KEEP_ALIVE_TIMEOUT_MS. Those are closed as they go idle.
+    setInterval(() => app.server.closeIdleConnections(), 100).unref()
+    setTimeout(() => {
+      // Stuck on a client: cut what is left, WebSockets included (the HTTP server no longer holds
+      // those), and if even that does not let the close finish, leave without it.
+      app.log.warn('drain deadline: cutting the connections still open')
+      app.server.closeAllConnections()
+      app.websockets.terminate()
+      setTimeout(() => process.exit(1), DRAIN_MARGIN_MS).unref()
+    }, config.jobTimeoutMs + DRAIN_MARGIN_MS).unref()
     close().then(() => process.exit(0), (err: unknown) => {
       process.stderr.write(`shutdown failed: ${String(err)}\n`)
       process.exit(1)

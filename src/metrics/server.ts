@@ -30,7 +30,8 @@ export class ServerMetrics {
     const registers = [this.registry]
     const pid = String(process.pid)
     AggregatorRegistry.setRegistries(registers)
-    collectDefaultMetrics({ register: this.registry })
+    // Labelled by pid, so that summing over the cluster keeps each process's memory, handles and CPU apart.
+    collectDefaultMetrics({ register: this.registry, labels: { pid } })
     for (const metric of [this.#jobs, this.#duration, this.#queueWait]) {
       this.registry.registerMetric(metric as unknown as Metric)
     }

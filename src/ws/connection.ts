@@ -90,6 +90,10 @@ export class JobConnection {
     this.#socket.ping()
   }
 
+  terminate (): void {
+    this.#socket.terminate()
+  }
+
   /** Stops taking jobs, answers those in flight, then closes with 1001 (going away). */
   async drain (): Promise<void> {
     this.#draining = true

@@ -15,9 +15,12 @@ export class WsConnections {
   readonly #open = new Set<JobConnection>()
   #peak = 0
   #pauses = 0
+  #draining = false
 
+  /** A connection opened while the process drains is drained at once: answered what it sends meanwhile, then closed. */
   add (connection: JobConnection): void {
     this.#open.add(connection)
+    if (this.#draining) void connection.drain()
   }
 
   /** A connection leaves its figures behind when it closes. */
@@ -31,8 +34,18 @@ export class WsConnections {
     for (const c of this.#open) c.heartbeat()
   }
 
+  /** Drains every connection, those that open meanwhile too, until none is left. */
   async drain (): Promise<void> {
-    await Promise.all([...this.#open].map((c) => c.drain()))
+    this.#draining = true
+    while (this.#open.size > 0) {
+      await Promise.all([...this.#open].map(async (c) => await c.drain()))
+      await new Promise((resolve) => setTimeout(resolve, 10)) // a closed one leaves the set on its 'close'
+    }
+  }
+
+  /** At the drain's deadline: every connection still open is cut. */
+  terminate (): void {
+    for (const c of this.#open) c.terminate()
   }
 
   stats (): WsStats {
