@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 
-/** Resident memory of a process and every descendant, in bytes, from /proc (Linux). */
-export async function processTreeRss (root: number): Promise<{ bytes: number, pids: number[] }> {
+/** A process and its descendants, the root first, from /proc (Linux). */
+export async function processTree (root: number): Promise<number[]> {
   const parentOf = new Map<number, number>()
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue
@@ -16,6 +16,12 @@ export async function processTreeRss (root: number): Promise<{ bytes: number, pi
   for (let i = 0; i < pids.length; i++) {
     for (const [pid, ppid] of parentOf) if (ppid === pids[i]) pids.push(pid)
   }
+  return pids
+}
+
+/** Resident memory of a process and every descendant, in bytes. */
+export async function processTreeRss (root: number): Promise<{ bytes: number, pids: number[] }> {
+  const pids = await processTree(root)
   let bytes = 0
   for (const pid of pids) {
     try {
@@ -57,7 +63,7 @@ const CLOCK_TICKS_PER_S = 100 // USER_HZ: 100 on every Linux that Node supports
 
 /** CPU time (user + system, every thread) used so far by a process and its descendants, in seconds. */
 export async function processTreeCpuSeconds (root: number): Promise<number> {
-  const { pids } = await processTreeRss(root)
+  const pids = await processTree(root)
   let ticks = 0
   for (const pid of pids) {
     try {

@@ -19,7 +19,13 @@ const report = await runLoad(options, options.progress
   : undefined)
 
 const l = report.latencyMs
-console.log(`${report.ok} ok, ${report.failed} failed${report.skipped > 0 ? `, ${report.skipped} skipped` : ''} in ${report.seconds} s: ${report.jobsPerS} jobs/s`)
+const more = [
+  report.timedOut > 0 ? `${report.timedOut} timed out` : '',
+  report.abandoned > 0 ? `${report.abandoned} abandoned` : '',
+  report.skipped > 0 ? `${report.skipped} not sent (every connection at its in-flight cap)` : '',
+  report.retried > 0 ? `${report.retried} sent again` : ''
+].filter((s) => s !== '')
+console.log(`${report.ok} ok, ${report.failed} failed${more.map((s) => `, ${s}`).join('')} in ${report.seconds} s: ${report.jobsPerS} jobs/s`)
 console.log(`latency ms: p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  max ${l.max}`)
 if (report.failed > 0) console.log(`errors: ${Object.entries(report.errors).map(([code, n]) => `${code} ${n}`).join(', ')}`)
 if (report.rss !== undefined) console.log(`rss of pid ${options.pid} and its children: ${(report.rss.startBytes / 2 ** 20).toFixed(1)} MiB at start, ${(report.rss.peakBytes / 2 ** 20).toFixed(1)} MiB at peak`)

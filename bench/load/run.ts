@@ -2,7 +2,9 @@ import { build, type Histogram } from 'hdr-histogram-js'
 import { performance } from 'node:perf_hooks'
 import { sampleRss } from '../lib/proc.js'
 import type { JobSpec, LoadOptions } from './options.js'
-import { openHttp, openWs, type Connection, type Job, type Outcome } from './transports.js'
+import {
+  openHttp, openWs, WS_HANDSHAKE_MS, WS_REOPEN_PAUSE_MS, WS_REOPEN_TRIES, type Connection, type Job, type Outcome
+} from './transports.js'
 
 export interface LatencySummary {
   count: number
@@ -19,10 +21,16 @@ export interface LoadReport {
   seconds: number
   sent: number
   ok: number
+  /** Answered with an error code, or lost with their connection (`errors` has them by code). */
   failed: number
+  /** Not answered within `timeoutMs`: neither done nor failed, and not in `errors`. */
+  timedOut: number
   /** Jobs a rate-driven run could not send because every connection was at its in-flight cap. */
   skipped: number
-  /** With `cut`: jobs still in flight at the end of the duration, left unanswered. */
+  /**
+   * Jobs left unanswered when the run stopped waiting: with `cut`, those in flight at the end of
+   * the duration; without it, any still waiting long past every timeout (none, unless a wait was unbounded).
+   */
   abandoned: number
   /** Sends again of jobs whose connection failed under them (`retries`); the job counts once, by its last outcome. */
   retried: number
@@ -73,9 +81,14 @@ function picker (mix: JobSpec[]): () => Job {
 /** Before a job is sent again: time for a killed worker's replacement to start taking connections. */
 const RETRY_PAUSE_MS = 500
 
+const TIMED_OUT = 'CLIENT_TIMEOUT'
+
+/** The most a WebSocket's reopening may take: its tries and pauses (transports.ts). */
+const WS_REOPEN_MS = WS_REOPEN_TRIES * (WS_HANDSHAKE_MS + WS_REOPEN_PAUSE_MS)
+
 /** The job's connection failed under it: no answer came, and none will. */
 function lostWithConnection (outcome: Outcome): boolean {
-  return !outcome.ok && outcome.code !== undefined && outcome.code.startsWith('CLIENT_') && outcome.code !== 'CLIENT_TIMEOUT'
+  return !outcome.ok && outcome.code !== undefined && outcome.code.startsWith('CLIENT_') && outcome.code !== TIMED_OUT
 }
 
 /**
@@ -97,6 +110,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   let failed = 0
   let skipped = 0
   let retried = 0
+  let timedOut = 0
   const inFlight = new Array<number>(connections.length).fill(0)
   const rss = options.pid === undefined ? undefined : sampleRss(options.pid)
 
@@ -104,7 +118,12 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   const sendUntil = start + options.duration * 1000
   const mayStart = (): boolean => options.count !== undefined ? sent < options.count : performance.now() < sendUntil
 
-  const cutAt = options.cut === true && options.count === undefined ? sendUntil : undefined
+  // With `cut`, what is in flight when the duration ends is abandoned there. Without it, every wait
+  // is bounded (answers by the job timeout, each retry likewise, a WebSocket's upgrade by its own),
+  // and a run still waiting well past those bounds abandons what is left instead of hanging.
+  const tries = (options.retries ?? 0) + 1
+  const lastAnswerBy = sendUntil + tries * (options.timeoutMs + RETRY_PAUSE_MS) + WS_REOPEN_MS + 5_000
+  const cutAt = options.count !== undefined ? undefined : options.cut === true ? sendUntil : lastAnswerBy
   const rampMs = options.count === undefined ? (options.rampS ?? 0) * 1000 : 0
   const countFrom = start + rampMs
   let cutDone = false
@@ -137,7 +156,9 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     if (cutDone) return // abandoned at the cut: counted there
     if (performance.now() < countFrom) return // still ramping up
     const stats = statsOf(job.task)
-    if (outcome.ok) {
+    if (outcome.code === TIMED_OUT) {
+      timedOut++
+    } else if (outcome.ok) {
       ok++
       recordLatency(job.task, performance.now() - intendedAt)
     } else {
@@ -195,11 +216,12 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
       const driving = drive()
       driving.catch(() => {}) // its jobs end as the connections close; nothing waits on it past the cut
       let timer: NodeJS.Timeout | undefined
-      await Promise.race(
-        [driving, new Promise((resolve) => { timer = setTimeout(resolve, cutAt - performance.now()) })]
-      )
+      const hit = await Promise.race([
+        driving.then(() => false),
+        new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), cutAt - performance.now()) })
+      ])
       clearTimeout(timer)
-      cutDone = true
+      cutDone = hit || options.cut === true
       const now = performance.now()
       for (const entry of open) recordLatency(entry.task, now - Math.max(entry.intendedAt, countFrom))
       abandoned = open.size
@@ -208,7 +230,8 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     clearInterval(progress)
     await Promise.all(connections.map((c) => c.close(cutDone)))
   }
-  const seconds = (cutAt === undefined ? (performance.now() - start) / 1000 : options.duration) - rampMs / 1000
+  const windowS = options.cut === true && cutAt !== undefined ? options.duration : (performance.now() - start) / 1000
+  const seconds = windowS - rampMs / 1000
   const { token: _token, ...shown } = options
   return {
     options: shown,
@@ -217,6 +240,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     sent,
     ok,
     failed,
+    timedOut,
     skipped,
     abandoned,
     retried,

@@ -26,6 +26,8 @@ const packr = new Packr({ useRecords: false })
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
 
 function errorCode (err: unknown): string {
+  const refusedWith = (err as { refusedWith?: unknown }).refusedWith
+  if (typeof refusedWith === 'string') return refusedWith
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' ? `CLIENT_${code}` : 'CLIENT_ERROR'
 }
@@ -94,18 +96,22 @@ export async function openWs (options: LoadOptions): Promise<Connection> {
   }
 }
 
+/** An upgrade is answered within this, or given up; a reopening makes this many tries, this far apart. */
+export const WS_HANDSHAKE_MS = 10_000
+export const WS_REOPEN_TRIES = 10
+export const WS_REOPEN_PAUSE_MS = 300
+
 /**
  * A WebSocket, the first or one after the last closed: an upgrade may be refused (503) while the
- * server sheds load, or while the survivors of a dead worker absorb its share, so a few tries,
- * 300 ms apart.
+ * server sheds load, or while the survivors of a dead worker absorb its share, so a few tries.
  */
-async function reconnectWs (options: LoadOptions, tries = 10): Promise<Socket> {
+async function reconnectWs (options: LoadOptions): Promise<Socket> {
   for (let i = 1; ; i++) {
     try {
       return await connectWs(options)
     } catch (err) {
-      if (i >= tries) throw err
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      if (i >= WS_REOPEN_TRIES) throw err
+      await new Promise((resolve) => setTimeout(resolve, WS_REOPEN_PAUSE_MS))
     }
   }
 }
@@ -116,10 +122,30 @@ interface Socket extends Connection {
 
 async function connectWs (options: LoadOptions): Promise<Socket> {
   const url = new URL(options.url.replace(/^http/, 'ws') + '/ws')
-  const ws = new WebSocket(url, { headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }, maxPayload: 64 * 1024 * 1024 })
+  const ws = new WebSocket(url, {
+    headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
+    maxPayload: 64 * 1024 * 1024,
+    // An upgrade no server answers (a worker stopped between accepting it and reading it) fails in bounded time.
+    handshakeTimeout: Math.min(options.timeoutMs, WS_HANDSHAKE_MS)
+  })
   await new Promise<void>((resolve, reject) => {
     ws.once('open', resolve)
-    ws.once('error', reject)
+    ws.on('error', reject)
+    // The server answered the upgrade with a status instead (503 while it sheds load): the jobs it
+    // would have carried are refused with the server's own code, as they would be over HTTP.
+    ws.once('unexpected-response', (req, res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('error', reject)
+      res.on('end', () => {
+        let code = `HTTP_${res.statusCode ?? 0}`
+        try {
+          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code ?? code
+        } catch {} // not the server's JSON error body: its status says it
+        reject(Object.assign(new Error(`upgrade refused: ${code}`), { refusedWith: code }))
+        req.destroy()
+      })
+    })
   })
   const msgpack = options.encoding === 'msgpack'
   const pending = new Map<number, Pending>()

@@ -11,6 +11,12 @@ export interface Measurement {
   p99Ms: number
   errors: Record<string, number>
   errorCount: number
+  /**
+   * Jobs not answered within the job timeout, and jobs still waiting when the window closed
+   * (absent from runs made before they were counted).
+   */
+  timedOut?: number
+  abandoned?: number
   /** Whole server tree: primary, workers, their threads (the shared delay service is not in it). */
   peakRssBytes: number
   /** The worst process's event-loop delay p99 over the window, from /metrics. */
@@ -85,6 +91,8 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
     p99Ms: main.latencyMs.p99,
     errors: main.errors,
     errorCount: main.failed,
+    timedOut: main.timedOut,
+    abandoned: main.abandoned,
     peakRssBytes: peakBytes,
     loopDelayP99Ms,
     cpuS: Math.round(cpuS * 100) / 100,

@@ -76,6 +76,14 @@ function errorsText (runs: Measurement[]): string {
   return parts.length === 0 ? '0' : parts.join(', ')
 }
 
+/** Jobs a cell's windows neither completed nor failed: timed out, or still waiting at the window's end. */
+function unansweredText (runs: Measurement[]): string {
+  if (runs.some((m) => m.timedOut === undefined || m.abandoned === undefined)) return 'not counted'
+  const timedOut = runs.reduce((a, m) => a + (m.timedOut ?? 0), 0)
+  const abandoned = runs.reduce((a, m) => a + (m.abandoned ?? 0), 0)
+  return `${timedOut} / ${abandoned}`
+}
+
 function cellRow (r: CellResult): string[] {
   return [
     `\`${r.model}\``,
@@ -83,6 +91,7 @@ function cellRow (r: CellResult): string[] {
     fmt(over(r, (m) => m.p50Ms).mean),
     fmtSpread(over(r, (m) => m.p99Ms)),
     errorsText(r.runs),
+    unansweredText(r.runs),
     fmt(over(r, (m) => m.peakRssBytes).mean / MiB),
     fmt(over(r, (m) => m.loopDelayP99Ms).mean),
     fmt(over(r, (m) => m.cpuS).mean),
@@ -90,7 +99,7 @@ function cellRow (r: CellResult): string[] {
   ]
 }
 
-const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'loop delay p99 ms', 'CPU s', 'start ms']
+const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'CPU s', 'start ms']
 
 export function markdown (run: MatrixRun, charts: string[]): string {
   const { machine, plan, references: refs } = run
@@ -131,7 +140,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   const sweep = run.results.filter((r) => r.cell.row === 'io-sweep')
   if (sweep.length > 0) {
     out.push('## I/O-bound, the concurrency sweep: `sleep` 250 ms, N jobs in flight\n')
-    out.push('Ideal throughput is N / 0.25 s. A cell: jobs/s, p99 ms, errors.\n')
+    out.push('Ideal throughput is N / 0.25 s. A cell: jobs/s, p99 ms, errors, jobs timed out / abandoned at the window\'s end.\n')
     const transports = [...new Set(sweep.map((r) => r.cell.load.transport))]
     for (const t of transports) {
       const points = [
@@ -143,7 +152,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
         fmt(n / 0.25),
         ...models.map((m) => {
           const r = sweep.find((x) => x.model === m && x.cell.inFlight === n && x.cell.load.transport === t)
-          return r === undefined ? '' : `${fmt(over(r, (x) => x.jobsPerS).mean)}, ${fmt(over(r, (x) => x.p99Ms).mean)} ms, ${errorsText(r.runs)}`
+          return r === undefined
+            ? ''
+            : `${fmt(over(r, (x) => x.jobsPerS).mean)}, ${fmt(over(r, (x) => x.p99Ms).mean)} ms, ${errorsText(r.runs)}, ${unansweredText(r.runs)}`
         })
       ])))
       out.push(`\nHolds 80% of the ideal rate with under 1% errors up to: ${models.map((m) => `\`${m}\` ${holdsUpTo(run.results, m, t).toLocaleString('en-US')}`).join(', ')} in flight.\n`)

@@ -57,14 +57,17 @@ function row (
 
 /**
  * The largest number of jobs in flight at which a model still gave 80% of the ideal throughput with
- * under 1% errors.
+ * under 1% errors (timeouts included).
  */
 export function holdsUpTo (results: CellResult[], model: Mode, transport: string): number {
   let held = 0
   for (const r of results.filter((x) => x.model === model && x.cell.row === 'io-sweep' && x.cell.load.transport === transport).sort((a, b) => (a.cell.inFlight ?? 0) - (b.cell.inFlight ?? 0))) {
     const n = r.cell.inFlight ?? 0
     const jobs = mean(r, (m) => m.jobsPerS)
-    const errorShare = mean(r, (m) => m.errorCount / Math.max(1, m.errorCount + m.jobsPerS))
+    const errorShare = mean(r, (m) => {
+      const failed = m.errorCount + (m.timedOut ?? 0)
+      return failed / Math.max(1, failed + m.jobsPerS)
+    })
     if (jobs >= 0.8 * n / (SWEEP_JOB_MS / 1000) && errorShare < 0.01) held = n
     else break
   }

@@ -56,11 +56,13 @@ function markdown (r: SoakReport): string {
     '',
     '## Jobs',
     '',
-    table(['stream', 'sent', 'answered ok', 'errors (by code, below)', 'sent again', 'p50 / p99 ms'],
-      r.streams.map(({ name, report }) => [name, report.sent, report.ok, report.failed, report.retried, `${report.latencyMs.p50} / ${report.latencyMs.p99}`])),
+    table(['stream', 'sent', 'answered ok', 'errors (by code, below)', 'timed out', 'abandoned', 'sent again', 'p50 / p99 ms'],
+      r.streams.map(({ name, report: l }) =>
+        [name, l.sent, l.ok, l.failed, l.timedOut, l.abandoned, l.retried, `${l.latencyMs.p50} / ${l.latencyMs.p99}`])),
     '',
     `Errors by code, all streams: ${Object.entries(byCode).map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}. ` +
-    `Lost (no answer even after the retry): ${r.lost}; not answered within 30 s: ${r.timedOut}.`,
+    `Lost (sent, no answer even after the retry): ${r.lost}; not answered within 30 s: ${r.timedOut}; ` +
+    `given up on long after every timeout: ${r.abandoned}. Never reached a server (connection refused, no worker listening): ${r.refused}.`,
     '',
     'The mix (weights): ' + r.mix.map((j) => `\`${j.task}\` ${JSON.stringify(j.input)} x${j.weight}`).join(', ') +
     '; `fib` n=99 is the 1% of bad input, answered 400 `BAD_INPUT`.',

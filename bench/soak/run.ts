@@ -12,7 +12,7 @@ import { backendsAvailable, startPostgres, startRedis, type BackendServer } from
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type JobSpec, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
-import { processTreeRss } from '../lib/proc.js'
+import { processTree } from '../lib/proc.js'
 
 export interface SoakOptions {
   minutes: number
@@ -71,9 +71,18 @@ export interface SoakReport {
   /** Per process with enough judged samples; the others are listed in `unjudged`. */
   growth: Growth[]
   unjudged: Array<{ pid: number, role: Role, samples: number }>
-  /** Jobs with no answer even after their one retry (their connection failed), and jobs that timed out. */
+  /**
+   * Jobs sent whose connection failed under them, with no answer even after their one retry; jobs
+   * not answered within 30 s; jobs the load client gave up waiting for. Each is a job lost.
+   */
   lost: number
   timedOut: number
+  abandoned: number
+  /**
+   * Jobs that never reached a server: their connection was refused (no worker was listening).
+   * Not lost (nothing accepted them), and counted apart from the server's own refusals (`OVERLOADED`).
+   */
+  refused: number
   retried: number
   passed: boolean
   reasons: string[]
@@ -103,7 +112,7 @@ function mix (userService: boolean): JobSpec[] {
 
 /** The server tree's processes and what each is. */
 async function tree (primary: number): Promise<Array<{ pid: number, role: Role }>> {
-  const { pids } = await processTreeRss(primary)
+  const pids = await processTree(primary)
   const out: Array<{ pid: number, role: Role }> = []
   for (const pid of pids) {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
@@ -125,7 +134,7 @@ function perPid (text: string, name: string): Map<number, number> {
 
 async function sample (server: ServerProcess, atS: number): Promise<ProcessSample[]> {
   // A connection of its own each time: a kept-alive one would hold a worker that is draining.
-  const metrics = await fetch(`${server.url}/metrics`, { headers: { connection: 'close' } })
+  const metrics = await fetch(`${server.url}/metrics`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) })
     .then(async (r) => await r.text()).catch(() => '')
   const heap = perPid(metrics, 'nodejs_heap_size_used_bytes')
   const handles = perPid(metrics, 'nodejs_active_handles_total')
@@ -281,14 +290,18 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     const { growth, unjudged } = judgeGrowth(samples, options.warmS)
     const count = (pick: (code: string) => boolean): number => results.reduce((a, { report }) =>
       a + Object.entries(report.errors).filter(([code]) => pick(code)).reduce((b, [, n]) => b + n, 0), 0)
-    const lost = count((c) => c.startsWith('CLIENT_') && c !== 'CLIENT_TIMEOUT')
-    const timedOut = count((c) => c === 'CLIENT_TIMEOUT')
+    const REFUSED = 'CLIENT_ECONNREFUSED'
+    const lost = count((c) => c.startsWith('CLIENT_') && c !== REFUSED)
+    const refused = count((c) => c === REFUSED)
+    const timedOut = results.reduce((a, { report }) => a + report.timedOut, 0)
+    const abandoned = results.reduce((a, { report }) => a + report.abandoned, 0)
     const reasons: string[] = []
     for (const g of growth) {
       if (g.mbPerMin > MAX_MB_PER_MIN) reasons.push(`${g.role} ${g.pid} grew ${g.mbPerMin} MB/min (at most ${MAX_MB_PER_MIN})`)
     }
     if (lost > 0) reasons.push(`${lost} jobs lost with their connection, even after a retry`)
     if (timedOut > 0) reasons.push(`${timedOut} jobs not answered within 30 s`)
+    if (abandoned > 0) reasons.push(`${abandoned} jobs still unanswered long after every timeout`)
     return {
       at: new Date().toISOString(),
       node: process.version,
@@ -305,6 +318,8 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       unjudged,
       lost,
       timedOut,
+      abandoned,
+      refused,
       retried: results.reduce((a, { report }) => a + report.retried, 0),
       passed: reasons.length === 0,
       reasons

@@ -48,7 +48,9 @@ describe('the soak', () => {
     expect(report.streams.reduce((a, s) => a + (s.report.errors.BAD_INPUT ?? 0), 0)).toBeGreaterThan(0)
     // The full run's criterion is none lost; a short run with a kill every 12 s allows a job in a
     // thousand to meet a second kill or a replacement still starting on its one retry.
-    expect(report.lost + report.timedOut).toBeLessThanOrEqual(Math.ceil(sent / 1000))
+    const outcomes = JSON.stringify(report.streams.map(({ name, report: l }) =>
+      ({ [name]: { ...l.errors, timedOut: l.timedOut, abandoned: l.abandoned } })))
+    expect(report.lost + report.timedOut + report.abandoned, outcomes).toBeLessThanOrEqual(Math.ceil(sent / 1000))
     expect(report.serverLog.filter((l) => l.msg === 'worker died while serving; replacing it').length).toBeGreaterThanOrEqual(2)
   }, 240_000)
 })
