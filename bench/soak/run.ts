@@ -243,9 +243,14 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
 
     const start = performance.now()
     const atS = (): number => Math.round((performance.now() - start) / 100) / 10
+    // Each stream's latest count of jobs in flight, for the progress lines.
+    const inFlight = new Map<string, number>()
     const running = STREAMS.map(async ([t, e]) => ({
       name: `${t} ${e}`,
-      report: await runLoad(stream(t, e, { duration: durationS, rate: ratePerS / 4, inFlight: t === 'http' ? 1 : 200, retries: 1 }))
+      report: await runLoad(
+        stream(t, e, { duration: durationS, rate: ratePerS / 4, inFlight: t === 'http' ? 1 : 200, retries: 1 }),
+        (p) => inFlight.set(`${t} ${e}`, p.inFlight)
+      )
     }))
 
     const samples: ProcessSample[] = []
@@ -265,7 +270,8 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       const got = await sample(srv, now)
       samples.push(...got)
       const rss = got.reduce((a, s) => a + s.rssBytes, 0) / 2 ** 20
-      progress(`${Math.round(now / 60 * 10) / 10} min: ${got.length} processes, ${Math.round(rss)} MiB RSS in all`)
+      const waiting = [...inFlight].map(([name, n]) => `${name} ${n}`).join(', ')
+      progress(`${Math.round(now / 60 * 10) / 10} min: ${got.length} processes, ${Math.round(rss)} MiB RSS in all; in flight: ${waiting}`)
     })
     every(options.killEveryS, options.killEveryS, async () => {
       const worker = (await tree(srv.proc.pid as number)).find((p) => p.role === 'worker')
