@@ -285,7 +285,11 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       events.push({ atS: atS(), what: 'SIGHUP', pid: srv.proc.pid as number })
       progress('SIGHUP: rolling restart')
     })
-    const results = await Promise.all(running)
+    // Past the duration the streams only wait for their last answers: say what they wait on.
+    const waitingLines = setInterval(() => {
+      if (performance.now() - start > durationS * 1000) progress(`waiting: ${[...inFlight].map(([name, n]) => `${name} ${n}`).join(', ')}`)
+    }, 10_000)
+    const results = await Promise.all(running).finally(() => clearInterval(waitingLines))
     for (const t of timers) clearTimeout(t)
     const startedAt = Date.now() - (performance.now() - start)
     const serverLog = server.logs
