@@ -9,7 +9,11 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startServer } from '../../test/support/server-process.js'
 import { projectRoot } from '../../src/paths.js'
-import { badInputs, drainUnderLoad, killLoop, overload, OVERLOAD_RAMP_S, rollingRestartUnderLoad, saturation, threadFaults, type OverloadJob } from './scenarios.js'
+import {
+  BACKOFF_PAUSES_MS, badInputs, drainUnderLoad, killLoop, overload, OVERLOAD_RAMP_S, rollingRestartUnderLoad,
+  saturation, threadFaults,
+  type ClientTally, type OverloadJob
+} from './scenarios.js'
 
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: join(projectRoot, 'bench', 'results') }, quick: { type: 'boolean', default: false } } })
 const overloadS = args.quick === true ? 3 : 6
@@ -36,8 +40,11 @@ log('thread faults: throw, process.exit, out of heap, endless loop')
 const faults = await threadFaults(args.quick === true ? 2 : 5)
 
 log('SIGKILL loops under load: slower, then faster than a worker is replaced')
-const kills = await killLoop(args.quick === true ? 3 : 6, 1500)
-const fastKills = await killLoop(args.quick === true ? 3 : 6, 400)
+const killCount = args.quick === true ? 3 : 6
+const kills = await killLoop(killCount, 1500)
+const fastKills = await killLoop(killCount, 400)
+// What a client does about a kill loop faster than replacement: retries spread over a worker's start.
+const fastKillsBackoff = await killLoop(killCount, 400, 8, BACKOFF_PAUSES_MS)
 
 log('SIGTERM and SIGHUP under load')
 const drain = await drainUnderLoad(400)
@@ -66,17 +73,26 @@ table(['fault', 'sent', 'answered'], Object.entries(faults.faults).map(([mode, f
 lines.push(`Normal jobs sent beside the faults: ${faults.normalJobs}, answered 200: ${faults.normalOk}; pool threads after: ${faults.poolThreadsAfter}; recovered (same process serving): ${faults.recovered ? 'yes' : 'NO'}.`, '')
 
 lines.push('## Process faults and restarts (closed-loop clients, a new connection per job)', '')
-table(['scenario', 'requests', 'ok first try', 'ok on the one retry', 'failed', 'refused', 'lost (accepted, never answered)', 'other'], [
-  ...[kills, fastKills].map((k) => [`${k.kills} x SIGKILL of a worker, one every ${k.everyMs} ms, ${k.replaced} replaced`, k.tally.requests, `${k.tally.okFirstTry} (${pct(k.firstTryRate)})`, `${k.tally.okOnRetry} (with retry: ${pct(k.withRetryRate)})`, k.tally.failed, k.tally.refused, k.tally.lost, k.tally.errorStatus]),
-  [`SIGTERM drain (16 clients, sleep 400 ms jobs), exit ${drain.exitCode} after ${drain.ms} ms`, drain.tally.requests, drain.tally.okFirstTry, 'no retries', drain.tally.failed, drain.tally.refused, drain.tally.lost, drain.tally.errorStatus],
-  [`SIGHUP rolling restart (8 clients), done in ${rolling.ms} ms`, rolling.tally.requests, rolling.tally.okFirstTry, 'no retries', rolling.tally.failed, rolling.tally.refused, rolling.tally.lost, rolling.tally.errorStatus]
+const failedText = (t: ClientTally): string => t.failed === 0 ? '0' : `${t.failed} (${t.failedRefused} refused, ${t.failedLost} lost)`
+table(['scenario', 'retries after', 'requests', 'ok first try', 'ok on a retry', 'failed (last try: refused, lost)', 'first tries refused', 'first tries lost (accepted, never answered)', 'other', 'no worker alive'], [
+  ...[kills, fastKills, fastKillsBackoff].map((k) => [
+    `${k.kills} x SIGKILL of a worker, one every ${k.everyMs} ms, ${k.replaced} replaced`,
+    k.retryPausesMs.map((ms) => `${ms} ms`).join(', '),
+    k.tally.requests, `${k.tally.okFirstTry} (${pct(k.firstTryRate)})`, `${k.tally.okOnRetry} (in all: ${pct(k.withRetryRate)})`,
+    failedText(k.tally), k.tally.refused, k.tally.lost, k.tally.errorStatus,
+    `${k.noWorkerMs} ms in ${k.noWorkerStretches} stretches; a replacement listens ${k.replacementMs.median} ms (max ${k.replacementMs.max}) after its death`
+  ]),
+  [`SIGTERM drain (16 clients, sleep 400 ms jobs), exit ${drain.exitCode} after ${drain.ms} ms`, 'none', drain.tally.requests, drain.tally.okFirstTry, '-', failedText(drain.tally), drain.tally.refused, drain.tally.lost, drain.tally.errorStatus, '-'],
+  [`SIGHUP rolling restart (8 clients), done in ${rolling.ms} ms`, 'none', rolling.tally.requests, rolling.tally.okFirstTry, '-', failedText(rolling.tally), rolling.tally.refused, rolling.tally.lost, rolling.tally.errorStatus, '-']
 ])
-lines.push('Each client retries a failed job once, after 500 ms; a job lost with its worker is one the primary had handed to it as it was killed (the client sees a 2 s timeout). ' +
-  'Killing faster than a replacement starts leaves moments with no worker at all: node:cluster then closes the listening socket until the next worker listens, and connections are refused. ' +
+lines.push('A job lost with its worker is one the primary had handed to it as it was killed (the client sees a 2 s timeout): SIGKILL takes what a process holds, and only a retry brings it back. ' +
+  'Killing faster than a replacement starts leaves stretches with no worker at all (last column, from the primary\'s log): node:cluster\'s round-robin handle closes the listening socket when its last worker leaves, ' +
+  'and the next worker to listen opens a new one, so a connection made in between is refused by the kernel (ECONNREFUSED: nothing accepted it, nothing of it is lost). ' +
+  'A retry that comes back before a replacement is listening is refused again; retries spread over a worker\'s start time (the third row) are all answered. ' +
   'Refused during the drain: connections made after the listener closed, as intended; lost counts what was accepted and never answered.', '')
 
 const report = lines.join('\n')
 process.stdout.write(`${report}\n`)
 await mkdir(args.out, { recursive: true })
 await writeFile(join(args.out, 'chaos.md'), `# npm run chaos\n\nRun ${new Date().toISOString()}, Node ${process.version}.\n\n${report}`)
-await writeFile(join(args.out, 'chaos.json'), JSON.stringify({ bad, overloads, saturated, faults, kills, fastKills, drain, rolling }, (_k, v: unknown) => v instanceof Set ? [...v] : v, 2))
+await writeFile(join(args.out, 'chaos.json'), JSON.stringify({ bad, overloads, saturated, faults, kills, fastKills, fastKillsBackoff, drain, rolling }, (_k, v: unknown) => v instanceof Set ? [...v] : v, 2))

@@ -45,8 +45,11 @@ export interface ClientTally {
   requests: number
   okFirstTry: number
   okOnRetry: number
-  /** Not answered 200 even after the retry (or, without retries, at all). */
+  /** Not answered 200 even after the retries (or, without retries, at all). */
   failed: number
+  /** Of those, how the last attempt ended: refused (no process was accepting), or accepted and never answered. */
+  failedRefused: number
+  failedLost: number
   /** First attempts refused (ECONNREFUSED): no process was accepting. */
   refused: number
   /** First attempts accepted but never answered (reset or timed out). */
@@ -58,6 +61,8 @@ export interface ClientTally {
 
 /** The pause before the one retry. */
 export const RETRY_PAUSE_MS = 500
+/** Retries spread over a worker's start: what a client does when workers may die faster than they are replaced. */
+export const BACKOFF_PAUSES_MS = [500, 1000, 2000] as const
 
 export interface ClientOptions {
   concurrency: number
@@ -65,15 +70,15 @@ export interface ClientOptions {
   until: Promise<unknown>
   body: string
   timeoutMs: number
-  retry: boolean
+  /** The pause before each retry of a failed job: [] sends it once, [500] retries it once after 500 ms. */
+  retryPausesMs: readonly number[]
 }
 
-export const newTally = (): ClientTally => (
-  { requests: 0, okFirstTry: 0, okOnRetry: 0, failed: 0, refused: 0, lost: 0, errorStatus: 0, pids: new Set() }
-)
+const NO_REQUESTS = { requests: 0, okFirstTry: 0, okOnRetry: 0, failed: 0, failedRefused: 0, failedLost: 0 }
+export const newTally = (): ClientTally => ({ ...NO_REQUESTS, refused: 0, lost: 0, errorStatus: 0, pids: new Set() })
 
 /**
- * Closed-loop clients, each sending one job at a time, retrying a failed one once if asked to.
+ * Closed-loop clients, each sending one job at a time, retrying a failed one after each pause given.
  * The tally fills as they go (a caller may read it meanwhile: the worker pids seen so far).
  */
 export async function clients (
@@ -95,16 +100,20 @@ export async function clients (
       if (first.failure === 'ECONNREFUSED') tally.refused++
       else if (first.status === 0) tally.lost++
       else tally.errorStatus++
-      if (options.retry) {
-        // As a client would: a short pause first (a worker killed a moment ago is being replaced).
-        await sleep(RETRY_PAUSE_MS)
-        const second = await postOnNewConnection(url, options.body, options.timeoutMs)
-        if (second.status === 200) {
-          tally.okOnRetry++
-          continue
-        }
+      let last = first
+      for (const pause of options.retryPausesMs) {
+        // As a client would: a pause first (a worker killed a moment ago is being replaced).
+        await sleep(pause)
+        last = await postOnNewConnection(url, options.body, options.timeoutMs)
+        if (last.status === 200) break
+      }
+      if (last !== first && last.status === 200) {
+        tally.okOnRetry++
+        continue
       }
       tally.failed++
+      if (last.failure === 'ECONNREFUSED') tally.failedRefused++
+      else if (last.status === 0) tally.failedLost++
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, one))
@@ -330,7 +339,60 @@ export interface KillFigures {
   /** Share of jobs answered 200 at the first try, and with one retry. */
   firstTryRate: number
   withRetryRate: number
+  retryPausesMs: readonly number[]
+  /**
+   * From the primary's log: how long no worker was alive in all, in how many stretches, and how long
+   * each replacement took to start (from the death it replaces to its listening).
+   */
+  noWorkerMs: number
+  noWorkerStretches: number
+  replacementMs: { median: number, max: number }
   servedAfter: boolean
+}
+
+/**
+ * Reads the primary's log of a kill loop: with `processes` workers at the start, each "worker
+ * started" adds one and each death removes one; a stretch with none is a time when node:cluster
+ * had closed the listening socket.
+ */
+export function workerGaps (
+  logs: Array<Record<string, unknown>>, processes: number
+): Pick<KillFigures, 'noWorkerMs' | 'noWorkerStretches' | 'replacementMs'> {
+  const events = logs
+    .filter((l) => l.msg === 'worker started' || l.msg === 'worker died while serving; replacing it')
+    .map((l) => ({ at: Number(l.time), up: l.msg === 'worker started' }))
+    .sort((a, b) => a.at - b.at)
+  let alive = 0
+  let started = 0
+  let emptySince: number | undefined
+  let noWorkerMs = 0
+  let noWorkerStretches = 0
+  const deaths: number[] = []
+  const replacementMs: number[] = []
+  for (const e of events) {
+    if (e.up) {
+      alive++
+      // The first `processes` starts are the cluster's own; each later one replaces the oldest death waiting.
+      if (++started > processes && deaths.length > 0) replacementMs.push(e.at - (deaths.shift() as number))
+      if (emptySince !== undefined) {
+        noWorkerMs += e.at - emptySince
+        emptySince = undefined
+      }
+    } else {
+      alive--
+      deaths.push(e.at)
+      if (alive === 0) {
+        emptySince = e.at
+        noWorkerStretches++
+      }
+    }
+  }
+  const sorted = replacementMs.sort((a, b) => a - b)
+  return {
+    noWorkerMs,
+    noWorkerStretches,
+    replacementMs: { median: sorted[Math.floor(sorted.length / 2)] ?? 0, max: sorted[sorted.length - 1] ?? 0 }
+  }
 }
 
 function alive (pid: number): boolean {
@@ -343,7 +405,9 @@ function alive (pid: number): boolean {
 }
 
 /** A worker killed with SIGKILL every `everyMs` while retrying clients send jobs. */
-export async function killLoop (kills: number, everyMs: number, concurrency = 8): Promise<KillFigures> {
+export async function killLoop (
+  kills: number, everyMs: number, concurrency = 8, retryPausesMs: readonly number[] = [RETRY_PAUSE_MS]
+): Promise<KillFigures> {
   const server = await startServer({ MODE: 'processes', PROCESSES: '2' })
   try {
     const started = performance.now()
@@ -363,7 +427,7 @@ export async function killLoop (kills: number, everyMs: number, concurrency = 8)
       await sleep(everyMs)
     })()
     // 2 s per attempt: a connection the primary hands to a worker as it is killed is never answered.
-    await clients(server.url, { concurrency, until: killing, body: JSON.stringify({ task: 'fib', input: { n: 15 } }), timeoutMs: 2_000, retry: true }, tally)
+    await clients(server.url, { concurrency, until: killing, body: JSON.stringify({ task: 'fib', input: { n: 15 } }), timeoutMs: 2_000, retryPausesMs }, tally)
     await killing
     const after = await postOnNewConnection(server.url, JSON.stringify({ task: 'fib', input: { n: 5 } }), 5_000)
     return {
@@ -374,6 +438,8 @@ export async function killLoop (kills: number, everyMs: number, concurrency = 8)
       tally,
       firstTryRate: tally.okFirstTry / tally.requests,
       withRetryRate: (tally.okFirstTry + tally.okOnRetry) / tally.requests,
+      retryPausesMs,
+      ...workerGaps(server.logs, 2),
       servedAfter: after.status === 200
     }
   } finally {
@@ -411,7 +477,8 @@ export async function drainUnderLoad (jobMs: number, concurrency = 16): Promise<
   let inFlightAtSignal = 0
   const body = JSON.stringify({ task: 'sleep', input: { ms: jobMs } })
   // The clients stop once the server has exited, so that some of them meet the closed port.
-  const tallied = clients(server.url, { concurrency, until: signalled, body, timeoutMs: 10_000, retry: false }, tally)
+  const noRetries = { concurrency, body, timeoutMs: 10_000, retryPausesMs: [] }
+  const tallied = clients(server.url, { ...noRetries, until: signalled }, tally)
   const exitCode = await signalled
   const ms = performance.now() - signalAt
   await tallied
@@ -438,7 +505,7 @@ export async function rollingRestartUnderLoad (concurrency = 8): Promise<Restart
       doneAt = performance.now()
       await sleep(1_000)
     })()
-    await clients(server.url, { concurrency, until: restarted, body, timeoutMs: 10_000, retry: false }, tally)
+    await clients(server.url, { concurrency, until: restarted, body, timeoutMs: 10_000, retryPausesMs: [] }, tally)
     const after = await postOnNewConnection(server.url, body, 5_000)
     return { what: 'SIGHUP rolling restart', inFlightAtSignal: concurrency, tally, exitCode: null, ms: Math.round(doneAt - signalAt), servedAfter: after.status === 200 }
   } finally {

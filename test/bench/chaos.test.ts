@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { drainUnderLoad, killLoop, postOnNewConnection, rollingRestartUnderLoad } from '../../bench/chaos/scenarios.js'
+import {
+  BACKOFF_PAUSES_MS, drainUnderLoad, killLoop, postOnNewConnection, rollingRestartUnderLoad, workerGaps
+} from '../../bench/chaos/scenarios.js'
 import { startServer, waitFor } from '../helpers.js'
 
 // The scenarios of `npm run chaos`, smaller: each starts a real cluster and stops it.
@@ -13,6 +15,30 @@ describe('process faults under load', () => {
     expect(figures.withRetryRate).toBe(1)
     expect(figures.servedAfter).toBe(true)
   }, 60_000)
+
+  it('SIGKILL faster than replacement: nothing accepted is lost for good, and retries spread over a start answer every job', async () => {
+    // One kill every 400 ms, where a replacement takes about a second to listen: there are
+    // stretches with no worker at all, when connections are refused.
+    const figures = await killLoop(4, 400, 6, BACKOFF_PAUSES_MS)
+    expect(figures.replaced).toBe(4)
+    expect(figures.tally.requests).toBeGreaterThan(50)
+    expect(figures.tally.failed, JSON.stringify({ ...figures.tally, pids: undefined })).toBe(0)
+    expect(figures.withRetryRate).toBe(1)
+    expect(figures.servedAfter).toBe(true)
+  }, 60_000)
+
+  it('reads from the primary\'s log how long no worker was alive, and how long replacements took', () => {
+    const log = (time: number, msg: string): Record<string, unknown> => ({ time, msg })
+    const started = 'worker started'
+    const died = 'worker died while serving; replacing it'
+    expect(workerGaps([
+      log(0, started), log(10, started),
+      log(100, died), log(300, died), // none alive from 300...
+      log(1100, started), // ...to 1100: 800 ms; this one replaces the death at 100 (1000 ms)
+      log(1200, died), // none again from 1200...
+      log(1400, started) // ...to 1400; replaces the death at 300 (1100 ms)
+    ], 2)).toEqual({ noWorkerMs: 1000, noWorkerStretches: 2, replacementMs: { median: 1100, max: 1100 } })
+  })
 
   it('SIGHUP: every worker replaced under load with no request refused or lost', async () => {
     const figures = await rollingRestartUnderLoad(6)
