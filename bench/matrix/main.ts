@@ -2,6 +2,9 @@
  * `npm run bench`: the decision matrix, every model on every workload, measured in one run on this
  * machine; `-- --quick` for a run under two minutes. Progress on stderr; the report goes to
  * bench/results/ (matrix.json, matrix.md, charts/*.svg), or to `--out DIR`.
+ *
+ * `npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws]`:
+ * the same for a task of your own (task.ts); its report goes to bench/results/tasks/ (or `--out`).
  */
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -11,15 +14,87 @@ import { makePlan } from './plan.js'
 import { figures, writeReport } from './report.js'
 import { runMatrix } from './run.js'
 import { fmt } from './stats.js'
+import { runTask, TaskSpecError, taskSummary, writeTaskReport, type TaskSpec } from './task.js'
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
+const USAGE = `npm run bench [-- --quick] [--out DIR]
+npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws] [--quick] [--out DIR]`
+
+function fail (message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`)
+  process.exit(2)
+}
+
+const OPTIONS = {
+  quick: { type: 'boolean' },
+  out: { type: 'string' },
+  task: { type: 'string' },
+  input: { type: 'string' },
+  concurrency: { type: 'string' },
+  transport: { type: 'string' }
+} as const
+function parse (): ReturnType<typeof parseArgs<{ options: typeof OPTIONS, strict: true }>>['values'] {
+  try {
+    return parseArgs({ options: OPTIONS, strict: true }).values
+  } catch (err) {
+    fail((err as Error).message)
+  }
+}
+const values = parse()
+
 const plan = makePlan(values.quick === true ? 'quick' : 'full', availableParallelism())
-const dir = values.out ?? join(projectRoot, 'bench', 'results')
 const started = Date.now()
-process.stderr.write(`${plan.name} run: ${plan.cells.length} workloads x ${plan.models.length} models, ${plan.repeats} x ${plan.windowS} s each, then the references\n`)
-const run = await runMatrix(plan, (line) => process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${line}\n`))
-const written = await writeReport(run, dir)
+const progress = (line: string): void => { process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${line}\n`) }
 
-for (const v of run.verdict) console.log(`${v.workload}: winner ${v.winner}, recommended ${v.recommended}; the classic answer is ${v.classic}: ${v.agrees ? 'agrees' : 'DISAGREES'}`)
-for (const f of figures(run)) console.log(`${f.name}: ${fmt(f.value)} (target ${f.target})${f.met === false ? ' NOT MET' : ''}`)
-console.log(`report: ${written.markdown}`)
+if (values.task !== undefined) {
+  const spec = taskSpec(values)
+  process.stderr.write(`${plan.name} run: task ${spec.name} under ${plan.models.length} models, ${plan.repeats} x ${plan.windowS} s each\n`)
+  let run
+  try {
+    run = await runTask(spec, plan, progress)
+  } catch (err) {
+    // A task that does not exist or an input its schema refuses: said before anything starts.
+    if (err instanceof TaskSpecError) fail(err.message)
+    throw err
+  }
+  const written = await writeTaskReport(run, values.out ?? join(projectRoot, 'bench', 'results', 'tasks'))
+  for (const line of taskSummary(run)) console.log(line)
+  console.log(`report: ${written.markdown}`)
+} else {
+  for (const only of ['input', 'concurrency', 'transport'] as const) if (values[only] !== undefined) fail(`--${only} goes with --task`)
+  process.stderr.write(`${plan.name} run: ${plan.cells.length} workloads x ${plan.models.length} models, ${plan.repeats} x ${plan.windowS} s each, then the references\n`)
+  const run = await runMatrix(plan, progress)
+  const written = await writeReport(run, values.out ?? join(projectRoot, 'bench', 'results'))
+  for (const v of run.verdict) {
+    const won = v.decided ? `winner ${v.winner}` : `a tie of ${v.tied.join(', ')}`
+    console.log(`${v.workload}: ${won}, recommended ${v.recommended}; the classic answer is ${v.classic}: ${v.agrees ? 'agrees' : 'DISAGREES'}`)
+  }
+  for (const f of figures(run)) console.log(`${f.name}: ${fmt(f.value)} (target ${f.target})${f.met === false ? ' NOT MET' : ''}`)
+  console.log(`report: ${written.markdown}`)
+}
+
+/** --task, --input, --concurrency and --transport, checked. */
+function taskSpec (v: typeof values): TaskSpec {
+  let input: unknown = {}
+  if (v.input !== undefined) {
+    try {
+      input = JSON.parse(v.input)
+    } catch (err) {
+      fail(`--input is not JSON: ${(err as Error).message}`)
+    }
+  }
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) fail('--input must be a JSON object')
+  let concurrency: number[] | undefined
+  if (v.concurrency !== undefined) {
+    concurrency = v.concurrency.split(',').map((x) => Number(x.trim()))
+    if (concurrency.length === 0 || concurrency.some((n) => !Number.isInteger(n) || n < 1 || n > 10_000)) {
+      fail('--concurrency must be a comma-separated list of whole numbers from 1 to 10,000')
+    }
+  }
+  if (v.transport !== undefined && v.transport !== 'http' && v.transport !== 'ws') fail('--transport must be http or ws')
+  return {
+    name: v.task as string,
+    input: input as Record<string, unknown>,
+    ...(concurrency === undefined ? {} : { concurrency }),
+    ...(v.transport === undefined ? {} : { transport: v.transport })
+  }
+}

@@ -6,7 +6,7 @@ export const MODELS: readonly Mode[] = ['event-loop', 'threads', 'processes', 'h
 /** What a cell sends: a load of the load client, less what the bench fills in (URL, duration). */
 export type Load = Pick<LoadOptions, 'transport' | 'connections' | 'inFlight' | 'mix'> & Partial<Pick<LoadOptions, 'rate' | 'encoding' | 'cut'>>
 
-export type Row = 'cpu' | 'io-low' | 'io-sweep' | 'mixed' | 'users'
+export type Row = 'cpu' | 'io-low' | 'io-sweep' | 'mixed' | 'users' | 'task'
 
 export interface CellSpec {
   /** e.g. "cpu", "io-sweep ws 1000", "mixed io+cpu" */

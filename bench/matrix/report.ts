@@ -65,7 +65,7 @@ export function figures (run: MatrixRun): Figure[] {
   return out
 }
 
-function table (head: string[], rows: string[][]): string {
+export function table (head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
 }
 
@@ -84,7 +84,7 @@ function unansweredText (runs: Measurement[]): string {
   return `${timedOut} / ${abandoned}`
 }
 
-function cellRow (r: CellResult): string[] {
+export function cellRow (r: CellResult): string[] {
   return [
     `\`${r.model}\``,
     fmtSpread(over(r, (m) => m.jobsPerS)),
@@ -99,7 +99,7 @@ function cellRow (r: CellResult): string[] {
   ]
 }
 
-const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'CPU s', 'start ms']
+export const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'CPU s', 'start ms']
 
 export function markdown (run: MatrixRun, charts: string[]): string {
   const { machine, plan, references: refs } = run
@@ -113,8 +113,16 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
 
   out.push('## Verdict\n')
-  out.push(table(['workload', 'the classic answer', 'winner here', 'within 5%', 'recommended', 'Node agrees?', 'why'],
-    run.verdict.map((v) => [v.workload, `\`${v.classic}\``, `\`${v.winner}\``, v.tied.map((m) => `\`${m}\``).join(' '), `\`${v.recommended}\``, v.agrees ? 'yes' : '**no**', v.why])))
+  const code = (m: Mode): string => `\`${m}\``
+  out.push(table(['workload', 'the classic answer', 'winner here', 'recommended', 'Node agrees?', 'why'],
+    run.verdict.map((v) => [
+      v.workload, code(v.classic),
+      // Runs from before ties were told apart have no `decided`: they show the winner as they did.
+      v.decided === false ? `tie: ${v.tied.map(code).join(', ')}` : code(v.winner),
+      code(v.recommended), v.agrees ? 'yes' : '**no**', v.why
+    ])))
+  out.push('\nA winner is named only where the runner-up is outside its spread over the repeated windows and more than 5% behind; ' +
+    'else the row is a tie, and the recommendation goes by p99, then by peak memory. "Node agrees" when the classic answer wins or ties.\n')
   out.push(`\nThe measure of each row: ${run.verdict.map((v) => `${v.workload}: ${v.measure}`).join('; ')}.\n`)
 
   const figs = figures(run)

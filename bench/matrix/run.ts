@@ -27,7 +27,7 @@ export function machine (): MatrixRun['machine'] {
 export async function runMatrix (plan: Plan, progress: (line: string) => void): Promise<MatrixRun> {
   const started = performance.now()
   const upstream = await startDelayService()
-  const backends = await userBackends(plan, progress)
+  const backends = plan.cells.some((c) => c.row === 'users') ? await userBackends(progress) : undefined
   try {
     const results: CellResult[] = []
     const rows = [...new Set(plan.cells.map((c) => c.row))].filter((row) => row !== 'users' || backends !== undefined)
@@ -50,7 +50,7 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
       plan,
       results,
       references,
-      verdict: verdict(results, m.cores)
+      verdict: verdict(results, m.cores, plan.windowS)
     }
   } finally {
     await Promise.all([upstream.stop(), backends?.destroy()])
@@ -58,18 +58,16 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
 }
 
 /**
- * Throwaway PostgreSQL and Redis for the user-service row, or undefined (and the row skipped) where
- * they are not installed.
+ * Throwaway PostgreSQL and Redis for the user-service row (and a task of the user's that uses
+ * them), or undefined where they are not installed.
  */
-async function userBackends (plan: Plan, progress: (line: string) => void): Promise<{
-  env: Record<string,
-  string>,
+export async function userBackends (progress: (line: string) => void): Promise<{
+  env: Record<string, string>
   destroy: () => Promise<void>
 } | undefined> {
-  if (!plan.cells.some((c) => c.row === 'users')) return undefined
   const available = backendsAvailable()
   if (!available.postgres || !available.redis) {
-    progress('users row skipped: PostgreSQL or Redis is not installed (apt-get install postgresql redis-server)')
+    progress('no PostgreSQL or Redis installed (apt-get install postgresql redis-server): the user-service jobs are skipped')
     return undefined
   }
   const [postgres, redis] = await Promise.all([startPostgres(), startRedis()])

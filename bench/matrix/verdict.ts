@@ -6,52 +6,114 @@ import { fmt, spread } from './stats.js'
 export interface VerdictRow {
   workload: string
   classic: Mode
+  /** The best on the row's measure, by its mean. */
   winner: Mode
-  /** Models within 5% of the winner on the row's measure. */
+  /** False when the runner-up is within the winner's spread (or 5%): a tie, and `tied` names it. */
+  decided: boolean
+  /** The winner and every model within its spread or 5% of it on the row's measure. */
   tied: Mode[]
+  /** The winner; of a tie, the best by the next criterion (p99, then peak memory). */
   recommended: Mode
   agrees: boolean
   measure: string
+  /** Built from this run's figures (who won by how much, or why a tie was broken), then the mechanism. */
   why: string
 }
 
 /** Sweep points at or below this many jobs in flight are the classic matrix's "under 1,000" row. */
 export const SWEEP_SPLIT = 1000
+/** Closer than this, two means are a tie even when measured once. */
 export const TIE = 0.05
 /** Ideal throughput of a sweep point: every job in flight is a 250 ms wait. */
 export const SWEEP_JOB_MS = 250
 
-const mean = (r: CellResult, pick: (m: CellResult['runs'][number]) => number): number => spread(r.runs.map(pick)).mean
+type Pick = (m: CellResult['runs'][number]) => number
+const mean = (r: CellResult, pick: Pick): number => spread(r.runs.map(pick)).mean
+const jobsOf: Pick = (m) => m.jobsPerS
+const p99Of: Pick = (m) => m.p99Ms
+const rssOf: Pick = (m) => m.peakRssBytes
 
-function best (
-  results: CellResult[], score: (r: CellResult) => number, higherIsBetter: boolean
-): { winner: CellResult, tied: CellResult[] } {
-  const scored = results.filter((r) => Number.isFinite(score(r)))
-  const sorted = [...scored].sort((a, b) => higherIsBetter ? score(b) - score(a) : score(a) - score(b))
+/** How a row is judged: a figure of each cell, and which way is better. */
+export interface Measure {
+  name: string
+  unit: string
+  pick: Pick
+  higherIsBetter: boolean
+}
+export const JOBS_PER_S: Measure = { name: 'jobs/s', unit: 'jobs/s', pick: jobsOf, higherIsBetter: true }
+export const P99: Measure = { name: 'p99', unit: 'ms', pick: p99Of, higherIsBetter: false }
+
+export interface Decision {
+  winner: Mode
+  decided: boolean
+  tied: Mode[]
+  recommended: Mode
+  /** One or two sentences from the figures: the margin, or the tie and what broke it. */
+  reason: string
+}
+
+const fmtRange = (s: ReturnType<typeof spread>): string => s.n > 1 && s.min !== s.max ? `${fmt(s.mean)} (${fmt(s.min)}-${fmt(s.max)})` : fmt(s.mean)
+const names = (rs: CellResult[]): string => rs.map((r) => `\`${r.model}\``).join(', ')
+
+/**
+ * The winner on `measure`, or a tie: a model ties the winner when their spreads over the repeated
+ * windows overlap, or their means are within 5% (one window has no spread, and 5% is within what
+ * this machine's noise moves a figure). A tie is broken by the lower p99, and a tie on p99 too by
+ * the lower peak memory; the reason says which.
+ */
+export function decide (results: CellResult[], measure: Measure): Decision | undefined {
+  const scored = results.filter((r) => Number.isFinite(mean(r, measure.pick)))
+  if (scored.length === 0) return undefined
+  const better = (a: number, b: number): number => measure.higherIsBetter ? b - a : a - b
+  const sorted = [...scored].sort((a, b) => better(mean(a, measure.pick), mean(b, measure.pick)))
   const winner = sorted[0] as CellResult
-  const top = score(winner)
-  const tied = sorted.filter((r) => higherIsBetter ? score(r) >= top * (1 - TIE) : score(r) <= top * (1 + TIE))
-  return { winner, tied }
+  const w = spread(winner.runs.map(measure.pick))
+  const close = (r: CellResult): boolean => {
+    const s = spread(r.runs.map(measure.pick))
+    const overlap = s.n > 1 && w.n > 1 && s.min <= w.max && w.min <= s.max
+    return overlap || Math.abs(s.mean - w.mean) <= TIE * Math.abs(w.mean)
+  }
+  const tied = sorted.filter(close)
+  const figure = (r: CellResult): string => `\`${r.model}\` ${fmtRange(spread(r.runs.map(measure.pick)))}`
+  if (tied.length === 1) {
+    const runnerUp = sorted[1]
+    const margin = runnerUp === undefined ? Number.NaN : Math.abs(w.mean / mean(runnerUp, measure.pick) - 1)
+    const reason = runnerUp === undefined
+      ? `Only \`${winner.model}\` was measured: ${figure(winner)} ${measure.unit}.`
+      : `${figure(winner)} ${measure.unit} against the runner-up's ${figure(runnerUp)}: ` +
+        `${fmt(margin * 100)}% ${measure.higherIsBetter ? 'more' : 'less'}, outside its spread.`
+    return { winner: winner.model, decided: true, tied: [winner.model], recommended: winner.model, reason }
+  }
+  // A tie: the next criterion, then the one after.
+  const byP99 = [...tied].sort((a, b) => mean(a, p99Of) - mean(b, p99Of))
+  const bestP99 = mean(byP99[0] as CellResult, p99Of)
+  const p99Tied = byP99.filter((r) => mean(r, p99Of) <= bestP99 * (1 + TIE))
+  const pick = p99Tied.length === 1
+    ? byP99[0] as CellResult
+    : [...p99Tied].sort((a, b) => mean(a, rssOf) - mean(b, rssOf))[0] as CellResult
+  const how = p99Tied.length === 1
+    ? `the lowest p99 of them (${fmt(bestP99)} ms; ${byP99.slice(1).map((r) => `\`${r.model}\` ${fmt(mean(r, p99Of))}`).join(', ')})`
+    : `the least peak memory of those whose p99 is also within 5% (${names(p99Tied)}): ${fmt(mean(pick, rssOf) / 2 ** 20)} MiB`
+  const reason = `${tied.map(figure).join(', ')} ${measure.unit}: within each other's spread or 5%, a tie on ${measure.name}. ` +
+    `Recommended \`${pick.model}\` for ${how}.`
+  return { winner: winner.model, decided: false, tied: tied.map((r) => r.model), recommended: pick.model, reason }
 }
 
 function row (
-  workload: string,
-  classic: Mode,
-  measure: string,
-  found: { winner: CellResult, tied: CellResult[] },
-  why: string,
-  prefer: (tied: CellResult[]) => CellResult = (t) => t[0] as CellResult
-): VerdictRow {
-  const tied = found.tied.map((r) => r.model)
+  workload: string, classic: Mode, measure: Measure, measureText: string, results: CellResult[], mechanism: string
+): VerdictRow | undefined {
+  const d = decide(results, measure)
+  if (d === undefined) return undefined
   return {
     workload,
     classic,
-    winner: found.winner.model,
-    tied,
-    recommended: prefer(found.tied).model,
-    agrees: tied.includes(classic),
-    measure,
-    why
+    winner: d.winner,
+    decided: d.decided,
+    tied: d.tied,
+    recommended: d.recommended,
+    agrees: d.tied.includes(classic),
+    measure: measureText,
+    why: `${d.reason} ${mechanism}`
   }
 }
 
@@ -74,52 +136,57 @@ export function holdsUpTo (results: CellResult[], model: Mode, transport: string
   return held
 }
 
+/**
+ * What held each model back in these cells, from the same windows: the cores its server tree kept
+ * busy (CPU seconds over the window's seconds), its worst event-loop delay, and what it refused.
+ */
+export function limits (results: CellResult[], cores: number, windowS: number): string {
+  const parts = results.map((r) => {
+    const busy = mean(r, (m) => m.cpuS) / windowS
+    const delay = mean(r, (m) => m.loopDelayP99Ms)
+    const failed = r.runs.reduce((a, m) => a + m.errorCount + (m.timedOut ?? 0), 0)
+    return `\`${r.model}\` ${fmt(busy)} of ${cores} cores busy, loop delay p99 ${fmt(delay)} ms` +
+      (failed > 0 ? `, ${failed.toLocaleString('en-US')} jobs failed or timed out` : '')
+  })
+  return `Measured: ${parts.join('; ')}.`
+}
+
 /** For each row of the classic matrix: what won here, what to use, and whether Node agrees. */
-export function verdict (results: CellResult[], cores: number): VerdictRow[] {
-  const rows: VerdictRow[] = []
+export function verdict (results: CellResult[], cores: number, windowS: number): VerdictRow[] {
+  const rows: Array<VerdictRow | undefined> = []
   const of = (id: string): CellResult[] => results.filter((r) => r.cell.id === id)
-  const jobs = (r: CellResult): number => mean(r, (m) => m.jobsPerS)
-  const p99 = (r: CellResult): number => mean(r, (m) => m.p99Ms)
-  const lowestP99 = (t: CellResult[]): CellResult => [...t].sort((a, b) => p99(a) - p99(b))[0] as CellResult
 
   const cpu = of('cpu')
   if (cpu.length > 0) {
-    const found = best(cpu, jobs, true)
-    const single = cpu.find((r) => r.model === 'event-loop')
-    rows.push(row('CPU-bound (fib 30)', 'processes', 'jobs/s', found,
-      `One process runs JavaScript on one event loop, so \`event-loop\` is held to one core (${fmt(single === undefined ? Number.NaN : jobs(single))} jobs/s). ` +
+    rows.push(row('CPU-bound (fib 30)', 'processes', JOBS_PER_S, 'jobs/s', cpu,
+      `${limits(cpu, cores, windowS)} One process runs JavaScript on one event loop, so \`event-loop\` is held to one core. ` +
       `Node's worker threads are V8 isolates that run in parallel, with no GIL, so threads scale across the ${cores} cores as processes do; ` +
-      'what a pool job pays more is the crossing: a structured-clone copy of input and result and a message between threads.', lowestP99))
+      'what a pool job pays more is the crossing: a structured-clone copy of input and result and a message between threads.'))
   }
 
   const low = of('io-low')
   if (low.length > 0) {
-    rows.push(row('I/O-bound, 50 in flight', 'threads', 'jobs/s', best(low, jobs, true),
-      'At 50 in flight a 50-thread pool is never short of threads, and every model spends its time waiting on sockets: ' +
-      'the event loop waits on all of them at once through epoll, the pool holds one thread per wait.', lowestP99))
+    rows.push(row('I/O-bound, 50 in flight', 'threads', JOBS_PER_S, 'jobs/s', low,
+      `${limits(low, cores, windowS)} At 50 in flight a 50-thread pool is never short of threads, and every model spends its time waiting on sockets: ` +
+      'the event loop waits on all of them at once through epoll, the pool holds one thread per wait.'))
   }
 
-  for (const [label, classic, pick] of [
+  for (const [label, classic, within] of [
     [`I/O-bound, up to ${SWEEP_SPLIT.toLocaleString('en-US')} in flight`, 'threads', (n: number) => n <= SWEEP_SPLIT],
     [`I/O-bound, over ${SWEEP_SPLIT.toLocaleString('en-US')} in flight`, 'event-loop', (n: number) => n > SWEEP_SPLIT]
   ] as const) {
-    const points = results.filter((r) => r.cell.row === 'io-sweep' && pick(r.cell.inFlight ?? 0))
+    const points = results.filter((r) => r.cell.row === 'io-sweep' && within(r.cell.inFlight ?? 0))
     if (points.length === 0) continue
     const top = Math.max(...points.map((r) => r.cell.inFlight ?? 0))
     const transport = points.find((r) => r.cell.inFlight === top)?.cell.load.transport
     const atTop = points.filter((r) => r.cell.inFlight === top && r.cell.load.transport === transport)
-    const held = (m: Mode): string => `\`${m}\` ${holdsUpTo(results, m, transport ?? 'ws').toLocaleString('en-US')}`
-    const rate = (m: Mode): string => {
-      const r = atTop.find((x) => x.model === m)
-      return r === undefined ? '' : `\`${m}\` ${fmt(jobs(r))}/s`
-    }
-    const found = best(atTop, jobs, true)
-    rows.push(row(label, classic, `jobs/s at ${top.toLocaleString('en-US')} in flight (${transport})`, found,
-      `At ${top.toLocaleString('en-US')} in flight the ideal is ${fmt(top / (SWEEP_JOB_MS / 1000))} jobs/s: ${(['event-loop', 'threads', 'processes', 'hybrid'] as const).map(rate).filter((x) => x !== '').join(', ')}. ` +
-      `Each held 80% of the ideal up to (jobs in flight): ${(['event-loop', 'threads', 'processes', 'hybrid'] as const).map(held).join(', ')}. ` +
+    const held = atTop.map((r) => `\`${r.model}\` ${holdsUpTo(results, r.model, transport ?? 'ws').toLocaleString('en-US')}`)
+    rows.push(row(label, classic, JOBS_PER_S, `jobs/s at ${top.toLocaleString('en-US')} in flight (${transport})`, atTop,
+      `The ideal at ${top.toLocaleString('en-US')} in flight is ${fmt(top / (SWEEP_JOB_MS / 1000))} jobs/s; ` +
+      `each held 80% of the ideal up to (jobs in flight): ${held.join(', ')}. ${limits(atTop, cores, windowS)} ` +
       'A pool thread per waiting job caps `threads` at 50 waits at once; past them jobs queue (MAX_QUEUE) and are shed. ' +
       'An event loop keeps a wait as a promise and a timer in its heap, so what limits it is the CPU each job costs on its one core; ' +
-      '`processes` and `hybrid` also wait on event loops, one per core, which is the article\'s coroutine model run once per core.', lowestP99))
+      '`processes` and `hybrid` also wait on event loops, one per core, which is the article\'s coroutine model run once per core.'))
   }
 
   for (const [id, label, classic] of [
@@ -128,11 +195,11 @@ export function verdict (results: CellResult[], cores: number): VerdictRow[] {
   ] as const) {
     const cells = of(id)
     if (cells.length === 0) continue
-    rows.push(row(label, classic, 'jobs/s', best(cells, jobs, true),
-      'Each job is a Redis GET (and on a miss a PostgreSQL SELECT and a SET), or an INSERT in a transaction: waits on sockets, ' +
+    rows.push(row(label, classic, JOBS_PER_S, 'jobs/s', cells,
+      `${limits(cells, cores, windowS)} Each job is a Redis GET (and on a miss a PostgreSQL SELECT and a SET), or an INSERT in a transaction: waits on sockets, ` +
       'plus the CPU of the drivers\' protocol parsing. On the event loop those waits cost a promise each and share the process\'s ' +
       'pg pool (PG_POOL_MAX) and one Redis connection; in `threads` every pool thread is an isolate with its own pg connection and ' +
-      'Redis connection, and a job holds its thread for every wait.', lowestP99))
+      'Redis connection, and a job holds its thread for every wait.'))
   }
 
   const mixed = of('mixed io+cpu')
@@ -140,9 +207,11 @@ export function verdict (results: CellResult[], cores: number): VerdictRow[] {
     const cpuJobs = (r: CellResult): number => mean(r, (m) => m.background?.jobsPerS ?? Number.NaN)
     const topCpu = Math.max(...mixed.map(cpuJobs))
     const fair = mixed.filter((r) => cpuJobs(r) >= 0.8 * topCpu)
-    rows.push(row('Mixed: I/O at 100/s with CPU saturating', 'hybrid', 'I/O p99 ms, among models within 80% of the best CPU jobs/s', best(fair, p99, false),
+    const unfair = mixed.filter((r) => !fair.includes(r))
+    rows.push(row('Mixed: I/O at 100/s with CPU saturating', 'hybrid', P99, 'I/O p99 ms, among models within 80% of the best CPU jobs/s', fair,
+      (unfair.length === 0 ? '' : `Left out for their CPU jobs/s (under 80% of the best, ${fmt(topCpu)}): ${unfair.map((r) => `\`${r.model}\` ${fmt(cpuJobs(r))}`).join(', ')}. `) +
       'Inline CPU jobs hold the event loop that the I/O jobs need to be answered, so I/O latency takes on the CPU jobs\' run time ' +
       '(`event-loop`, `processes`); on a pool the CPU runs beside the loop, and the loop stays free to answer I/O (`hybrid`, `threads`).'))
   }
-  return rows
+  return rows.filter((r): r is VerdictRow => r !== undefined)
 }

@@ -9,7 +9,7 @@ import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.
 import { figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
-import { holdsUpTo, verdict } from '../../bench/matrix/verdict.js'
+import { decide, holdsUpTo, JOBS_PER_S, verdict } from '../../bench/matrix/verdict.js'
 
 const m = (jobsPerS: number, p99Ms: number, extra: Partial<Measurement> = {}): Measurement => ({
   jobsPerS,
@@ -59,7 +59,7 @@ function syntheticRun (): MatrixRun {
     plan: { ...makePlan('quick', 2), cells: specs },
     results,
     references: undefined,
-    verdict: verdict(results, 2)
+    verdict: verdict(results, 2, 2)
   }
 }
 
@@ -94,6 +94,40 @@ describe('verdict', () => {
     expect(row('I/O-bound, up to')).toMatchObject({ winner: 'event-loop', agrees: false })
   })
 
+  it('names a winner only outside the runner-up\'s spread, and says why from the figures', () => {
+    const cpu = row('CPU-bound')
+    // processes 190 (186-194) and hybrid 185 (181-189) overlap; threads 182 is within 5%: a tie.
+    expect(cpu).toMatchObject({ decided: false, winner: 'processes' })
+    expect(cpu?.why).toContain('a tie on jobs/s')
+    expect(cpu?.why).toMatch(/`processes` 190 \(186(\.\d)?-194\)/)
+    // Generated from the cells' own CPU seconds (1 s over a 2 s window) and loop delay.
+    expect(cpu?.why).toContain('`hybrid` 0.5 of 2 cores busy, loop delay p99 1 ms')
+    // event-loop 19,000 at 5,000 in flight; the runner-up, processes, 15,000: apart.
+    const over = row('I/O-bound, over')
+    expect(over).toMatchObject({ decided: true, winner: 'event-loop', recommended: 'event-loop', tied: ['event-loop'] })
+    expect(over?.why).toContain('`event-loop` 19,000 jobs/s against the runner-up\'s `processes` 15,000: 26.7% more, outside its spread.')
+  })
+
+  it('breaks a tie by p99, then by peak memory, and says which', () => {
+    const cell = (model: Mode, runs: Measurement[]): CellResult => result(model, 'cpu', runs)
+    const byP99 = decide([
+      cell('processes', [m(200, 90), m(190, 90)]),
+      cell('hybrid', [m(195, 40), m(185, 40)]),
+      cell('threads', [m(100, 10)])
+    ], JOBS_PER_S)
+    expect(byP99).toMatchObject({ winner: 'processes', decided: false, tied: ['processes', 'hybrid'], recommended: 'hybrid' })
+    expect(byP99?.reason).toContain('Recommended `hybrid` for the lowest p99 of them (40 ms; `processes` 90)')
+    const byMemory = decide([
+      cell('processes', [m(200, 40, { peakRssBytes: 300 * 2 ** 20 })]),
+      cell('hybrid', [m(199, 41, { peakRssBytes: 200 * 2 ** 20 })])
+    ], JOBS_PER_S)
+    expect(byMemory).toMatchObject({ decided: false, recommended: 'hybrid' })
+    expect(byMemory?.reason).toContain('the least peak memory')
+    // Apart: 200 (195-205) against 150 (145-155).
+    const apart = decide([cell('threads', [m(195, 9), m(205, 9)]), cell('hybrid', [m(145, 1), m(155, 1)])], JOBS_PER_S)
+    expect(apart).toMatchObject({ winner: 'threads', decided: true, recommended: 'threads' })
+  })
+
   it('judges the mixed row by I/O p99 among the models that keep CPU throughput', () => {
     // threads has a good p99 but is within 80% of the best CPU rate; event-loop is not, whatever its p99.
     expect(row('Mixed')).toMatchObject({ classic: 'hybrid', winner: 'hybrid', recommended: 'hybrid', agrees: true })
@@ -122,7 +156,8 @@ describe('report', () => {
       for (const c of charts) expect(await readFile(join(dir, 'charts', c), 'utf8')).toMatch(/^<svg/)
       const md = await readFile(join(dir, 'matrix.md'), 'utf8')
       expect(md).toContain('## Verdict')
-      expect(md).toContain('| CPU-bound (fib 30) | `processes` | `processes` |')
+      expect(md).toContain('| CPU-bound (fib 30) | `processes` | tie: `processes`, `hybrid`, `threads` | `processes` | yes |')
+      expect(md).toContain('| I/O-bound, over 1,000 in flight | `event-loop` | `event-loop` | `event-loop` | yes |')
       expect(md).toContain('![sweep.svg](charts/sweep.svg)')
       expect(md).toBe(markdown(run, charts) + '\n')
       const json = JSON.parse(await readFile(join(dir, 'matrix.json'), 'utf8')) as { results: unknown[], figures: unknown[] }
