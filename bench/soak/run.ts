@@ -90,7 +90,7 @@ export interface SoakReport {
 
 const MAX_MB_PER_MIN = 1
 const tenths = (ms: number): number => Math.round(ms / 100) / 10
-const LIFECYCLE = /^(worker |SIGHUP|rolling restart|draining|a replacement|drain deadline)/
+const LIFECYCLE = /^(worker|SIGHUP|rolling restart|draining|a replacement|drain deadline|a message to a worker|server stopped)/
 
 function mix (userService: boolean): JobSpec[] {
   const jobs: JobSpec[] = [
@@ -255,6 +255,12 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
 
     const samples: ProcessSample[] = []
     const events: SoakReport['events'] = []
+    // The server must outlive the soak: if it exits, say so at once (its stderr has why).
+    let exited: string | undefined
+    server.proc.once('exit', (code, signal) => {
+      exited = `the server exited at ${atS()} s (code ${code}, signal ${signal}): ${server?.stderr().slice(-500) ?? ''}`
+      progress(exited)
+    })
     const timers: NodeJS.Timeout[] = []
     const every = (s: number, first: number, fn: () => Promise<void>): void => {
       const tick = (): void => {
@@ -306,6 +312,7 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     const timedOut = results.reduce((a, { report }) => a + report.timedOut, 0)
     const abandoned = results.reduce((a, { report }) => a + report.abandoned, 0)
     const reasons: string[] = []
+    if (exited !== undefined) reasons.push(exited)
     for (const g of growth) {
       if (g.mbPerMin > MAX_MB_PER_MIN) reasons.push(`${g.role} ${g.pid} grew ${g.mbPerMin} MB/min (at most ${MAX_MB_PER_MIN})`)
     }

@@ -61,6 +61,10 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
   const fork = (): Worker => {
     const worker = cluster.fork(env)
     live.add(worker)
+    // A message to a worker that has just died (the /metrics gathering asks every worker) fails
+    // with ERR_IPC_CHANNEL_CLOSED as an 'error' event: unheard, it would end the primary and with
+    // it the whole server. Its 'exit' follows, and is handled there.
+    worker.on('error', (err) => { log.warn({ pid: worker.process.pid, err }, 'a message to a worker that has gone was dropped') })
     worker.once('listening', (address: { address: string, port: number }) => {
       serving.add(worker)
       startFailures = 0

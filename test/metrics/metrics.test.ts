@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { readFile } from 'node:fs/promises'
+import { processTree } from '../../bench/lib/proc.js'
 import { build, onNewConnection, startServer, type RunningServer } from '../helpers.js'
 
 /** Sums a metric's samples whose labels include `match`, from Prometheus text. */
@@ -60,4 +62,33 @@ describe('GET /metrics on a 2-process server', () => {
       expect(text.match(/^event_loop_utilization\{pid="\d+"\}/gm)).toHaveLength(2)
     }
   })
+
+  it('survives workers killed while it gathers their metrics', async () => {
+    // The primary asks every worker for its metrics; one killed meanwhile made the reply an
+    // unheard 'error' event (ERR_IPC_CHANNEL_CLOSED) that ended the primary, and the server.
+    server = await startServer({ MODE: 'hybrid' })
+    const primary = server.proc.pid as number
+    let scraping = true
+    const scrapers = Array.from({ length: 8 }, async () => {
+      // eslint-disable-next-line no-unmodified-loop-condition -- cleared below
+      while (scraping) await onNewConnection(server!.url, 'GET', '/metrics').catch(() => undefined)
+    })
+    try {
+      for (let i = 0; i < 8 && server.proc.exitCode === null; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1200))
+        // A worker: a child of the primary that runs the server (the delay service is another child).
+        const [, ...children] = await processTree(primary)
+        const cmdlines = await Promise.all(children.map(async (pid) => await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')))
+        const worker = children.find((_, j) => cmdlines[j]?.includes('server.js'))
+        if (worker !== undefined) process.kill(worker, 'SIGKILL')
+      }
+    } finally {
+      scraping = false
+      await Promise.all(scrapers)
+    }
+    expect(server.proc.exitCode, server.stderr()).toBeNull()
+    const job = await onNewConnection(server.url, 'POST', '/jobs', JSON.stringify({ task: 'fib', input: { n: 10 } }))
+    expect(job.status).toBe(200)
+    expect(server.logs.filter((l) => l.msg === 'worker died while serving; replacing it').length).toBeGreaterThanOrEqual(6)
+  }, 60_000)
 })
