@@ -81,7 +81,8 @@ export function decide (results: CellResult[], measure: Measure): Decision | und
     const reason = runnerUp === undefined
       ? `Only \`${winner.model}\` was measured: ${figure(winner)} ${measure.unit}.`
       : `${figure(winner)} ${measure.unit} against the runner-up's ${figure(runnerUp)}: ` +
-        `${fmt(margin * 100)}% ${measure.higherIsBetter ? 'more' : 'less'}, outside its spread.`
+        `${fmt(margin * 100)}% ${measure.higherIsBetter ? 'more' : 'less'}, ` +
+        (w.n > 1 ? 'outside its spread.' : 'over 5% apart (one window each: no spread to compare).')
     return { winner: winner.model, decided: true, tied: [winner.model], recommended: winner.model, reason }
   }
   // A tie: the next criterion, then the one after.
