@@ -105,7 +105,7 @@ describe('verdict', () => {
     // event-loop 19,000 at 5,000 in flight; the runner-up, processes, 15,000: apart.
     const over = row('I/O-bound, over')
     expect(over).toMatchObject({ decided: true, winner: 'event-loop', recommended: 'event-loop', tied: ['event-loop'] })
-    expect(over?.why).toContain('`event-loop` 19,000 jobs/s against the runner-up\'s `processes` 15,000: 26.7% more, outside its spread.')
+    expect(over?.why).toContain('`event-loop` 19,000 jobs/s against the runner-up\'s `processes` 15,000: 26.7% more, over 5% apart')
   })
 
   it('breaks a tie by p99, then by peak memory, and says which', () => {
