@@ -137,23 +137,30 @@ export class ThreadPool {
   }
 
   /**
-   * An I/O job: while it waits in the queue, aborting drops it there (Piscina's signal); once its
-   * thread has said it started, aborting tells the thread, whose task stops waiting and frees it.
-   * (Between the two, in the moment the "started" message crosses, Piscina may still terminate it.)
+   * An I/O job: aborting it tells its thread, whose task stops waiting and frees the thread. A job
+   * aborted before its thread said it started (the thread may still be starting: Piscina hands jobs
+   * to threads it is starting) is told the moment it starts. It is never aborted through Piscina,
+   * which would terminate the thread: a client that leaves or a timeout would then cost a thread
+   * start (a V8 isolate and its modules, 100 ms and more of CPU) for a job of microseconds, and a
+   * pool growing under load, as `threads` does, would lose its new threads as fast as it starts them.
    */
   async #runCooperatively (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolReply> {
     const { port1, port2 } = new MessageChannel()
-    const queued = new PoolAbort()
     let started = false
-    port1.on('message', (m) => { if (m === CONTROL_STARTED) started = true })
+    let abortOnStart = false
+    port1.on('message', (m) => {
+      if (m !== CONTROL_STARTED) return
+      started = true
+      if (abortOnStart) port1.postMessage(CONTROL_ABORT)
+    })
     const onAbort = (): void => {
       if (started) port1.postMessage(CONTROL_ABORT)
-      else queued.abort(signal.reason)
+      else abortOnStart = true
     }
     signal.once('abort', onAbort)
     try {
       const request: PoolRequest = { task: task.name, input, control: port2 }
-      return await this.#piscina.run(request, { signal: queued, transferList: [port2] })
+      return await this.#piscina.run(request, { transferList: [port2] })
     } finally {
       signal.off('abort', onAbort)
       port1.close()

@@ -1,5 +1,6 @@
+import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
-import { build } from '../helpers.js'
+import { build, startServer, waitFor } from '../helpers.js'
 
 const job = (task: string, input: unknown): { method: 'POST', url: string, payload: object } =>
   ({ method: 'POST', url: '/jobs', payload: { task, input } })
@@ -64,6 +65,34 @@ describe('jobs on the pool', () => {
     expect(next.statusCode).toBe(200)
     expect(next.json().ranOn.via).toBe('pool')
   })
+
+  it('keeps the threads it is starting when the I/O jobs waiting for them are cancelled', async () => {
+    // Clients that leave while a growing pool starts threads for their jobs: Piscina, told to abort
+    // a job it has handed to a thread still starting, terminates that thread; the pool then lost its
+    // new threads as fast as it started them (the matrix's `threads` cells read 0 jobs/s).
+    const server = await startServer({ MODE: 'threads', THREADS: '8' })
+    try {
+      const threads = async (): Promise<number> =>
+        Number(/^pool_threads\{[^}]*\} (\S+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1])
+      expect(await threads()).toBe(2) // minThreads: the cores
+      const body = JSON.stringify({ task: 'sleep', input: { ms: 300 } })
+      const sent = Array.from({ length: 8 }, () => {
+        const req = request(`${server.url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' } })
+        req.on('error', () => {})
+        req.end(body)
+        return req
+      })
+      await new Promise((resolve) => setTimeout(resolve, 30)) // the new threads are still starting
+      for (const req of sent) req.destroy()
+      await waitFor(async () => await threads() === 8, 10_000, 100)
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      expect(await threads()).toBe(8)
+      const after = await fetch(`${server.url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      expect(after.status).toBe(200)
+    } finally {
+      await server.stop()
+    }
+  }, 30_000)
 
   it('runs a batch across the pool and reports each job\'s own queue wait', async () => {
     const app = await build({ MODE: 'threads', THREADS: '2' })
