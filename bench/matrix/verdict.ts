@@ -143,7 +143,8 @@ export function holdsUpTo (results: CellResult[], model: Mode, transport: string
  */
 export function limits (results: CellResult[], cores: number, windowS: number): string {
   const parts = results.map((r) => {
-    const busy = mean(r, (m) => m.cpuS) / windowS
+    // Over the span between the two CPU readings where it was recorded (a CPU load waits for its last answers).
+    const busy = mean(r, (m) => m.cpuS / (m.cpuSpanS ?? windowS))
     const delay = mean(r, (m) => m.loopDelayP99Ms)
     const failed = r.runs.reduce((a, m) => a + m.errorCount + (m.timedOut ?? 0), 0)
     return `\`${r.model}\` ${fmt(busy)} of ${cores} cores busy, loop delay p99 ${fmt(delay)} ms` +
