@@ -74,8 +74,18 @@ export interface ClientOptions {
   retryPausesMs: readonly number[]
 }
 
-const NO_REQUESTS = { requests: 0, okFirstTry: 0, okOnRetry: 0, failed: 0, failedRefused: 0, failedLost: 0 }
-export const newTally = (): ClientTally => ({ ...NO_REQUESTS, refused: 0, lost: 0, errorStatus: 0, pids: new Set() })
+export const newTally = (): ClientTally => ({
+  requests: 0,
+  okFirstTry: 0,
+  okOnRetry: 0,
+  failed: 0,
+  failedRefused: 0,
+  failedLost: 0,
+  refused: 0,
+  lost: 0,
+  errorStatus: 0,
+  pids: new Set()
+})
 
 /**
  * Closed-loop clients, each sending one job at a time, retrying a failed one after each pause given.
@@ -477,8 +487,9 @@ export async function drainUnderLoad (jobMs: number, concurrency = 16): Promise<
   let inFlightAtSignal = 0
   const body = JSON.stringify({ task: 'sleep', input: { ms: jobMs } })
   // The clients stop once the server has exited, so that some of them meet the closed port.
-  const noRetries = { concurrency, body, timeoutMs: 10_000, retryPausesMs: [] }
-  const tallied = clients(server.url, { ...noRetries, until: signalled }, tally)
+  const tallied = clients(
+    server.url, { concurrency, until: signalled, body, timeoutMs: 10_000, retryPausesMs: [] }, tally
+  )
   const exitCode = await signalled
   const ms = performance.now() - signalAt
   await tallied

@@ -32,14 +32,13 @@ const OPTIONS = {
   concurrency: { type: 'string' },
   transport: { type: 'string' }
 } as const
-function parse (): ReturnType<typeof parseArgs<{ options: typeof OPTIONS, strict: true }>>['values'] {
+const values = (() => {
   try {
     return parseArgs({ options: OPTIONS, strict: true }).values
   } catch (err) {
-    fail((err as Error).message)
+    return fail((err as Error).message)
   }
-}
-const values = parse()
+})()
 
 const plan = makePlan(values.quick === true ? 'quick' : 'full', availableParallelism())
 const started = Date.now()

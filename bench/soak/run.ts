@@ -245,6 +245,7 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     const atS = (): number => Math.round((performance.now() - start) / 100) / 10
     // Each stream's latest count of jobs in flight, for the progress lines.
     const inFlight = new Map<string, number>()
+    const inFlightText = (): string => [...inFlight].map(([name, n]) => `${name} ${n}`).join(', ')
     const running = STREAMS.map(async ([t, e]) => ({
       name: `${t} ${e}`,
       report: await runLoad(
@@ -276,8 +277,7 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       const got = await sample(srv, now)
       samples.push(...got)
       const rss = got.reduce((a, s) => a + s.rssBytes, 0) / 2 ** 20
-      const waiting = [...inFlight].map(([name, n]) => `${name} ${n}`).join(', ')
-      progress(`${Math.round(now / 60 * 10) / 10} min: ${got.length} processes, ${Math.round(rss)} MiB RSS in all; in flight: ${waiting}`)
+      progress(`${Math.round(now / 60 * 10) / 10} min: ${got.length} processes, ${Math.round(rss)} MiB RSS in all; in flight: ${inFlightText()}`)
     })
     every(options.killEveryS, options.killEveryS, async () => {
       const worker = (await tree(srv.proc.pid as number)).find((p) => p.role === 'worker')
@@ -293,7 +293,7 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     })
     // Past the duration the streams only wait for their last answers: say what they wait on.
     const waitingLines = setInterval(() => {
-      if (performance.now() - start > durationS * 1000) progress(`waiting: ${[...inFlight].map(([name, n]) => `${name} ${n}`).join(', ')}`)
+      if (performance.now() - start > durationS * 1000) progress(`waiting: ${inFlightText()}`)
     }, 10_000)
     const results = await Promise.all(running).finally(() => clearInterval(waitingLines))
     for (const t of timers) clearTimeout(t)
@@ -309,8 +309,9 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     const REFUSED = 'CLIENT_ECONNREFUSED'
     const lost = count((c) => c.startsWith('CLIENT_') && c !== REFUSED)
     const refused = count((c) => c === REFUSED)
-    const timedOut = results.reduce((a, { report }) => a + report.timedOut, 0)
-    const abandoned = results.reduce((a, { report }) => a + report.abandoned, 0)
+    const total = (pick: (r: LoadReport) => number): number => results.reduce((a, { report }) => a + pick(report), 0)
+    const timedOut = total((r) => r.timedOut)
+    const abandoned = total((r) => r.abandoned)
     const reasons: string[] = []
     if (exited !== undefined) reasons.push(exited)
     for (const g of growth) {
@@ -337,7 +338,7 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       timedOut,
       abandoned,
       refused,
-      retried: results.reduce((a, { report }) => a + report.retried, 0),
+      retried: total((r) => r.retried),
       passed: reasons.length === 0,
       reasons
     }

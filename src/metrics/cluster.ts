@@ -45,11 +45,10 @@ export function serveClusterMetrics (): void {
   const aggregator = new AggregatorRegistry()
   cluster.on('message', (worker, m: MetricsRequest) => {
     if (m?.type !== 'metrics-request') return
-    // The worker that asked may have died meanwhile: its answer then goes nowhere.
-    const answer = (response: MetricsResponse): void => { if (worker.isConnected()) worker.send(response) }
+    // The worker that asked may have died meanwhile: the primary hears the send's failure (primary.ts).
     aggregator.clusterMetrics().then(
-      (text) => { answer({ type: 'metrics-response', id: m.id, ok: true, text }) },
-      (err: unknown) => { answer({ type: 'metrics-response', id: m.id, ok: false, error: String(err) }) }
+      (text) => { worker.send({ type: 'metrics-response', id: m.id, ok: true, text } satisfies MetricsResponse) },
+      (err: unknown) => { worker.send({ type: 'metrics-response', id: m.id, ok: false, error: String(err) } satisfies MetricsResponse) }
     )
   })
 }

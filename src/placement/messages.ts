@@ -8,14 +8,14 @@ export interface PoolRequest {
   task: string
   input: unknown
   /**
-   * I/O jobs only: a port on which the thread says CONTROL_STARTED when it begins the job, and the
-   * event loop says CONTROL_ABORT to cancel it. A waiting job can stop waiting; terminating its
-   * thread instead would cost a new thread (a V8 isolate) per cancelled job.
+   * I/O jobs only: a port on which the event loop says CONTROL_ABORT to cancel the job, whether the
+   * thread has begun it yet or not (a message sent first waits on the port until the thread
+   * listens). A waiting job can stop waiting; terminating its thread instead would cost a new
+   * thread (a V8 isolate) per cancelled job.
    */
   control?: MessagePort
 }
 
-export const CONTROL_STARTED = 'started'
 export const CONTROL_ABORT = 'abort'
 
 interface Ran {

@@ -6,7 +6,7 @@ import { QueueDelayRule, type DelayRuleOptions } from '../admission.js'
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
-import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { CONTROL_ABORT, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 import type { JobAbort, Placement, RunOutcome } from './types.js'
 import { WaitingLine } from './waiting-line.js'
 
@@ -137,26 +137,16 @@ export class ThreadPool {
   }
 
   /**
-   * An I/O job: aborting it tells its thread, whose task stops waiting and frees the thread. A job
-   * aborted before its thread said it started (the thread may still be starting: Piscina hands jobs
-   * to threads it is starting) is told the moment it starts. It is never aborted through Piscina,
-   * which would terminate the thread: a client that leaves or a timeout would then cost a thread
-   * start (a V8 isolate and its modules, 100 ms and more of CPU) for a job of microseconds, and a
-   * pool growing under load, as `threads` does, would lose its new threads as fast as it starts them.
+   * An I/O job: aborting it tells its thread over the job's port, and the task stops waiting and
+   * frees the thread; told before the thread has begun it (a thread Piscina is still starting), the
+   * job stops as it begins. It is never aborted through Piscina, which would terminate the thread:
+   * a client that leaves or a timeout would then cost a thread start (a V8 isolate and its modules,
+   * 100 ms and more of CPU) for a job of microseconds, and a pool growing under load, as `threads`
+   * does, would lose its new threads as fast as it starts them.
    */
   async #runCooperatively (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolReply> {
     const { port1, port2 } = new MessageChannel()
-    let started = false
-    let abortOnStart = false
-    port1.on('message', (m) => {
-      if (m !== CONTROL_STARTED) return
-      started = true
-      if (abortOnStart) port1.postMessage(CONTROL_ABORT)
-    })
-    const onAbort = (): void => {
-      if (started) port1.postMessage(CONTROL_ABORT)
-      else abortOnStart = true
-    }
+    const onAbort = (): void => { port1.postMessage(CONTROL_ABORT) }
     signal.once('abort', onAbort)
     try {
       const request: PoolRequest = { task: task.name, input, control: port2 }

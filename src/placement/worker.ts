@@ -5,7 +5,7 @@ import { workerData } from 'piscina'
 import type { Backends } from '../backends/connections.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode } from '../errors.js'
-import { CONTROL_ABORT, CONTROL_STARTED, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { CONTROL_ABORT, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 
 const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorkerData
 // The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
@@ -34,7 +34,6 @@ const never = new AbortController().signal
 function listen (control: MessagePort): AbortSignal {
   const controller = new AbortController()
   control.once('message', (m) => { if (m === CONTROL_ABORT) controller.abort(new Error('cancelled by the event loop')) })
-  control.postMessage(CONTROL_STARTED)
   return controller.signal
 }
 
