@@ -62,7 +62,9 @@ function markdown (r: SoakReport): string {
     '',
     `Errors by code, all streams: ${Object.entries(byCode).map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}. ` +
     `Lost (sent, no answer even after the retry): ${r.lost}; not answered within 30 s: ${r.timedOut}; ` +
-    `given up on long after every timeout: ${r.abandoned}. Never reached a server (connection refused, no worker listening): ${r.refused}.`,
+    `given up on long after every timeout: ${r.abandoned}. Never reached a server (connection refused, no worker listening): ${r.refused}. ` +
+    `Drains that reached their deadline and cut connections: ${r.serverLog.filter((l) => l.msg.startsWith('drain deadline')).length}. ` +
+    `At the end, SIGTERM: the server exited ${r.stop.signal === null ? `with code ${r.stop.code}` : `on ${r.stop.signal}`} in ${fmt(r.stop.ms)} ms.`,
     '',
     'The mix (weights): ' + r.mix.map((j) => `\`${j.task}\` ${JSON.stringify(j.input)} x${j.weight}`).join(', ') +
     '; `fib` n=99 is the 1% of bad input, answered 400 `BAD_INPUT`.',
@@ -73,15 +75,21 @@ function markdown (r: SoakReport): string {
     '',
     '## Memory, per process',
     '',
-    `Growth is the least-squares slope of RSS over the samples taken ${o.warmS / 60} min after the start and after ` +
-    'the process\'s own first sample; workers replaced sooner than that are listed with their first and last sample only.',
+    'Growth is the least-squares slope of RSS, with two standard errors of it (its noise, about a 95% interval): ' +
+    `for the primary and the delay service over their samples past the first ${fmt(o.warmS / 60)} min; for a worker over ` +
+    `the samples past that in which it used at least a tenth of a core, from ${fmt(o.settleS / 60)} min after it first did ` +
+    '(a replacement gets only new connections, so it may idle at its start-up size for minutes, then reach its working ' +
+    'size within one as load arrives). `workers` is every judged worker sample together: whether a loaded worker late ' +
+    'in the run holds more memory than one early in it. A process fails when it grows faster than 1 MB/min beyond its ' +
+    'noise; a worker that lived too short to tell is shown as such, but the primary, the delay service and the workers ' +
+    'as a class must tell.',
     '',
-    table(['process', 'pid', 'samples judged', 'from - to (min)', 'RSS first / last (MiB)', 'growth (MB/min)', 'heap used last (MiB)', 'handles last', 'fds last'],
-      [...r.growth.map((g) => [g.role, g.pid, g.samples, `${fmt(g.fromS / 60)} - ${fmt(g.toS / 60)}`,
-        `${mib(first.get(g.pid)?.rssBytes)} / ${mib(last.get(g.pid)?.rssBytes)}`, g.mbPerMin,
+    table(['process', 'pid', 'samples judged', 'from - to (min)', 'RSS first / last (MiB)', 'growth (MB/min)', 'verdict', 'heap used last (MiB)', 'handles last', 'fds last'],
+      [...r.growth.map((g) => [g.role, g.pid === 0 ? '-' : g.pid, g.samples, `${fmt(g.fromS / 60)} - ${fmt(g.toS / 60)}`,
+        g.pid === 0 ? '-' : `${mib(first.get(g.pid)?.rssBytes)} / ${mib(last.get(g.pid)?.rssBytes)}`, `${g.mbPerMin} ± ${g.noise}`, g.verdict,
         mib(last.get(g.pid)?.heapUsedBytes), last.get(g.pid)?.activeHandles ?? '-', last.get(g.pid)?.fds ?? '-']),
-      ...r.unjudged.map((u) => [u.role, u.pid, `0 (${u.samples} in all)`, '-',
-        `${mib(first.get(u.pid)?.rssBytes)} / ${mib(last.get(u.pid)?.rssBytes)}`, '-',
+      ...r.unjudged.map((u) => [u.role, u.pid, `0 of ${u.samples}`, '-',
+        `${mib(first.get(u.pid)?.rssBytes)} / ${mib(last.get(u.pid)?.rssBytes)}`, '-', `not judged: ${u.why}`,
         mib(last.get(u.pid)?.heapUsedBytes), last.get(u.pid)?.activeHandles ?? '-', last.get(u.pid)?.fds ?? '-'])]),
     '',
     '![RSS of each process over the run](charts/soak-rss.svg)',

@@ -3,8 +3,8 @@
  * under mixed load at a share of its capacity for minutes or hours, one worker SIGKILLed every
  * `killEveryS` and the cluster rolled (SIGHUP) every `hupEveryS`, every process of the tree sampled
  * every `sampleEveryS`. It passes when no process grows faster than 1 MB a minute once past the
- * warm-up, and no accepted job is lost: a job whose worker was killed under it is sent again once,
- * as a client would, and must then be answered.
+ * warm-up (judgeGrowth says how), and no accepted job is lost: a job whose worker was killed under
+ * it is sent again once, as a client would, and must then be answered.
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
@@ -19,8 +19,10 @@ export interface SoakOptions {
   sampleEveryS: number
   killEveryS: number
   hupEveryS: number
-  /** Growth is judged on samples taken this long after the start and after the process's own first sample. */
+  /** Growth is judged on samples taken this long after the start. */
   warmS: number
+  /** ...and, for a worker, this long after it began to carry load (a replacement may idle for minutes). */
+  settleS: number
   /** The share of the measured capacity to offer. */
   loadShare: number
   capacityS: number
@@ -29,7 +31,14 @@ export interface SoakOptions {
 }
 
 export const SOAK_DEFAULTS: Omit<SoakOptions, 'minutes'> = {
-  sampleEveryS: 60, killEveryS: 300, hupEveryS: 600, warmS: 300, loadShare: 0.7, capacityS: 10, backends: true
+  sampleEveryS: 15,
+  killEveryS: 300,
+  hupEveryS: 600,
+  warmS: 300,
+  settleS: 60,
+  loadShare: 0.7,
+  capacityS: 10,
+  backends: true
 }
 
 export type Role = 'primary' | 'worker' | 'delay service'
@@ -39,6 +48,8 @@ export interface ProcessSample {
   pid: number
   role: Role
   rssBytes: number
+  /** CPU seconds the process (all its threads) has used since it started, from /proc. */
+  cpuS: number
   fds: number
   /** Cluster workers only: read from their /metrics (the others serve none). */
   heapUsedBytes?: number
@@ -46,13 +57,18 @@ export interface ProcessSample {
 }
 
 export interface Growth {
+  /** A process, or every worker at once (`pid` 0, role `workers`). */
   pid: number
-  role: Role
+  role: Role | 'workers'
   samples: number
   fromS: number
   toS: number
   /** Least-squares slope of RSS over the judged samples. */
   mbPerMin: number
+  /** Two standard errors of that slope: the noise its samples leave on it (about a 95% interval). */
+  noise: number
+  /** Over 1 MB/min beyond its noise; under it beyond its noise; or too noisy to tell. */
+  verdict: 'grows' | 'holds' | 'cannot tell'
 }
 
 export interface SoakReport {
@@ -68,9 +84,9 @@ export interface SoakReport {
   /** What the server logged of its processes meanwhile: workers started, died, replaced, rolled. */
   serverLog: Array<{ atS: number, msg: string, pid: number }>
   samples: ProcessSample[]
-  /** Per process with enough judged samples; the others are listed in `unjudged`. */
+  /** Per process with enough judged samples, then the workers as a class; the others are in `unjudged`. */
   growth: Growth[]
-  unjudged: Array<{ pid: number, role: Role, samples: number }>
+  unjudged: Array<{ pid: number, role: Role, samples: number, why: string }>
   /**
    * Jobs sent whose connection failed under them, with no answer even after their one retry; jobs
    * not answered within 30 s; jobs the load client gave up waiting for. Each is a job lost.
@@ -84,6 +100,8 @@ export interface SoakReport {
    */
   refused: number
   retried: number
+  /** How the server ended on the SIGTERM that closes the run: exit code, signal, how long it took. */
+  stop: { code: number | null, signal: NodeJS.Signals | null, ms: number }
   passed: boolean
   reasons: string[]
 }
@@ -143,12 +161,16 @@ async function sample (server: ServerProcess, atS: number): Promise<ProcessSampl
     try {
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
       const rssBytes = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+      // utime and stime, fields 14 and 15 of /proc/PID/stat, in USER_HZ ticks (100 a second on Linux).
+      const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? []
+      const cpuS = (Number(stat[11]) + Number(stat[12])) / 100
       const fds = (await readdir(`/proc/${pid}/fd`)).length
       out.push({
         atS,
         pid,
         role,
         rssBytes,
+        cpuS,
         fds,
         ...(heap.has(pid) ? { heapUsedBytes: heap.get(pid) } : {}),
         ...(handles.has(pid) ? { activeHandles: handles.get(pid) } : {})
@@ -158,48 +180,94 @@ async function sample (server: ServerProcess, atS: number): Promise<ProcessSampl
   return out
 }
 
-/** Least-squares slope, y per x. */
-function slope (points: Array<[number, number]>): number {
+/** Least-squares slope of y per x, and two of its standard errors (about a 95% interval). */
+function slope (points: Array<[number, number]>): { slope: number, noise: number } {
   const n = points.length
   const mx = points.reduce((a, [x]) => a + x, 0) / n
   const my = points.reduce((a, [, y]) => a + y, 0) / n
   const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0)
   const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0)
-  return sxx === 0 ? 0 : sxy / sxx
+  if (sxx === 0) return { slope: 0, noise: Infinity }
+  const b = sxy / sxx
+  const residuals = points.reduce((a, [x, y]) => a + (y - my - b * (x - mx)) ** 2, 0)
+  return { slope: b, noise: 2 * Math.sqrt(residuals / Math.max(1, n - 2) / sxx) }
 }
 
-export function judgeGrowth (samples: ProcessSample[], warmS: number): Pick<SoakReport, 'growth' | 'unjudged'> {
+/** A worker carries load over an interval when it used at least a tenth of a core in it. */
+const LOADED_CORES = 0.1
+/** Fewer samples than this, or a shorter span, and a slope says nothing. */
+const MIN_SAMPLES = 6
+const MIN_SPAN_S = 120
+
+function judge (pid: number, role: Growth['role'], judged: ProcessSample[]): Growth {
+  const round = (x: number): number => Math.round(x * 1000) / 1000
+  const { slope: mbPerMin, noise } = slope(judged.map((s) => [s.atS / 60, s.rssBytes / 2 ** 20]))
+  const verdict = mbPerMin - noise > MAX_MB_PER_MIN ? 'grows' : mbPerMin + noise <= MAX_MB_PER_MIN ? 'holds' : 'cannot tell'
+  const times = judged.map((s) => s.atS)
+  const [fromS, toS] = [Math.min(...times), Math.max(...times)]
+  return { pid, role, samples: judged.length, fromS, toS, mbPerMin: round(mbPerMin), noise: round(noise), verdict }
+}
+
+/**
+ * Memory growth, judged so that it does not depend on where the load happened to go. The primary
+ * and the delay service: the slope of RSS over their samples past `warmS`. A worker: over the
+ * samples past `warmS` in which it carried load, from `settleS` after it first did (node:cluster
+ * gives a replacement only new connections, so it may idle at its start-up size for minutes and
+ * then rise to its working size within one: that step is load arriving, not a leak). Workers live
+ * minutes here (one is killed every 5, all are rolled every 10) and their RSS swings by tens of MiB
+ * with each garbage collection, so each worker's slope comes with its noise: it grows when it is
+ * over 1 MB/min beyond that noise. Every worker's judged samples together say whether a loaded worker
+ * late in the run holds more than one early in it (`workers`, the class): that slope has the
+ * whole run behind it.
+ */
+export function judgeGrowth (samples: ProcessSample[], warmS: number, settleS: number): Pick<SoakReport, 'growth' | 'unjudged'> {
   const byPid = new Map<number, ProcessSample[]>()
   for (const s of samples) byPid.set(s.pid, [...(byPid.get(s.pid) ?? []), s])
   const growth: Growth[] = []
   const unjudged: SoakReport['unjudged'] = []
+  const workers: ProcessSample[] = []
   for (const [pid, all] of byPid) {
-    const born = all[0]?.atS ?? 0
-    const judged = all.filter((s) => s.atS >= warmS && s.atS >= born + warmS)
     const role = (all[0] as ProcessSample).role
-    if (judged.length < 3) {
-      unjudged.push({ pid, role, samples: all.length })
+    let judged = all.filter((s) => s.atS >= warmS)
+    if (role === 'worker') {
+      const loaded = all.filter((s, i) => {
+        const before = all[i - 1]
+        return before !== undefined && (s.cpuS - before.cpuS) / (s.atS - before.atS) >= LOADED_CORES
+      })
+      const from = (loaded[0]?.atS ?? Infinity) + settleS
+      judged = loaded.filter((s) => s.atS >= warmS && s.atS >= from)
+      if (loaded.length === 0) {
+        unjudged.push({ pid, role, samples: all.length, why: 'never carried load' })
+        continue
+      }
+    }
+    const span = (judged[judged.length - 1]?.atS ?? 0) - (judged[0]?.atS ?? 0)
+    if (judged.length < MIN_SAMPLES || span < MIN_SPAN_S) {
+      unjudged.push({ pid, role, samples: all.length, why: `${judged.length} samples over ${Math.round(span)} s past its warm-up` })
       continue
     }
-    const mbPerMin = slope(judged.map((s) => [s.atS / 60, s.rssBytes / 2 ** 20]))
-    const fromS = (judged[0] as ProcessSample).atS
-    const toS = (judged[judged.length - 1] as ProcessSample).atS
-    growth.push({ pid, role, samples: judged.length, fromS, toS, mbPerMin: Math.round(mbPerMin * 1000) / 1000 })
+    if (role === 'worker') workers.push(...judged)
+    growth.push(judge(pid, role, judged))
   }
+  if (workers.length >= MIN_SAMPLES) growth.push(judge(0, 'workers', workers))
   return { growth, unjudged }
 }
 
 /**
- * Stops the server and waits until every process of its tree is gone: a worker still draining
- * when its primary is stopped leaves at its drain deadline, and nothing of the soak may outlive it.
+ * Stops the server with SIGTERM and waits until every process of its tree is gone: a worker still
+ * draining when its primary is stopped leaves at its drain deadline, and nothing of the soak may
+ * outlive it. Says how the primary exited (SIGKILL: it had not finished its drain in 15 s).
  */
-async function stopTree (server: ServerProcess): Promise<void> {
+async function stopTree (server: ServerProcess): Promise<SoakReport['stop']> {
   const pids = (await tree(server.proc.pid as number)).map((p) => p.pid)
-  await server.stop()
+  const started = performance.now()
+  const code = await server.stop()
+  const stop = { code, signal: server.proc.signalCode, ms: Math.round(performance.now() - started) }
   const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
   const deadline = performance.now() + 60_000
   while (pids.some(alive) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250))
   for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
+  return stop
 }
 
 export async function runSoak (options: SoakOptions, progress: (line: string) => void = () => {}): Promise<SoakReport> {
@@ -258,7 +326,9 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     const events: SoakReport['events'] = []
     // The server must outlive the soak: if it exits, say so at once (its stderr has why).
     let exited: string | undefined
+    let stopping = false
     server.proc.once('exit', (code, signal) => {
+      if (stopping) return
       exited = `the server exited at ${atS()} s (code ${code}, signal ${signal}): ${server?.stderr().slice(-500) ?? ''}`
       progress(exited)
     })
@@ -302,8 +372,12 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       .filter((l) => typeof l.time === 'number' && l.time >= startedAt && typeof l.msg === 'string' && LIFECYCLE.test(l.msg))
       .map((l) => ({ atS: tenths(Number(l.time) - startedAt), msg: String(l.msg), pid: Number(l.pid) }))
     samples.push(...await sample(server, atS()))
+    // The run ends as a user's would: SIGTERM, and every process gone with exit 0 soon after (a
+    // drain left waiting on a connection would show here).
+    stopping = true
+    const stop = await stopTree(server)
 
-    const { growth, unjudged } = judgeGrowth(samples, options.warmS)
+    const { growth, unjudged } = judgeGrowth(samples, options.warmS, options.settleS)
     const count = (pick: (code: string) => boolean): number => results.reduce((a, { report }) =>
       a + Object.entries(report.errors).filter(([code]) => pick(code)).reduce((b, [, n]) => b + n, 0), 0)
     const REFUSED = 'CLIENT_ECONNREFUSED'
@@ -314,8 +388,16 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
     const abandoned = total((r) => r.abandoned)
     const reasons: string[] = []
     if (exited !== undefined) reasons.push(exited)
-    for (const g of growth) {
-      if (g.mbPerMin > MAX_MB_PER_MIN) reasons.push(`${g.role} ${g.pid} grew ${g.mbPerMin} MB/min (at most ${MAX_MB_PER_MIN})`)
+    if (stop.code !== 0) reasons.push(`the server did not stop cleanly on SIGTERM: exit ${stop.code}, signal ${stop.signal} after ${stop.ms} ms`)
+    for (const g of growth.filter((g) => g.verdict === 'grows')) {
+      reasons.push(`${g.role}${g.pid === 0 ? '' : ` ${g.pid}`} grew ${g.mbPerMin} ± ${g.noise} MB/min (at most ${MAX_MB_PER_MIN})`)
+    }
+    // A worker's few minutes may not tell; the long-lived processes and the class must.
+    for (const g of growth.filter((g) => g.verdict === 'cannot tell' && g.role !== 'worker')) {
+      reasons.push(`cannot tell whether ${g.role}${g.pid === 0 ? '' : ` ${g.pid}`} grows: ${g.mbPerMin} ± ${g.noise} MB/min`)
+    }
+    for (const role of ['primary', 'workers'] as const) {
+      if (!growth.some((g) => g.role === role)) reasons.push(`too short to judge the growth of the ${role}`)
     }
     if (lost > 0) reasons.push(`${lost} jobs lost with their connection, even after a retry`)
     if (timedOut > 0) reasons.push(`${timedOut} jobs not answered within 30 s`)
@@ -338,6 +420,7 @@ export async function runSoak (options: SoakOptions, progress: (line: string) =>
       timedOut,
       abandoned,
       refused,
+      stop,
       retried: total((r) => r.retried),
       passed: reasons.length === 0,
       reasons

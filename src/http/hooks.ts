@@ -35,7 +35,7 @@ const msgpackSerializer = encodeMsgpack as unknown as (payload: unknown) => stri
  * - bodies in JSON or MessagePack (any other type is refused with 415), answers in what Accept asks;
  * - the bearer token, when AUTH_TOKEN is set;
  * - admission on the event loop's queueing delay (src/admission.ts), before the body is read;
- * - a Server-Timing header on every answer, and `connection: close` while draining.
+ * - a Server-Timing header on every answer, and `connection: close` while draining or when an upgrade is refused.
  *
  * Installed on the root instance so that not-found and error answers get them too.
  */
@@ -76,6 +76,15 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
     // then: tell each of those, with its last answer, to close, so that the drain ends when the
     // jobs in flight do rather than when keep-alive times out.
     if (closing()) reply.header('connection', 'close')
+    // An upgrade answered here was refused (shed, unauthorised, not found): an accepted one is
+    // answered 101 by ws and never gets a reply. @fastify/websocket writes that reply on the raw
+    // socket outside the HTTP server's bookkeeping, which therefore never closes it, and a drain
+    // waits on it to its deadline: close it once the answer is out.
+    if (request.raw.headers.upgrade !== undefined) {
+      reply.header('connection', 'close')
+      const socket = request.raw.socket
+      reply.raw.once('finish', () => socket.end(() => socket.destroy()))
+    }
     done(null, payload)
   })
 }

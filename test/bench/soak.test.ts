@@ -2,18 +2,29 @@ import { describe, expect, it } from 'vitest'
 import { judgeGrowth, runSoak, type ProcessSample } from '../../bench/soak/run.js'
 
 describe('the soak', () => {
-  it('judges growth by the slope of RSS past the warm-up, per process', () => {
-    const at = (atS: number, pid: number, mib: number): ProcessSample =>
-      ({ atS, pid, role: 'worker', rssBytes: mib * 2 ** 20, fds: 20 })
-    const flat = [0, 60, 120, 180, 240].map((s) => at(s, 1, 100))
-    const growing = [0, 60, 120, 180, 240].map((s, i) => at(s, 2, 100 + 3 * i))
-    const young = [at(180, 3, 50), at(240, 3, 80)]
-    const { growth, unjudged } = judgeGrowth([...flat, ...growing, ...young], 60)
-    expect(growth).toEqual([
-      { pid: 1, role: 'worker', samples: 4, fromS: 60, toS: 240, mbPerMin: 0 },
-      { pid: 2, role: 'worker', samples: 4, fromS: 60, toS: 240, mbPerMin: 3 }
-    ])
-    expect(unjudged).toEqual([{ pid: 3, role: 'worker', samples: 2 }])
+  it('judges growth by the slope of RSS past the warm-up, with its noise, per process and for the workers as a class', () => {
+    // A sample a minute; cpu: the CPU seconds used per minute (a core is 60).
+    const at = (min: number, pid: number, mib: number, cpuPerMin = 30, role: ProcessSample['role'] = 'worker'): ProcessSample =>
+      ({ atS: min * 60, pid, role, rssBytes: mib * 2 ** 20, cpuS: cpuPerMin * min, fds: 20 })
+    const minutes = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    const primary = minutes(0, 12).map((m) => at(m, 1, 70 + 0.1 * m, 2, 'primary'))
+    const leaking = minutes(0, 12).map((m) => at(m, 2, 140 + 3 * m))
+    // A replacement idle at its start-up size, then at its working size once load arrives at minute 6.
+    const idle = minutes(1, 12).map((m) => ({ ...at(m, 3, m < 6 ? 91 : 145 + m % 2), cpuS: m < 6 ? 1 : (m - 5) * 30 }))
+    const neverLoaded = minutes(1, 12).map((m) => at(m, 4, 91, 0.5))
+    const noisy = minutes(3, 10).map((m) => at(m, 5, [150, 190, 140, 175, 145, 195, 150, 160][m - 3] as number))
+    const { growth, unjudged } = judgeGrowth([...primary, ...leaking, ...idle, ...neverLoaded, ...noisy], 120, 60)
+    const by = new Map(growth.map((g) => [g.pid, g]))
+    expect(by.get(1)).toMatchObject({ role: 'primary', samples: 11, fromS: 120, toS: 720, mbPerMin: 0.1, verdict: 'holds' })
+    expect(by.get(2)).toMatchObject({ mbPerMin: 3, noise: 0, verdict: 'grows' })
+    // Judged from a minute after its load began: the step from 91 to 145 MiB is not growth.
+    expect(by.get(3)).toMatchObject({ fromS: 420, toS: 720, verdict: 'holds' })
+    expect(by.get(3)?.mbPerMin).toBeLessThan(1)
+    // 6 samples swinging by 50 MiB: their slope cannot say whether it is over 1 MB/min.
+    expect(by.get(5)).toMatchObject({ samples: 6, verdict: 'cannot tell' })
+    expect(by.get(5)?.noise).toBeGreaterThan(5)
+    expect(by.get(0)).toMatchObject({ role: 'workers', samples: 11 + 6 + 6 })
+    expect(unjudged).toEqual([{ pid: 4, role: 'worker', samples: 12, why: 'never carried load' }])
   })
 
   it('runs short on a real server: workers killed and the cluster rolled under mixed load, every job answered', async () => {
@@ -23,6 +34,7 @@ describe('the soak', () => {
       killEveryS: 12,
       hupEveryS: 20,
       warmS: 8,
+      settleS: 4,
       loadShare: 0.5,
       capacityS: 2,
       backends: true
@@ -52,5 +64,8 @@ describe('the soak', () => {
       ({ [name]: { ...l.errors, timedOut: l.timedOut, abandoned: l.abandoned } })))
     expect(report.lost + report.timedOut + report.abandoned, outcomes).toBeLessThanOrEqual(Math.ceil(sent / 1000))
     expect(report.serverLog.filter((l) => l.msg === 'worker died while serving; replacing it').length).toBeGreaterThanOrEqual(2)
+    // And it stops as a user's server would: SIGTERM, drained, exit 0 (not killed 15 s later while
+    // its workers waited on connections refused an upgrade while shedding, as before).
+    expect(report.stop).toMatchObject({ code: 0, signal: null })
   }, 240_000)
 })

@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { connect as tcpConnect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Packr } from 'msgpackr'
@@ -282,6 +283,26 @@ describe('AUTH_TOKEN', () => {
       const [, res] = await once(ws, 'unexpected-response') as [unknown, { statusCode: number }]
       expect(res.statusCode).toBe(401)
     }
+  })
+
+  it('closes the connection of every upgrade it refuses, so that nothing is left for a drain to wait on', async () => {
+    // A client that keeps its end open after the refusal (a raw socket, not ws, which closes it).
+    const { app, url } = await listen({ MODE: 'event-loop', AUTH_TOKEN: token })
+    const { port } = new URL(url)
+    const auth = `Authorization: Bearer ${token}\r\n`
+    for (const [path, headers, status] of [['/ws', '', 401], ['/nope', '', 401], ['/nope', auth, 404]] as const) {
+      const socket = tcpConnect(Number(port), '127.0.0.1')
+      let text = ''
+      socket.on('data', (d: Buffer) => { text += d.toString() })
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n${headers}Connection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+      await once(socket, 'end') // the server closed its side
+      socket.destroy()
+      expect(text).toMatch(new RegExp(`^HTTP/1.1 ${status} .*connection: close`, 's'))
+    }
+    const open = async (): Promise<number> =>
+      await new Promise((resolve) => app.server.getConnections((_, n) => resolve(n)))
+    await waitFor(async () => await open() === 0)
   })
 
   it('takes the token in the header or in ?token=', async () => {
