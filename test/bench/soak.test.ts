@@ -52,9 +52,11 @@ describe('the soak', () => {
     const ok = report.streams.reduce((a, s) => a + s.report.ok, 0)
     expect(sent).toBeGreaterThan(100)
     // Every job is answered: done, or refused with a code (shed while a killed worker's share
-    // lands on the others, or bad input), but for the few the bound below allows.
+    // lands on the others; a user-service job that waited over PG_CONNECT_TIMEOUT_MS for one of
+    // the survivor's pooled connections; bad input), but for the few the bound below allows.
     const codes = new Set(report.streams.flatMap((s) => Object.keys(s.report.errors)))
-    expect([...codes].filter((c) => !['OVERLOADED', 'BAD_INPUT'].includes(c) && !c.startsWith('CLIENT_'))).toEqual([])
+    const expected = ['OVERLOADED', 'BACKEND_UNAVAILABLE', 'BAD_INPUT']
+    expect([...codes].filter((c) => !expected.includes(c) && !c.startsWith('CLIENT_'))).toEqual([])
     expect(ok).toBeGreaterThan(sent * 0.7)
     // Bad input is 1% of the mix, and is answered as such.
     expect(report.streams.reduce((a, s) => a + (s.report.errors.BAD_INPUT ?? 0), 0)).toBeGreaterThan(0)
