@@ -52,8 +52,9 @@ describe('the soak', () => {
     const ok = report.streams.reduce((a, s) => a + s.report.ok, 0)
     expect(sent).toBeGreaterThan(100)
     // Every job is answered: done, or refused with a code (shed while a killed worker's share
-    // lands on the others; a user-service job that waited over PG_CONNECT_TIMEOUT_MS for one of
-    // the survivor's pooled connections; bad input), but for the few the bound below allows.
+    // lands on the others; BACKEND_UNAVAILABLE for a user-service job that a worker's PostgreSQL
+    // pool or Redis connection could not take in time, as documented; bad input), but for the few
+    // the bound below allows.
     const codes = new Set(report.streams.flatMap((s) => Object.keys(s.report.errors)))
     const expected = ['OVERLOADED', 'BACKEND_UNAVAILABLE', 'BAD_INPUT']
     expect([...codes].filter((c) => !expected.includes(c) && !c.startsWith('CLIENT_'))).toEqual([])
