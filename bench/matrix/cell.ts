@@ -109,49 +109,80 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
 const SETTLED = 0.1
 
 /**
- * One row for one model: a fresh server tree, then each cell of the row in turn, each warmed up
- * and measured `plan.repeats` times; then the server is stopped.
+ * One row: a fresh server tree per model, then each cell of the row in turn, each model warmed up
+ * and the models measured in alternation, `plan.repeats` windows each; then the servers are stopped.
  */
 export async function runRow (
-  model: Mode, specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {}
+  models: readonly Mode[], specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {}
 ): Promise<CellResult[]> {
-  const { startMs, runs } = await runOn(
-    () => startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl }), specs, plan
+  const measured = await runOnAll(
+    models.map((model) => async () =>
+      await startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl })),
+    specs,
+    plan
   )
-  return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
+  return models.flatMap((model, k) => {
+    const { startMs, runs } = measured[k] as { startMs: number, runs: Measurement[][] }
+    return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
+  })
 }
 
+type RunPlan = Pick<Plan, 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
+
 /** Starts a server (this project's, or a reference), warms it up and measures it for each spec, stops it. */
-export async function runOn (start: () => Promise<ServerProcess>, specs: CellSpec[], plan: Pick<Plan, 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>): Promise<{ startMs: number, runs: Measurement[][] }> {
-  const server = await start()
+export async function runOn (
+  start: () => Promise<ServerProcess>, specs: CellSpec[], plan: RunPlan
+): Promise<{ startMs: number, runs: Measurement[][] }> {
+  return (await runOnAll([start], specs, plan))[0] as { startMs: number, runs: Measurement[][] }
+}
+
+/**
+ * Until throughput settles: a pool that starts threads on demand (`threads`) is still starting
+ * them, each a V8 isolate loading its modules, for seconds after a new load arrives.
+ */
+async function warmUp (server: ServerProcess, spec: CellSpec, plan: RunPlan, first: boolean): Promise<void> {
+  let last = Number.NaN
+  if (spec.minWarmupS !== undefined) await runLoad(loadOptions(server.url, spec.load, spec.minWarmupS))
+  for (let round = 0; round < plan.maxWarmupRounds; round++) {
+    const [report] = await Promise.all([
+      runLoad(loadOptions(server.url, spec.load, first && round === 0 ? plan.firstWarmupS : plan.warmupS)),
+      spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, plan.warmupS))
+    ])
+    if (last > 0 && Math.abs(report.jobsPerS - last) <= SETTLED * last) break
+    last = report.jobsPerS
+  }
+}
+
+/**
+ * Several servers side by side, measured in alternation: for each spec every server is warmed up,
+ * then window 1 of each, window 2 of each, and so on. This machine's speed drifts by tens of percent
+ * over minutes (bench/README.md), so servers measured one after another would differ by the drift;
+ * alternated, the drift lands on every one of them alike and shows in each one's spread. A server
+ * waits idle while the others are measured (its pool keeps its threads for 30 s).
+ */
+export async function runOnAll (
+  starts: ReadonlyArray<() => Promise<ServerProcess>>, specs: CellSpec[], plan: RunPlan
+): Promise<Array<{ startMs: number, runs: Measurement[][] }>> {
+  const servers: ServerProcess[] = []
   try {
-    const all: Measurement[][] = []
-    for (const spec of specs) {
-      // Until throughput settles: a pool that starts threads on demand (`threads`) is still starting
-      // them, each a V8 isolate loading its modules, for seconds after a new load arrives.
-      let last = Number.NaN
-      if (spec.minWarmupS !== undefined) await runLoad(loadOptions(server.url, spec.load, spec.minWarmupS))
-      for (let round = 0; round < plan.maxWarmupRounds; round++) {
-        const [report] = await Promise.all([
-          runLoad(
-            loadOptions(server.url, spec.load, all.length === 0 && round === 0 ? plan.firstWarmupS : plan.warmupS)
-          ),
-          spec.background === undefined ? undefined : runLoad(loadOptions(server.url, spec.background, plan.warmupS))
-        ])
-        if (last > 0 && Math.abs(report.jobsPerS - last) <= SETTLED * last) break
-        last = report.jobsPerS
+    for (const start of starts) servers.push(await start())
+    const runs = servers.map((): Measurement[][] => [])
+    for (const [s, spec] of specs.entries()) {
+      for (const server of servers) await warmUp(server, spec, plan, s === 0)
+      const windows = servers.map((): Measurement[] => [])
+      for (let i = 0; i < plan.repeats; i++) {
+        for (const [k, server] of servers.entries()) windows[k]?.push(await measure(server, spec, plan))
       }
-      const runs: Measurement[] = []
-      for (let i = 0; i < plan.repeats; i++) runs.push(await measure(server, spec, plan))
-      all.push(runs)
+      windows.forEach((w, k) => runs[k]?.push(w))
     }
-    return { startMs: Math.round(server.startMs), runs: all }
+    return servers.map((server, k) => ({ startMs: Math.round(server.startMs), runs: runs[k] ?? [] }))
   } catch (err) {
-    const { exitCode, signalCode } = server.proc
-    if (exitCode === null && signalCode === null) throw err
-    const last = server.logs.slice(-5).map((l) => JSON.stringify(l)).join('\n')
-    throw new Error(`the server died (exit ${exitCode}, signal ${signalCode}):\n${server.stderr().slice(-2000)}\n${last}`, { cause: err })
+    const dead = servers.find(({ proc }) => proc.exitCode !== null || proc.signalCode !== null)
+    if (dead === undefined) throw err
+    const last = dead.logs.slice(-5).map((l) => JSON.stringify(l)).join('\n')
+    const { exitCode, signalCode } = dead.proc
+    throw new Error(`the server died (exit ${exitCode}, signal ${signalCode}):\n${dead.stderr().slice(-2000)}\n${last}`, { cause: err })
   } finally {
-    await server.stop()
+    await Promise.all(servers.map(async (server) => await server.stop()))
   }
 }

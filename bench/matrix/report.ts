@@ -108,8 +108,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   out.push('# The decision matrix, measured\n')
   out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
-    `Each row is a fresh server tree per model; each cell is warmed up in rounds of ${plan.warmupS} s until its throughput settles (within 10%), ` +
-    `then measured ${plan.repeats} time${plan.repeats > 1 ? 's' : ''} for ${plan.windowS} s after a 0.5 s ramp; ` +
+    'Each row is a fresh server tree per model, all up at once; for each cell each model is warmed up in rounds of ' +
+    `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +
+    `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
     'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
 
   out.push('## Verdict\n')

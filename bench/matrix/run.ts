@@ -21,8 +21,8 @@ export function machine (): MatrixRun['machine'] {
 /**
  * Every model on every cell of the plan, then the references, all against one delay service of
  * their own (a process apart, shared so that every model calls the same one). Each row of the
- * matrix gets a fresh server per model; rows go model by model, so that drift in the machine
- * touches every model alike.
+ * matrix gets a fresh server per model, all of them up together and measured in alternation, so
+ * that drift in the machine touches every model alike.
  */
 export async function runMatrix (plan: Plan, progress: (line: string) => void): Promise<MatrixRun> {
   const started = performance.now()
@@ -34,10 +34,8 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
     let done = 0
     for (const row of rows) {
       const cells = plan.cells.filter((c) => c.row === row)
-      for (const model of plan.models) {
-        progress(`[${++done}/${rows.length * plan.models.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${model}`)
-        results.push(...await runRow(model, cells, plan, upstream.url, row === 'users' ? backends?.env : undefined))
-      }
+      progress(`[${++done}/${rows.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${plan.models.join(', ')}, alternated`)
+      results.push(...await runRow(plan.models, cells, plan, upstream.url, row === 'users' ? backends?.env : undefined))
     }
     let references: References | undefined
     const mixed = plan.cells.find((c) => c.id === 'mixed io+cpu')

@@ -109,11 +109,8 @@ export async function runTask (spec: TaskSpec, plan: Plan, progress: (line: stri
   const upstream = await startDelayService()
   const backends = usesBackends ? await userBackends(progress) : undefined
   try {
-    const results: CellResult[] = []
-    for (const [i, model] of plan.models.entries()) {
-      progress(`[${i + 1}/${plan.models.length}] ${spec.name} at ${cells.map((c) => c.inFlight).join(', ')} in flight: ${model}`)
-      results.push(...await runRow(model, cells, plan, upstream.url, backends?.env))
-    }
+    progress(`${spec.name} at ${cells.map((c) => c.inFlight).join(', ')} in flight: ${plan.models.join(', ')}, alternated`)
+    const results: CellResult[] = await runRow(plan.models, cells, plan, upstream.url, backends?.env)
     const points: TaskPoint[] = []
     for (const cell of cells) {
       const atPoint = results.filter((r) => r.cell.id === cell.id)
