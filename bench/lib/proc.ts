@@ -61,9 +61,8 @@ export function sampleRss (root: number, everyMs = 100): {
 
 const CLOCK_TICKS_PER_S = 100 // USER_HZ: 100 on every Linux that Node supports
 
-/** CPU time (user + system, every thread) used so far by a process and its descendants, in seconds. */
-export async function processTreeCpuSeconds (root: number): Promise<number> {
-  const pids = await processTree(root)
+/** CPU time (user + system, every thread) used so far by these processes, in seconds. */
+export async function cpuSeconds (pids: number[]): Promise<number> {
   let ticks = 0
   for (const pid of pids) {
     try {
@@ -73,4 +72,9 @@ export async function processTreeCpuSeconds (root: number): Promise<number> {
     } catch {}
   }
   return ticks / CLOCK_TICKS_PER_S
+}
+
+/** CPU time (user + system, every thread) used so far by a process and its descendants, in seconds. */
+export async function processTreeCpuSeconds (root: number): Promise<number> {
+  return await cpuSeconds(await processTree(root))
 }

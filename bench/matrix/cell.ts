@@ -1,5 +1,5 @@
 import type { Mode } from '../../src/config.js'
-import { processTreeCpuSeconds, sampleRss } from '../lib/proc.js'
+import { cpuSeconds, processTree, sampleRss } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
@@ -21,7 +21,10 @@ export interface Measurement {
   peakRssBytes: number
   /** The worst process's event-loop delay p99 over the window, from /metrics. */
   loopDelayP99Ms: number
-  /** CPU seconds the server tree used in the window, and the seconds between the two readings. */
+  /**
+   * CPU seconds the server tree used between two readings `cpuSpanS` apart (absent from runs made
+   * before it was recorded); the readings are not the load's counting window, so compare rates.
+   */
   cpuS: number
   cpuSpanS?: number
   /** The background load's figures (the mixed row's CPU jobs). */
@@ -73,19 +76,22 @@ function summary (background: LoadReport): NonNullable<Measurement['background']
 
 async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 'rampS' | 'windowS'>): Promise<Measurement> {
   const pid = server.proc.pid as number
+  // The tree is read once, before the load: reading every process in /proc on a saturated machine
+  // took up to a second, which shortened the span between the CPU readings.
+  const tree = await processTree(pid)
   const load = (l: Load): Promise<LoadReport> => runLoad(
     { ...loadOptions(server.url, l, plan.rampS + plan.windowS), rampS: plan.rampS }
   )
   const running = Promise.all([load(spec.load), spec.background === undefined ? undefined : load(spec.background)])
   await new Promise((resolve) => setTimeout(resolve, plan.rampS * 1000))
   // CPU first: a /metrics scrape can wait behind CPU jobs on a busy loop, most of a short window.
-  const cpu0 = await processTreeCpuSeconds(pid)
+  const cpu0 = await cpuSeconds(tree)
   const cpuFrom = performance.now()
   await scrape(server.url) // opens the window for the event-loop figures
   const rss = sampleRss(pid)
   const [main, background] = await running as [LoadReport, LoadReport | undefined]
   const { peakBytes } = await rss.stop()
-  const cpuS = await processTreeCpuSeconds(pid) - cpu0
+  const cpuS = await cpuSeconds(tree) - cpu0
   const cpuSpanS = (performance.now() - cpuFrom) / 1000
   const metrics = await scrape(server.url)
   const loopDelayP99Ms = metrics === '' ? Number.NaN : worstLoopDelayP99Ms(metrics)

@@ -5,19 +5,25 @@
  *
  * `npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws]`:
  * the same for a task of your own (task.ts); its report goes to bench/results/tasks/ (or `--out`).
+ *
+ * `npm run bench -- --stability`: the full runs kept in bench/results/runs/ (a matrix.json each),
+ * compared (stability.ts), into bench/results/stability.md (or `--out DIR`).
  */
 import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { projectRoot } from '../../src/paths.js'
 import { makePlan } from './plan.js'
-import { figures, writeReport } from './report.js'
+import { figures, writeReport, type MatrixRun } from './report.js'
 import { runMatrix } from './run.js'
+import { rowsAcrossRuns, stabilityMarkdown } from './stability.js'
 import { fmt } from './stats.js'
 import { runTask, TaskSpecError, taskSummary, writeTaskReport, type TaskSpec } from './task.js'
 
 const USAGE = `npm run bench [-- --quick] [--out DIR]
-npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws] [--quick] [--out DIR]`
+npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws] [--quick] [--out DIR]
+npm run bench -- --stability [--out DIR]`
 
 function fail (message: string): never {
   process.stderr.write(`${message}\n\n${USAGE}\n`)
@@ -30,7 +36,8 @@ const OPTIONS = {
   task: { type: 'string' },
   input: { type: 'string' },
   concurrency: { type: 'string' },
-  transport: { type: 'string' }
+  transport: { type: 'string' },
+  stability: { type: 'boolean' }
 } as const
 const values = (() => {
   try {
@@ -44,7 +51,21 @@ const plan = makePlan(values.quick === true ? 'quick' : 'full', availableParalle
 const started = Date.now()
 const progress = (line: string): void => { process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${line}\n`) }
 
-if (values.task !== undefined) {
+if (values.stability === true) {
+  const runsDir = join(projectRoot, 'bench', 'results', 'runs')
+  const runs: Array<{ run: MatrixRun, source: string }> = []
+  for (const dir of (await readdir(runsDir).catch(() => [])).sort()) {
+    const file = join(runsDir, dir, 'matrix.json')
+    const run = JSON.parse(await readFile(file, 'utf8').catch(() => 'null')) as MatrixRun | null
+    if (run?.plan.name === 'full') runs.push({ run, source: relative(projectRoot, file) })
+  }
+  if (runs.length < 2) fail(`--stability compares full runs: ${runs.length} found in ${relative(projectRoot, runsDir)}/*/matrix.json`)
+  const out = values.out ?? join(projectRoot, 'bench', 'results')
+  await mkdir(out, { recursive: true })
+  await writeFile(join(out, 'stability.md'), stabilityMarkdown(runs.map((r) => r.run), runs.map((r) => r.source)))
+  for (const r of rowsAcrossRuns(runs.map((r) => r.run))) console.log(`${r.workload}: ${r.summary.replaceAll('`', '').replaceAll('**', '')}`)
+  console.log(`report: ${join(out, 'stability.md')}`)
+} else if (values.task !== undefined) {
   const spec = taskSpec(values)
   process.stderr.write(`${plan.name} run: task ${spec.name} under ${plan.models.length} models, ${plan.repeats} x ${plan.windowS} s each\n`)
   let run

@@ -8,6 +8,7 @@ import { runLoad } from '../load/run.js'
 import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
 import { measureOverhead, type Overhead } from '../overhead/measure.js'
+import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 
@@ -22,8 +23,26 @@ export interface References {
   naiveMixed: Measurement[]
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
-  performanceTester: { eventLoopS: number, threadPoolS: number, calls: number, delayMs: number }
+  performanceTester: PerformanceTester
   offload?: { costsMs: number[], inlinePerS: number[], poolPerS: number[], thresholdMs: number | undefined }
+}
+
+/**
+ * The article's PerformanceTester: N calls of a 1 s delay at once, the wall time until all are
+ * answered, at each N. Through this server (jobs over one WebSocket, on the event loop and on a pool
+ * of 50 threads) and, where Python with aiohttp and requests is installed, by the article's own
+ * Python code against the same delay service.
+ */
+export interface PerformanceTester {
+  delayMs: number
+  points: Array<{
+    calls: number
+    eventLoopS: number
+    threadPoolS: number
+    python?: PythonSeconds
+  }>
+  /** The Python that ran the article's code, or why it did not run. */
+  python: { version: string } | { skipped: string }
 }
 
 function fib (n: number): number {
@@ -86,21 +105,43 @@ async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Pr
   }
 }
 
-/** The article's PerformanceTester: 100 concurrent calls of a 1 s delay, on the event loop and on 50 threads. */
-async function performanceTester (upstreamUrl: string): Promise<References['performanceTester']> {
-  const calls = 100
+/** The article's PerformanceTester at each count: through this server, then by the article's own Python code. */
+async function performanceTester (upstreamUrl: string, counts: number[]): Promise<PerformanceTester> {
   const delayMs = 1000
-  const wall = async (env: Record<string, string>): Promise<number> => {
-    const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
+  // Like the article's clients, this one neither sheds nor gives up: every call waits its turn.
+  const patient = { ...NO_SHEDDING, JOB_TIMEOUT_MS: '600000', MAX_QUEUE: String(Math.max(...counts)), UPSTREAM_URL: upstreamUrl }
+  const walls = async (env: Record<string, string>): Promise<number[]> => {
+    const server = await startServer({ ...patient, ...env })
     try {
-      const report = await runLoad({ ...loadOptions(server.url, { transport: 'ws', connections: 1, inFlight: calls, mix: [{ task: 'http', input: { delayMs, bytes: 0 }, weight: 1 }] }, 0), count: calls, cut: false })
-      if (report.ok !== calls) throw new Error(`performance tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
-      return report.seconds
+      const out: number[] = []
+      for (const calls of counts) {
+        const mix = [{ task: 'http', input: { delayMs, bytes: 0 }, weight: 1 }]
+        // Up to 10 WebSockets, as the sweep (one socket takes at most WS_MAX_IN_FLIGHT jobs at once).
+        const connections = Math.min(10, calls)
+        const load = { transport: 'ws' as const, connections, inFlight: Math.ceil(calls / connections), mix }
+        const report = await runLoad({ ...loadOptions(server.url, load, 0), count: calls, cut: false })
+        if (report.ok !== calls) throw new Error(`performance tester: ${report.failed} of ${calls} calls failed: ${JSON.stringify(report.errors)}`)
+        out.push(report.seconds)
+      }
+      return out
     } finally {
       await server.stop()
     }
   }
-  return { eventLoopS: await wall({ MODE: 'event-loop' }), threadPoolS: await wall({ MODE: 'threads', THREADS: '50' }), calls, delayMs }
+  const eventLoop = await walls({ MODE: 'event-loop' })
+  const threadPool = await walls({ MODE: 'threads', THREADS: '50' })
+  const found = await findPython()
+  const byPython = 'bin' in found ? await runArticleTester(found.bin, `${upstreamUrl}/delay/${delayMs}`, counts) : []
+  const python = new Map(byPython.map((p) => [p.calls, p.seconds]))
+  return {
+    delayMs,
+    points: counts.map((calls, i) => {
+      const py = python.get(calls)
+      const node = { calls, eventLoopS: eventLoop[i] as number, threadPoolS: threadPool[i] as number }
+      return py === undefined ? node : { ...node, python: py }
+    }),
+    python: 'bin' in found ? { version: found.version } : found
+  }
 }
 
 /** jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one process. */
@@ -139,8 +180,8 @@ export async function measureReferences (
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('the article\'s PerformanceTester')
-  const tester = await performanceTester(upstreamUrl)
   const full = plan.name === 'full'
+  const tester = await performanceTester(upstreamUrl, full ? [10, 100, 1000, 3000] : [100])
   if (full) progress('memory per I/O job and per thread')
   const mem = full ? await memory(upstreamUrl, 10_000, 2000) : undefined
   if (full) progress('CPU offload threshold')

@@ -5,9 +5,9 @@ import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from './cell.js'
 import { bars, groupedBars, lines, renderSvg } from './charts.js'
 import { USERS_HIGH, type Plan } from './plan.js'
-import type { References } from './references.js'
+import type { PerformanceTester, References } from './references.js'
 import { fmt, fmtSpread, ratio, spread, type Spread } from './stats.js'
-import { holdsUpTo, type VerdictRow } from './verdict.js'
+import { coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
 
 export interface Machine {
   cpu: string
@@ -94,12 +94,13 @@ export function cellRow (r: CellResult): string[] {
     unansweredText(r.runs),
     fmt(over(r, (m) => m.peakRssBytes).mean / MiB),
     fmt(over(r, (m) => m.loopDelayP99Ms).mean),
-    fmt(over(r, (m) => m.cpuS).mean),
+    fmt(over(r, (m) => coresBusy(m)).mean),
+    fmt(over(r, (m) => cpuMsPerJob(m)).mean),
     fmt(r.startMs)
   ]
 }
 
-export const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'CPU s', 'start ms']
+export const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'cores busy', 'CPU ms per job', 'start ms']
 
 export function markdown (run: MatrixRun, charts: string[]): string {
   const { machine, plan, references: refs } = run
@@ -199,9 +200,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
         : [
             [`memory per I/O job in flight (${refs.memory.ioJobs.toLocaleString('en-US')} sleeps, \`event-loop\`)`, `${fmt(refs.memory.perIoJobKiB)} KiB (the article says about 1 KB per coroutine)`],
             [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the article says about 8 MB per thread)`]
-          ]),
-      [`the article's PerformanceTester: ${refs.performanceTester.calls} calls of a ${refs.performanceTester.delayMs} ms delay at once`, `event loop ${fmt(refs.performanceTester.eventLoopS)} s, 50 threads ${fmt(refs.performanceTester.threadPoolS)} s`]
+          ])
     ]))
+    out.push(testerSection(refs.performanceTester))
   }
   if (refs?.offload !== undefined) {
     out.push('\n### When sending a CPU job to the pool pays\n')
@@ -218,6 +219,23 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     for (const c of charts) out.push(`![${c}](charts/${c})\n`)
   }
   return out.join('\n')
+}
+
+/** The article's PerformanceTester at each count, this server's figures beside the article's own code's. */
+function testerSection (t: PerformanceTester): string {
+  const python = 'version' in t.python ? t.python.version : undefined
+  const s = (n: number | undefined): string => n === undefined ? 'n/a' : `${fmt(n)} s`
+  return [
+    `\n### The article's PerformanceTester: N calls of a ${t.delayMs} ms delay at once\n`,
+    'Seconds until every call is answered. Through this server: N `http` jobs over up to 10 WebSockets, none shed and none timed out. ' +
+      `The article's own code (bench/article/performance_tester.py, ${python ?? `not run: ${'skipped' in t.python ? t.python.skipped : ''}`}) ` +
+      'against the same delay service: aiohttp with its defaults, which open at most 100 connections at a time, the same with that limit lifted, ' +
+      'and `requests` on a pool of 50 threads.\n',
+    table(
+      ['calls at once', '`event-loop`', '`threads` (50)', 'Python asyncio, as written', 'Python asyncio, no connection limit', 'Python, 50 threads'],
+      t.points.map((p) => [p.calls.toLocaleString('en-US'), s(p.eventLoopS), s(p.threadPoolS), s(p.python?.asyncioS), s(p.python?.asyncioUnlimitedS), s(p.python?.threadsS)])
+    )
+  ].join('\n')
 }
 
 /** SVG charts under `dir`, returning their file names. */
@@ -246,10 +264,19 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
     ], 'what', 'KiB', 'KiB (log scale)', true))
   }
   if (refs !== undefined) {
-    await save('performance-tester.svg', bars(`${refs.performanceTester.calls} concurrent calls of a ${refs.performanceTester.delayMs} ms delay`, [
-      { how: 'event loop (async)', seconds: refs.performanceTester.eventLoopS },
-      { how: 'pool of 50 threads', seconds: refs.performanceTester.threadPoolS }
-    ], 'how', 'seconds', 'wall time, s'))
+    const t = refs.performanceTester
+    const points = t.points.flatMap((p) => [
+      { calls: p.calls, who: 'this server (Node)', how: 'event loop', seconds: p.eventLoopS },
+      { calls: p.calls, who: 'this server (Node)', how: '50 threads', seconds: p.threadPoolS },
+      ...(p.python === undefined
+        ? []
+        : [
+            { calls: p.calls, who: 'the article\'s code (Python)', how: 'asyncio, as written', seconds: p.python.asyncioS },
+            { calls: p.calls, who: 'the article\'s code (Python)', how: 'asyncio, no connection limit', seconds: p.python.asyncioUnlimitedS },
+            { calls: p.calls, who: 'the article\'s code (Python)', how: '50 threads', seconds: p.python.threadsS }
+          ])
+    ])
+    await save('performance-tester.svg', lines(`N calls of a ${t.delayMs} ms delay at once`, points, 'calls', 'seconds', 'how', 'who', 'calls at once', 'wall time, s'))
   }
   return written
 }

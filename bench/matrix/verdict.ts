@@ -1,5 +1,5 @@
 import type { Mode } from '../../src/config.js'
-import type { CellResult } from './cell.js'
+import type { CellResult, Measurement } from './cell.js'
 import { USERS_HIGH } from './plan.js'
 import { fmt, spread } from './stats.js'
 
@@ -138,16 +138,29 @@ export function holdsUpTo (results: CellResult[], model: Mode, transport: string
 }
 
 /**
+ * The cores a window kept busy: CPU seconds over the seconds between the two CPU readings, or over
+ * `windowS` for runs made before that span was recorded.
+ */
+export function coresBusy (m: Measurement, windowS = Number.NaN): number {
+  return m.cpuS / (m.cpuSpanS ?? windowS)
+}
+
+/** The server's CPU per answered job, in ms: the cores it kept busy over the jobs it answered per second. */
+export function cpuMsPerJob (m: Measurement, windowS = Number.NaN): number {
+  return coresBusy(m, windowS) / m.jobsPerS * 1000
+}
+
+/**
  * What held each model back in these cells, from the same windows: the cores its server tree kept
- * busy (CPU seconds over the window's seconds), its worst event-loop delay, and what it refused.
+ * busy and its CPU per job, its worst event-loop delay, and what it refused.
  */
 export function limits (results: CellResult[], cores: number, windowS: number): string {
   const parts = results.map((r) => {
-    // Over the span between the two CPU readings where it was recorded (a CPU load waits for its last answers).
-    const busy = mean(r, (m) => m.cpuS / (m.cpuSpanS ?? windowS))
+    const busy = mean(r, (m) => coresBusy(m, windowS))
+    const perJob = mean(r, (m) => cpuMsPerJob(m, windowS))
     const delay = mean(r, (m) => m.loopDelayP99Ms)
     const failed = r.runs.reduce((a, m) => a + m.errorCount + (m.timedOut ?? 0), 0)
-    return `\`${r.model}\` ${fmt(busy)} of ${cores} cores busy, loop delay p99 ${fmt(delay)} ms` +
+    return `\`${r.model}\` ${fmt(busy)} of ${cores} cores busy (${fmt(perJob)} ms of CPU per job), loop delay p99 ${fmt(delay)} ms` +
       (failed > 0 ? `, ${failed.toLocaleString('en-US')} jobs failed or timed out` : '')
   })
   return `Measured: ${parts.join('; ')}.`

@@ -9,7 +9,8 @@ import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.
 import { figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
-import { decide, holdsUpTo, JOBS_PER_S, verdict } from '../../bench/matrix/verdict.js'
+import { rowsAcrossRuns, said, stabilityMarkdown } from '../../bench/matrix/stability.js'
+import { decide, holdsUpTo, JOBS_PER_S, verdict, type VerdictRow } from '../../bench/matrix/verdict.js'
 
 const m = (jobsPerS: number, p99Ms: number, extra: Partial<Measurement> = {}): Measurement => ({
   jobsPerS,
@@ -28,8 +29,11 @@ const result = (model: Mode, id: string, runs: Measurement[]): CellResult => (
   { model, cell: spec(id), startMs: 500, runs }
 )
 
-/** A made-up run in which processes win CPU, the event loop wins high concurrency, and hybrid wins mixed. */
-function syntheticRun (): MatrixRun {
+/**
+ * A made-up run in which processes win CPU, the event loop wins high concurrency, and hybrid wins
+ * mixed; `cpu` replaces models' CPU-row jobs/s.
+ */
+function syntheticRun (cpu: Partial<Record<Mode, number>> = {}, references?: MatrixRun['references']): MatrixRun {
   const results: CellResult[] = []
   const table: Record<Mode, {
     cpu: number,
@@ -45,7 +49,7 @@ function syntheticRun (): MatrixRun {
     hybrid: { cpu: 185, low: 905, sweep: [40, 3850, 14_000], alone: 41, withCpu: 50, cpuJobs: 180 }
   }
   for (const model of MODELS) {
-    const t = table[model]
+    const t = { ...table[model], cpu: cpu[model] ?? table[model].cpu }
     results.push(result(model, 'cpu', [m(t.cpu, 50), m(t.cpu * 0.98, 55), m(t.cpu * 1.02, 45)]))
     results.push(result(model, 'io-low', [m(t.low, 80)]))
     ;[10, 1000, 5000].forEach((n, i) => results.push(result(model, `io-sweep ws ${n}`, [m(t.sweep[i] as number, 300)])))
@@ -58,7 +62,7 @@ function syntheticRun (): MatrixRun {
     machine: { cpu: 'test cpu', cores: 2, memoryGiB: 24, node: 'v20.20.2', os: 'Linux' },
     plan: { ...makePlan('quick', 2), cells: specs },
     results,
-    references: undefined,
+    references,
     verdict: verdict(results, 2, 2)
   }
 }
@@ -100,8 +104,9 @@ describe('verdict', () => {
     expect(cpu).toMatchObject({ decided: false, winner: 'processes' })
     expect(cpu?.why).toContain('a tie on jobs/s')
     expect(cpu?.why).toMatch(/`processes` 190 \(186(\.\d)?-194\)/)
-    // Generated from the cells' own CPU seconds (1 s over a 2 s window) and loop delay.
-    expect(cpu?.why).toContain('`hybrid` 0.5 of 2 cores busy, loop delay p99 1 ms')
+    // Generated from the cells' own CPU seconds (1 s over a 2 s window: 0.5 core, over 181-189 jobs/s
+    // 2.7 ms a job) and loop delay.
+    expect(cpu?.why).toContain('`hybrid` 0.5 of 2 cores busy (2.7 ms of CPU per job), loop delay p99 1 ms')
     // event-loop 19,000 at 5,000 in flight; the runner-up, processes, 15,000: apart.
     const over = row('I/O-bound, over')
     expect(over).toMatchObject({ decided: true, winner: 'event-loop', recommended: 'event-loop', tied: ['event-loop'] })
@@ -168,8 +173,57 @@ describe('report', () => {
     }
   })
 
+  it('puts the article\'s PerformanceTester, its Python figures beside this server\'s, in a table and a chart', async () => {
+    const py = (asyncioS: number, asyncioUnlimitedS: number, threadsS: number) => (
+      { asyncioS, asyncioUnlimitedS, threadsS })
+    const dir = await mkdtemp(join(tmpdir(), 'matrix-'))
+    try {
+      const run = syntheticRun({}, {
+        directFibPerS: 140,
+        naiveMixed: [m(200, 50)],
+        performanceTester: {
+          delayMs: 1000,
+          points: [
+            { calls: 10, eventLoopS: 1.01, threadPoolS: 1.02, python: py(1.02, 1.03, 1.04) },
+            { calls: 3000, eventLoopS: 1.9, threadPoolS: 60.2, python: py(31, 4.6, 61.8) }
+          ],
+          python: { version: 'Python 3.11.2, aiohttp 3.8.4, requests 2.28.1' }
+        }
+      })
+      const { charts, markdown: file } = await writeReport(run, dir)
+      expect(charts).toContain('performance-tester.svg')
+      const md = await readFile(file, 'utf8')
+      expect(md).toContain('Python 3.11.2, aiohttp 3.8.4, requests 2.28.1')
+      expect(md).toContain('| 3,000 | 1.9 s | 60.2 s | 31 s | 4.6 s | 61.8 s |')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('reads the worst event-loop delay p99 from /metrics text', () => {
     expect(worstLoopDelayP99Ms('event_loop_delay_seconds{pid="1",quantile="0.99"} 0.002\nevent_loop_delay_seconds{pid="2",quantile="0.99"} 0.005\nevent_loop_delay_seconds{pid="2",quantile="1"} 0.9')).toBe(5)
+  })
+})
+
+describe('stability across runs', () => {
+  it('says where runs agree, where a row ties, and where the answer changes', () => {
+    // Run 3: threads far ahead on the CPU row, where runs 1 and 2 tie processes, hybrid and threads.
+    const runs = [syntheticRun(), syntheticRun(), syntheticRun({ threads: 260 })]
+    const rows = rowsAcrossRuns(runs)
+    const row = (start: string) => rows.find((r) => r.workload.startsWith(start))
+    expect(row('I/O-bound, over')).toMatchObject({ sameWinner: true, sameRecommended: true, summary: '`event-loop` wins in all 3 runs' })
+    expect(row('CPU-bound')).toMatchObject({ sameWinner: false, sameRecommended: false })
+    expect(row('CPU-bound')?.summary).toContain('**the answer changes between runs**: `processes` in 2 of 3, `threads` in 1 of 3')
+    expect(said(runs[2]?.verdict[0] as VerdictRow)).toBe('`threads`')
+    expect(said(runs[0]?.verdict[0] as VerdictRow)).toBe('tie: `processes`, `hybrid`, `threads`; `processes` recommended')
+    const md = stabilityMarkdown(runs, ['a.json', 'b.json', 'c.json'])
+    expect(md).toContain('| CPU-bound (fib 30) | tie: `processes`, `hybrid`, `threads`; `processes` recommended |')
+    // threads' CPU cell: 182 in two runs, 260 in the third: 42.9% between runs.
+    expect(md).toMatch(/\| cpu \| `threads` \| 182 \(178(\.\d)?-186\) \| 182 \(178(\.\d)?-186\) \| 260 \(255-265\) \| 42\.9% \|/)
+  })
+
+  it('does not call one run stable', () => {
+    expect(rowsAcrossRuns([syntheticRun()])[0]?.summary).toBe('measured in 1 run only: stability not known')
   })
 })
 
