@@ -8,6 +8,9 @@
  *
  * `npm run bench -- --stability`: the full runs kept in bench/results/runs/ (a matrix.json each),
  * compared (stability.ts), into bench/results/stability.md (or `--out DIR`).
+ *
+ * `npm run bench -- --render DIR`: a run's verdict and report derived again from its matrix.json by
+ * the current rules, in place; nothing is measured again, and the report says when it was derived.
  */
 import { availableParallelism } from 'node:os'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -19,11 +22,13 @@ import { figures, writeReport, type MatrixRun } from './report.js'
 import { runMatrix } from './run.js'
 import { rowsAcrossRuns, stabilityMarkdown } from './stability.js'
 import { fmt } from './stats.js'
+import { verdict, type VerdictRow } from './verdict.js'
 import { runTask, TaskSpecError, taskSummary, writeTaskReport, type TaskSpec } from './task.js'
 
 const USAGE = `npm run bench [-- --quick] [--out DIR]
 npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws] [--quick] [--out DIR]
-npm run bench -- --stability [--out DIR]`
+npm run bench -- --stability [--out DIR]
+npm run bench -- --render DIR`
 
 function fail (message: string): never {
   process.stderr.write(`${message}\n\n${USAGE}\n`)
@@ -37,7 +42,8 @@ const OPTIONS = {
   input: { type: 'string' },
   concurrency: { type: 'string' },
   transport: { type: 'string' },
-  stability: { type: 'boolean' }
+  stability: { type: 'boolean' },
+  render: { type: 'string' }
 } as const
 const values = (() => {
   try {
@@ -51,7 +57,15 @@ const plan = makePlan(values.quick === true ? 'quick' : 'full', availableParalle
 const started = Date.now()
 const progress = (line: string): void => { process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${line}\n`) }
 
-if (values.stability === true) {
+if (values.render !== undefined) {
+  const file = join(values.render, 'matrix.json')
+  const run = JSON.parse(await readFile(file, 'utf8').catch(() => fail(`--render: no ${file}`))) as MatrixRun
+  const again = verdict(run.results, run.machine.cores, run.plan.windowS)
+  const rendered: MatrixRun = { ...run, renderedAt: new Date().toISOString(), verdict: again }
+  const written = await writeReport(rendered, values.render)
+  for (const v of rendered.verdict) console.log(verdictLine(v))
+  console.log(`report: ${written.markdown}`)
+} else if (values.stability === true) {
   const runsDir = join(projectRoot, 'bench', 'results', 'runs')
   const runs: Array<{ run: MatrixRun, source: string }> = []
   for (const dir of (await readdir(runsDir).catch(() => [])).sort()) {
@@ -84,12 +98,14 @@ if (values.stability === true) {
   process.stderr.write(`${plan.name} run: ${plan.cells.length} workloads x ${plan.models.length} models, ${plan.repeats} x ${plan.windowS} s each, then the references\n`)
   const run = await runMatrix(plan, progress)
   const written = await writeReport(run, values.out ?? join(projectRoot, 'bench', 'results'))
-  for (const v of run.verdict) {
-    const won = v.decided ? `winner ${v.winner}` : `a tie of ${v.tied.join(', ')}`
-    console.log(`${v.workload}: ${won}, recommended ${v.recommended}; the classic answer is ${v.classic}: ${v.agrees ? 'agrees' : 'DISAGREES'}`)
-  }
+  for (const v of run.verdict) console.log(verdictLine(v))
   for (const f of figures(run)) console.log(`${f.name}: ${fmt(f.value)} (target ${f.target})${f.met === false ? ' NOT MET' : ''}`)
   console.log(`report: ${written.markdown}`)
+}
+
+function verdictLine (v: VerdictRow): string {
+  const won = v.decided ? `winner ${v.winner}` : `a tie of ${v.tied.join(', ')}`
+  return `${v.workload}: ${won}, recommended ${v.recommended}; the classic answer is ${v.classic}: ${v.agrees ? 'agrees' : 'DISAGREES'}`
 }
 
 /** --task, --input, --concurrency and --transport, checked. */

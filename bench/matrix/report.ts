@@ -19,6 +19,8 @@ export interface Machine {
 
 export interface MatrixRun {
   measuredAt: string
+  /** When the verdict was derived again from the same measurements by later rules (`--render`). */
+  renderedAt?: string
   durationS: number
   machine: Machine
   plan: Plan
@@ -112,7 +114,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     'Each row is a fresh server tree per model, all up at once; for each cell each model is warmed up in rounds of ' +
     `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +
     `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
-    'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.\n')
+    'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.' +
+    (run.renderedAt === undefined ? '' : ` The verdict and this report were derived again from the run's measurements on ${run.renderedAt} (\`npm run bench -- --render\`); no figure was measured again.`) +
+    '\n')
 
   out.push('## Verdict\n')
   const code = (m: Mode): string => `\`${m}\``
@@ -202,7 +206,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
             [`memory per pool thread (${refs.memory.threadsAdded} threads started, \`threads\`)`, `${fmt(refs.memory.perThreadMiB)} MiB (the article says about 8 MB per thread)`]
           ])
     ]))
-    out.push(testerSection(refs.performanceTester))
+    out.push(testerSection(testerSweep(refs.performanceTester)))
   }
   if (refs?.offload !== undefined) {
     out.push('\n### When sending a CPU job to the pool pays\n')
@@ -219,6 +223,13 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     for (const c of charts) out.push(`![${c}](charts/${c})\n`)
   }
   return out.join('\n')
+}
+
+/** Runs made before the tester became a sweep measured one point, 100 calls, through this server only. */
+type OldTester = { calls: number, eventLoopS: number, threadPoolS: number, delayMs: number }
+export function testerSweep (t: PerformanceTester | OldTester): PerformanceTester {
+  if ('points' in t) return t
+  return { delayMs: t.delayMs, points: [{ calls: t.calls, eventLoopS: t.eventLoopS, threadPoolS: t.threadPoolS }], python: { skipped: 'not part of this run' } }
 }
 
 /** The article's PerformanceTester at each count, this server's figures beside the article's own code's. */
@@ -264,7 +275,7 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
     ], 'what', 'KiB', 'KiB (log scale)', true))
   }
   if (refs !== undefined) {
-    const t = refs.performanceTester
+    const t = testerSweep(refs.performanceTester)
     const points = t.points.flatMap((p) => [
       { calls: p.calls, who: 'this server (Node)', how: 'event loop', seconds: p.eventLoopS },
       { calls: p.calls, who: 'this server (Node)', how: '50 threads', seconds: p.threadPoolS },

@@ -138,6 +138,18 @@ describe('verdict', () => {
     expect(row('Mixed')).toMatchObject({ classic: 'hybrid', winner: 'hybrid', recommended: 'hybrid', agrees: true })
   })
 
+  it('leaves out of the mixed row a model that does not answer the I/O offered, whatever its CPU rate', () => {
+    const starved = syntheticRun()
+    const cell = starved.results.find((r) => r.model === 'processes' && r.cell.id === 'mixed io+cpu') as CellResult
+    // processes answers 40 of the 100 I/O jobs/s offered, with the best p99 of those it answers, and
+    // the most CPU jobs by far: under the CPU rule alone it would have left every other model out.
+    cell.runs = [m(40, 10, { background: { jobsPerS: 300, p99Ms: 50, errorCount: 0 } })]
+    const mixed = verdict(starved.results, 2, 2).find((v) => v.workload.startsWith('Mixed'))
+    expect(mixed).toMatchObject({ winner: 'hybrid', recommended: 'hybrid' })
+    expect(mixed?.why).toContain('Left out for answering under 90% of the 100 I/O jobs/s offered: `processes` 40.')
+    expect(mixed?.why).toContain('Left out for their CPU jobs/s (under 80% of the best of the rest, 180): `event-loop` 95.')
+  })
+
   it('finds how far each model holds up in the sweep', () => {
     expect(holdsUpTo(run.results, 'event-loop', 'ws')).toBe(5000)
     expect(holdsUpTo(run.results, 'hybrid', 'ws')).toBe(1000)
