@@ -66,7 +66,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const runner = new JobRunner(registry, config, (event) => metrics.jobSettled(event), backends, loopDelay)
   const websockets = new WsConnections()
   // Made after the runner (it reads its pool); the runner tells it of jobs only once they run.
-  const metrics = new ServerMetrics({ pool: runner.pool, websockets })
+  const metrics = new ServerMetrics({ pool: runner.pool, websockets, auto: runner.auto })
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
   app.addHook('onClose', async () => {
@@ -102,7 +102,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   })
 
   await app.register(jobRoutes, { runner })
-  await app.register(taskRoutes, { registry })
+  await app.register(taskRoutes, { registry, ...(runner.auto === undefined ? {} : { auto: runner.auto }) })
   await app.register(healthRoutes, { config })
   await app.register(wsRoutes, { runner, config, connections: websockets })
   await app.register(metricsRoutes, { metrics })

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 
-export const MODES = ['event-loop', 'threads', 'processes', 'hybrid'] as const
-export const CPU_PLACEMENTS = ['inline', 'pool'] as const
+export const MODES = ['event-loop', 'threads', 'processes', 'hybrid', 'auto'] as const
+export const CPU_PLACEMENTS = ['inline', 'pool', 'auto'] as const
 export const IO_PLACEMENTS = ['event-loop', 'pool'] as const
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -109,7 +109,9 @@ export function presets (cores: number): Readonly<Record<Mode, Preset>> {
     'event-loop': { processes: 1, threads: () => 1, cpuJobs: 'inline', ioJobs: 'event-loop' },
     threads: { processes: 1, threads: () => 50, cpuJobs: 'pool', ioJobs: 'pool' },
     processes: { processes: cores, threads: () => 1, cpuJobs: 'inline', ioJobs: 'event-loop' },
-    hybrid: { processes: cores, threads: (p) => Math.max(1, Math.floor(cores / p)), cpuJobs: 'pool', ioJobs: 'event-loop' }
+    hybrid: { processes: cores, threads: (p) => Math.max(1, Math.floor(cores / p)), cpuJobs: 'pool', ioJobs: 'event-loop' },
+    // hybrid's layout, each CPU job inline or on the pool by its task's measured cost (src/placement/auto-rule.ts).
+    auto: { processes: cores, threads: (p) => Math.max(1, Math.floor(cores / p)), cpuJobs: 'auto', ioJobs: 'event-loop' }
   }
 }
 
@@ -191,9 +193,9 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
   })
 }
 
-/** Whether any job runs on a Piscina pool in this configuration. */
+/** Whether any job runs on a Piscina pool in this configuration (`auto` may put any CPU job there). */
 export function usesPool (config: Pick<Config, 'cpuJobs' | 'ioJobs'>): boolean {
-  return config.cpuJobs === 'pool' || config.ioJobs === 'pool'
+  return config.cpuJobs !== 'inline' || config.ioJobs === 'pool'
 }
 
 function oneOf<T extends string> (name: string, value: string | undefined, allowed: readonly T[]): T | undefined {

@@ -6,6 +6,7 @@ import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
 import type { JobAbort, Placement, RunOutcome, Via } from './placement/types.js'
+import { AutoRule, type AutoReason } from './placement/auto-rule.js'
 import type { TaskRegistry } from './tasks/registry.js'
 import type { AnyTask, TaskKind } from './tasks/types.js'
 import { backendsConfig, type BackendsConfig } from './backends/connections.js'
@@ -36,6 +37,8 @@ export interface JobEvent {
   outcome: string
   queuedMs?: number
   totalMs?: number
+  /** Why `CPU_JOBS=auto` placed the job where it ran; absent where the configuration placed it. */
+  autoReason?: AutoReason
 }
 
 /** What a batch item and a WebSocket frame answer: the job's answer, or its error as an HTTP error body says it. */
@@ -67,6 +70,9 @@ function asJobError (err: unknown, task: AnyTask | undefined): Error & { code: s
 export class JobRunner {
   readonly #placements: Readonly<Record<TaskKind, Placement>>
   readonly pool: ThreadPool | undefined
+  /** `CPU_JOBS=auto`: the rule that places each CPU job, and the two places it chooses between. */
+  readonly auto: AutoRule | undefined
+  readonly #autoPlaces: Readonly<Record<'inline' | 'pool', Placement>> | undefined
 
   constructor (
     readonly registry: TaskRegistry,
@@ -105,8 +111,11 @@ export class JobRunner {
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
     const resources = { upstreamUrl: config.upstreamUrl }
     this.pool = pool
+    const inline = new LocalPlacement('inline', resources)
+    this.auto = config.cpuJobs === 'auto' ? new AutoRule() : undefined
+    this.#autoPlaces = this.auto === undefined ? undefined : Object.freeze({ inline, pool: onPool() })
     this.#placements = Object.freeze({
-      cpu: config.cpuJobs === 'pool' ? onPool() : new LocalPlacement('inline', resources),
+      cpu: config.cpuJobs === 'inline' ? inline : onPool(),
       io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', { ...resources, ...backends })
     })
   }
@@ -123,13 +132,26 @@ export class JobRunner {
       const resolved = this.registry.resolve(job, where)
       task = resolved.task
       placement = this.#placements[task.kind]
+      let autoReason: AutoReason | undefined
+      let autoKey = ''
+      if (task.kind === 'cpu' && this.auto !== undefined && this.#autoPlaces !== undefined) {
+        autoKey = this.auto.keyOf(task.name, resolved.input)
+        const decision = this.auto.decide(autoKey, start, this.loop?.delayMs())
+        placement = this.#autoPlaces[decision.via]
+        autoReason = decision.reason
+      }
       if (placement.via === 'inline') {
         const refusal = this.loop?.refusal()
         if (refusal !== undefined) throw refusal
       }
+      const placedAt = performance.now()
       const outcome = await this.#runPlaced(placement, task, resolved.input, control)
-      const totalMs = round(performance.now() - start)
-      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs })
+      const end = performance.now()
+      const totalMs = round(end - start)
+      // A pool job's time here less the time Piscina held it before a thread took it (a thread still
+      // starting, at first): the crossing, and any wait in the pool's line for a free thread.
+      if (autoReason !== undefined) this.auto?.observe(autoKey, placement.via as 'inline' | 'pool', outcome.runMs, end - placedAt - outcome.queuedMs, end)
+      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs, ...(autoReason === undefined ? {} : { autoReason }) })
       return {
         task: task.name,
         kind: task.kind,

@@ -15,7 +15,8 @@ describe('parseConfig', () => {
     ['event-loop', { processes: 1, cpuJobs: 'inline', ioJobs: 'event-loop' }],
     ['threads', { processes: 1, threads: 50, minThreads: 2, cpuJobs: 'pool', ioJobs: 'pool' }],
     ['processes', { processes: 2, cpuJobs: 'inline', ioJobs: 'event-loop' }],
-    ['hybrid', { processes: 2, threads: 1, cpuJobs: 'pool', ioJobs: 'event-loop' }]
+    ['hybrid', { processes: 2, threads: 1, cpuJobs: 'pool', ioJobs: 'event-loop' }],
+    ['auto', { processes: 2, threads: 1, cpuJobs: 'auto', ioJobs: 'event-loop' }]
   ])('applies the %s preset', (mode, expected) => {
     expect(parseConfig({ MODE: mode }, 2)).toMatchObject({ mode, ...expected })
   })
@@ -45,10 +46,10 @@ describe('parseConfig', () => {
   })
 
   it.each([
-    ['MODE', 'fast'], ['MODE', 'auto'], ['MODE', 'Hybrid'],
+    ['MODE', 'fast'], ['MODE', 'Auto'], ['MODE', 'Hybrid'],
     ['PROCESSES', '0'], ['PROCESSES', '-1'], ['PROCESSES', '1.5'], ['PROCESSES', 'two'],
     ['THREADS', '0'], ['THREADS', '1e3'], ['THREADS', ' 4'],
-    ['CPU_JOBS', 'threads'], ['CPU_JOBS', 'auto'], ['IO_JOBS', 'inline'],
+    ['CPU_JOBS', 'threads'], ['CPU_JOBS', 'adaptive'], ['IO_JOBS', 'inline'], ['IO_JOBS', 'auto'],
     ['PORT', 'abc'], ['PORT', '65536'], ['PORT', '-1'],
     ['HOST', 'local host'], ['HOST', 'a/b'],
     ['JOB_TIMEOUT_MS', '0'], ['JOB_TIMEOUT_MS', '10s'],

@@ -61,17 +61,22 @@ export function sampleRss (root: number, everyMs = 100): {
 
 const CLOCK_TICKS_PER_S = 100 // USER_HZ: 100 on every Linux that Node supports
 
-/** CPU time (user + system, every thread) used so far by these processes, in seconds. */
-export async function cpuSeconds (pids: number[]): Promise<number> {
-  let ticks = 0
-  for (const pid of pids) {
+/** CPU time (user + system, every thread) used so far by each of these processes, in seconds (0 for one gone). */
+export async function cpuSecondsEach (pids: number[]): Promise<number[]> {
+  return await Promise.all(pids.map(async (pid) => {
     try {
       const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12]) // utime, stime: fields 14 and 15 of stat(5)
-    } catch {}
-  }
-  return ticks / CLOCK_TICKS_PER_S
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S // utime, stime: fields 14 and 15 of stat(5)
+    } catch {
+      return 0 // exited meanwhile
+    }
+  }))
+}
+
+/** CPU time (user + system, every thread) used so far by these processes together, in seconds. */
+export async function cpuSeconds (pids: number[]): Promise<number> {
+  return (await cpuSecondsEach(pids)).reduce((a, b) => a + b, 0)
 }
 
 /** CPU time (user + system, every thread) used so far by a process and its descendants, in seconds. */

@@ -1,5 +1,5 @@
 import type { Mode } from '../../src/config.js'
-import { cpuSeconds, processTree, sampleRss } from '../lib/proc.js'
+import { cpuSecondsEach, processTree, sampleRss } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
@@ -27,6 +27,11 @@ export interface Measurement {
    */
   cpuS: number
   cpuSpanS?: number
+  /**
+   * The same CPU seconds per process of the tree, the server's own process first (the primary,
+   * where it has workers): where the cores went, e.g. whether one cluster worker sat idle.
+   */
+  cpuSByProcess?: number[]
   /** The background load's figures (the mixed row's CPU jobs). */
   background?: { jobsPerS: number, p99Ms: number, errorCount: number }
 }
@@ -85,13 +90,14 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
   const running = Promise.all([load(spec.load), spec.background === undefined ? undefined : load(spec.background)])
   await new Promise((resolve) => setTimeout(resolve, plan.rampS * 1000))
   // CPU first: a /metrics scrape can wait behind CPU jobs on a busy loop, most of a short window.
-  const cpu0 = await cpuSeconds(tree)
+  const cpu0 = await cpuSecondsEach(tree)
   const cpuFrom = performance.now()
   await scrape(server.url) // opens the window for the event-loop figures
   const rss = sampleRss(pid)
   const [main, background] = await running as [LoadReport, LoadReport | undefined]
   const { peakBytes } = await rss.stop()
-  const cpuS = await cpuSeconds(tree) - cpu0
+  const cpuSByProcess = (await cpuSecondsEach(tree)).map((s, i) => Math.round((s - (cpu0[i] ?? 0)) * 100) / 100)
+  const cpuS = cpuSByProcess.reduce((a, b) => a + b, 0)
   const cpuSpanS = (performance.now() - cpuFrom) / 1000
   const metrics = await scrape(server.url)
   const loopDelayP99Ms = metrics === '' ? Number.NaN : worstLoopDelayP99Ms(metrics)
@@ -107,6 +113,7 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
     loopDelayP99Ms,
     cpuS: Math.round(cpuS * 100) / 100,
     cpuSpanS: Math.round(cpuSpanS * 100) / 100,
+    cpuSByProcess,
     ...(background === undefined ? {} : { background: summary(background) })
   }
 }

@@ -62,9 +62,13 @@ export function stabilityMarkdown (runs: MatrixRun[], sources: string[]): string
     'A row is stable when every run names the same winner; where the runs tie or disagree, the recommendation is only as good as the column that says so.\n')
   out.push('## Each row\'s answer in each run\n')
   const rows = rowsAcrossRuns(runs)
+  const classic = (r: RowAcrossRuns): string => {
+    const measured = r.verdicts.filter((v): v is VerdictRow => v !== undefined)
+    return `\`${measured[0]?.classic ?? '?'}\`: wins or ties in ${measured.filter((v) => v.agrees).length} of ${measured.length}`
+  }
   out.push(table(
-    ['workload', ...runs.map(label), 'across the runs'],
-    rows.map((r) => [r.workload, ...r.verdicts.map((v) => v === undefined ? 'not measured' : said(v)), r.summary])
+    ['workload', ...runs.map(label), 'across the runs', 'the classic answer'],
+    rows.map((r) => [r.workload, ...r.verdicts.map((v) => v === undefined ? 'not measured' : said(v)), r.summary, classic(r)])
   ))
   out.push('\n## Every cell in every run\n')
   out.push('Jobs/s, the mean of the run\'s windows with their (min-max); the last column is the spread of the runs\' means: ' +

@@ -2,6 +2,7 @@ import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'n
 import { AggregatorRegistry, collectDefaultMetrics, Gauge, type GaugeConfiguration, type Metric } from 'prom-client'
 import { JobCounter, JobHistogram } from './jobs.js'
 import type { JobEvent } from '../jobs.js'
+import type { AutoRule } from '../placement/auto-rule.js'
 import type { ThreadPool } from '../placement/pool.js'
 import type { WsConnections } from '../ws/connections.js'
 
@@ -23,16 +24,17 @@ export class ServerMetrics {
   readonly #jobs = new JobCounter('jobs_total', 'Jobs answered, by task, kind, placement and outcome (ok or error code)', ['task', 'kind', 'via', 'outcome'])
   readonly #duration = new JobHistogram('job_duration_seconds', 'Time from a job\'s arrival to its answer, answered jobs', ['task', 'kind', 'via'], DURATION_BUCKETS)
   readonly #queueWait = new JobHistogram('job_queue_wait_seconds', 'Time a job waited for a pool thread', ['kind', 'via'], DURATION_BUCKETS)
+  readonly #autoDecisions = new JobCounter('auto_decisions_total', 'CPU_JOBS=auto: answered CPU jobs by task, where they ran and why', ['task', 'via', 'reason'])
   readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
   #elu: EventLoopUtilization = performance.eventLoopUtilization()
 
-  constructor (sources: { pool?: ThreadPool, websockets?: WsConnections } = {}) {
+  constructor (sources: { pool?: ThreadPool, websockets?: WsConnections, auto?: AutoRule } = {}) {
     const registers = [this.registry]
     const pid = String(process.pid)
     AggregatorRegistry.setRegistries(registers)
     // Labelled by pid, so that summing over the cluster keeps each process's memory, handles and CPU apart.
     collectDefaultMetrics({ register: this.registry, labels: { pid } })
-    for (const metric of [this.#jobs, this.#duration, this.#queueWait]) {
+    for (const metric of [this.#jobs, this.#duration, this.#queueWait, this.#autoDecisions]) {
       this.registry.registerMetric(metric as unknown as Metric)
     }
     this.#loopDelay.enable()
@@ -73,6 +75,26 @@ export class ServerMetrics {
       perProcess('pool_queue_depth', 'Jobs waiting for a pool thread, per process', () => pool.queued)
       perProcess('pool_utilization', 'Share of the pool\'s thread time spent running jobs since it started, per process', () => pool.utilization)
     }
+    const auto = sources.auto
+    if (auto !== undefined) {
+      gauge({
+        name: 'auto_task_run_ms',
+        help: 'CPU_JOBS=auto: each task\'s estimated run time and where its jobs go now (placement), per process',
+        labelNames: ['pid', 'task', 'placement', 'reason'],
+        collect () {
+          this.reset()
+          for (const [task, t] of auto.tasks()) {
+            if (t.runMs !== undefined) this.set({ pid, task, placement: t.placement, reason: t.reason }, t.runMs)
+          }
+        }
+      })
+      gauge({
+        name: 'auto_pool_round_trip_ms',
+        help: 'CPU_JOBS=auto: what a pool job costs beyond its run (crossing and wait for a thread), estimated, per process',
+        labelNames: ['pid'],
+        collect () { if (auto.roundTripMs !== undefined) this.set({ pid }, auto.roundTripMs) }
+      })
+    }
     const websockets = sources.websockets
     if (websockets !== undefined) {
       gauge({ name: 'websocket_connections', help: 'Open job WebSockets', collect () { this.set(websockets.stats().connections) } })
@@ -82,6 +104,7 @@ export class ServerMetrics {
 
   jobSettled (e: JobEvent): void {
     this.#jobs.inc(e.task, e.kind, e.via, e.outcome)
+    if (e.autoReason !== undefined) this.#autoDecisions.inc(e.task, e.via, e.autoReason)
     if (e.outcome !== 'ok') return
     if (e.totalMs !== undefined) this.#duration.observe(e.totalMs / 1000, e.task, e.kind, e.via)
     if (e.via === 'pool' && e.queuedMs !== undefined) this.#queueWait.observe(e.queuedMs / 1000, e.kind, e.via)

@@ -1,6 +1,18 @@
 import type { FastifyPluginAsync } from 'fastify'
+import type { AutoRule } from '../placement/auto-rule.js'
 import type { TaskRegistry } from '../tasks/registry.js'
 
-export const taskRoutes: FastifyPluginAsync<{ registry: TaskRegistry }> = async (app, { registry }) => {
-  app.get('/tasks', async () => ({ tasks: registry.catalogue }))
+/**
+ * The catalogue; with `CPU_JOBS=auto`, also where this process now puts each CPU task it has seen
+ * and why, with its estimated run time and the pool's round trip.
+ */
+type Options = { registry: TaskRegistry, auto?: AutoRule }
+
+export const taskRoutes: FastifyPluginAsync<Options> = async (app, { registry, auto }) => {
+  app.get('/tasks', async () => {
+    if (auto === undefined) return { tasks: registry.catalogue }
+    const placed = Object.fromEntries([...auto.tasks()].map(([name, t]) =>
+      [name, { placement: t.placement, reason: t.reason, runMs: t.runMs, jobs: t.jobs }]))
+    return { tasks: registry.catalogue, auto: { pid: process.pid, poolRoundTripMs: auto.roundTripMs, tasks: placed } }
+  })
 }

@@ -1,0 +1,174 @@
+/**
+ * `CPU_JOBS=auto`: where each CPU job runs, inline on the event loop or on the pool, decided per
+ * task from what this process has measured, never configured per task.
+ *
+ * - Each task, per size class of its input (`sizeClass`), keeps a moving estimate of its run time
+ *   (from its jobs' own `runMs`, wherever they ran).
+ * - The pool keeps one of its round trip: what a pool job costs beyond its run (the crossing to a
+ *   thread and back, and any wait for a free thread), from its own answers, so that it follows the
+ *   load: a busy pool costs more, and cheap jobs then stay on the loop.
+ * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
+ *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
+ * - A strike: an inline run far over its estimate (`strikeFactor` times, and over `strikeFloorMs`)
+ *   sends the task to the pool until `strikeDecayMs` have passed without another. A task's first
+ *   `inlineWarmUp` inline runs cannot strike: they run code the event loop's thread has not
+ *   compiled yet, slower than the pool thread that measured it.
+ * - Exploration: every `exploreEvery`-th job of a task goes to the other placement, so that both
+ *   estimates stay current while one of them is in use.
+ */
+import type { Via } from './types.js'
+
+export type AutoVia = Extract<Via, 'inline' | 'pool'>
+export const AUTO_REASONS = ['unseen', 'cheap', 'costly', 'strike', 'loop-late', 'explore'] as const
+export type AutoReason = (typeof AUTO_REASONS)[number]
+
+export interface AutoDecision { via: AutoVia, reason: AutoReason }
+
+/** Estimates kept per process at most: past them, a new size class shares its task's own estimate. */
+export const MAX_AUTO_KEYS = 256
+
+/**
+ * What the rule keys its estimates by: the task, and the size class of each number at the top of
+ * its input, in quarter octaves (`fib[n~19]` for n = 25 to 30), so that `fib` n=1 and n=30 are
+ * told apart while n=29 and n=30 share what was learned. Inputs without numbers: the task alone.
+ */
+export function sizeClass (task: string, input: unknown): string {
+  if (typeof input !== 'object' || input === null) return task
+  const parts: string[] = []
+  for (const [key, value] of Object.entries(input).sort(([a], [b]) => a < b ? -1 : 1)) {
+    if (typeof value === 'number' && Number.isFinite(value)) parts.push(`${key}~${Math.round(Math.log2(1 + Math.abs(value)) * 4)}`)
+  }
+  return parts.length === 0 ? task : `${task}[${parts.join(',')}]`
+}
+
+export interface AutoRuleOptions {
+  /** Inline when a task's estimated run is under this share of the pool's round trip. */
+  inlineShare: number
+  /** Weight of a new sample in the moving estimates. */
+  alpha: number
+  /** One job in this many of a task explores the other placement (0: never). */
+  exploreEvery: number
+  /** An inline run over this many times its estimate... */
+  strikeFactor: number
+  /** ...and over this many ms is a strike. */
+  strikeFloorMs: number
+  /** A strike keeps its task on the pool this long. */
+  strikeDecayMs: number
+  /** Nothing is started inline while the loop is later than this. */
+  loopLateMs: number
+  /** A task's first inline runs, which cannot strike. */
+  inlineWarmUp: number
+}
+
+export const AUTO_DEFAULTS: Readonly<AutoRuleOptions> = Object.freeze({
+  inlineShare: 0.5,
+  alpha: 0.2,
+  exploreEvery: 32,
+  strikeFactor: 4,
+  strikeFloorMs: 1,
+  strikeDecayMs: 5000,
+  loopLateMs: 10,
+  inlineWarmUp: 3
+})
+
+/** What the rule holds about one task, as /tasks and /metrics show it. */
+export interface AutoTaskState {
+  runMs: number | undefined
+  placement: AutoVia
+  reason: AutoReason
+  jobs: number
+  strikeAt: number | undefined
+}
+
+interface TaskState extends AutoTaskState {
+  inlineRuns: number
+  samples: number
+}
+
+/** A task's first samples, of which its estimate keeps the lowest. */
+const FIRST_SAMPLES = 5
+
+const ewma = (previous: number | undefined, sample: number, alpha: number): number =>
+  previous === undefined ? sample : previous + alpha * (sample - previous)
+
+export class AutoRule {
+  readonly #options: AutoRuleOptions
+  readonly #tasks = new Map<string, TaskState>()
+  #roundTripMs: number | undefined
+
+  constructor (options: Partial<AutoRuleOptions> = {}) {
+    this.#options = { ...AUTO_DEFAULTS, ...options }
+  }
+
+  /** The pool's round trip estimate in ms: undefined until a pool job has answered. */
+  get roundTripMs (): number | undefined {
+    return this.#roundTripMs
+  }
+
+  /**
+   * The key to decide and observe a job by: its size class, or its task alone once MAX_AUTO_KEYS
+   * estimates are kept (a bound on memory and on /metrics' series, whatever inputs clients send).
+   */
+  keyOf (task: string, input: unknown): string {
+    const key = sizeClass(task, input)
+    return this.#tasks.has(key) || this.#tasks.size < MAX_AUTO_KEYS - 1 ? key : task
+  }
+
+  /** Where the next job of `task` runs, and why; `loopDelayMs` is how late the event loop is now. */
+  decide (task: string, now: number, loopDelayMs = 0): AutoDecision {
+    const state = this.#state(task)
+    state.jobs++
+    const settled = this.#settled(state, now, loopDelayMs)
+    state.placement = settled.via
+    state.reason = settled.reason
+    const o = this.#options
+    // Exploring only where both placements are open: not on a strike, nor while the loop is late.
+    if (o.exploreEvery > 0 && state.jobs % o.exploreEvery === 0 && (settled.reason === 'cheap' || settled.reason === 'costly')) {
+      return { via: settled.via === 'inline' ? 'pool' : 'inline', reason: 'explore' }
+    }
+    return settled
+  }
+
+  /** A job of `task` ran on `via` for `runMs`, and was answered `totalMs` after it was placed. */
+  observe (task: string, via: AutoVia, runMs: number, totalMs: number, now: number): void {
+    const o = this.#options
+    const state = this.#state(task)
+    if (via === 'inline' && ++state.inlineRuns > o.inlineWarmUp && state.runMs !== undefined &&
+      runMs > o.strikeFactor * state.runMs && runMs > o.strikeFloorMs) {
+      state.strikeAt = now
+    }
+    // A thread's first runs of a task (its code not compiled yet, or a task that calibrates itself
+    // once per thread) are not its cost: the first samples keep the lowest, and after them one
+    // sample moves the estimate by at most strikeFactor times.
+    state.samples++
+    if (state.runMs === undefined || (state.samples <= FIRST_SAMPLES && runMs < state.runMs)) state.runMs = runMs
+    else state.runMs = ewma(state.runMs, Math.min(runMs, o.strikeFactor * state.runMs), o.alpha)
+    if (via === 'pool') this.#roundTripMs = ewma(this.#roundTripMs, Math.max(0, totalMs - runMs), o.alpha)
+  }
+
+  /** Every task seen so far, by name. */
+  tasks (): ReadonlyMap<string, Readonly<AutoTaskState>> {
+    return this.#tasks
+  }
+
+  #settled (state: TaskState, now: number, loopDelayMs: number): AutoDecision {
+    const o = this.#options
+    if (state.runMs === undefined || this.#roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
+    if (state.strikeAt !== undefined) {
+      if (now - state.strikeAt < o.strikeDecayMs) return { via: 'pool', reason: 'strike' }
+      state.strikeAt = undefined
+    }
+    if (state.runMs >= o.inlineShare * this.#roundTripMs) return { via: 'pool', reason: 'costly' }
+    if (loopDelayMs > o.loopLateMs) return { via: 'pool', reason: 'loop-late' }
+    return { via: 'inline', reason: 'cheap' }
+  }
+
+  #state (task: string): TaskState {
+    let state = this.#tasks.get(task)
+    if (state === undefined) {
+      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, inlineRuns: 0, samples: 0 }
+      this.#tasks.set(task, state)
+    }
+    return state
+  }
+}

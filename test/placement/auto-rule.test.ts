@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest'
+import { AutoRule, MAX_AUTO_KEYS, sizeClass } from '../../src/placement/auto-rule.js'
+
+// The rule on a made-up clock and made-up costs: `now` is passed in, nothing runs.
+describe('CPU_JOBS=auto: the placement rule', () => {
+  /** A rule that has seen pool jobs cost `roundTripMs` beyond their run. */
+  const warmed = (roundTripMs = 0.2, options = {}): AutoRule => {
+    const rule = new AutoRule({ exploreEvery: 0, inlineWarmUp: 0, ...options })
+    rule.observe('warm-up', 'pool', 1, 1 + roundTripMs, 0)
+    return rule
+  }
+
+  it('sends a task it has not measured to the pool first', () => {
+    const rule = new AutoRule()
+    expect(rule.decide('fib', 0)).toEqual({ via: 'pool', reason: 'unseen' })
+    // Measured, but the pool's round trip is not known yet: still the pool.
+    rule.observe('fib', 'inline', 0.01, 0.01, 1)
+    expect(rule.decide('fib', 2)).toEqual({ via: 'pool', reason: 'unseen' })
+  })
+
+  it('runs a task inline when it costs well under the round trip, on the pool when it does not', () => {
+    const rule = warmed(0.2)
+    rule.observe('cheap', 'pool', 0.01, 0.21, 1)
+    rule.observe('costly', 'pool', 7, 7.2, 1)
+    expect(rule.decide('cheap', 2)).toEqual({ via: 'inline', reason: 'cheap' })
+    expect(rule.decide('costly', 2)).toEqual({ via: 'pool', reason: 'costly' })
+    // At half the round trip (0.1 ms) a task goes to the pool.
+    rule.observe('edge', 'pool', 0.1, 0.3, 1)
+    expect(rule.decide('edge', 2).via).toBe('pool')
+  })
+
+  it('follows a busier pool: a longer round trip keeps more tasks on the loop', () => {
+    const rule = warmed(0.2, { alpha: 1 })
+    rule.observe('mid', 'pool', 2, 2.2, 1)
+    expect(rule.decide('mid', 2).via).toBe('pool')
+    // Jobs now wait 20 ms for a thread: a 2 ms task is cheap beside that.
+    rule.observe('other', 'pool', 1, 21, 3)
+    expect(rule.roundTripMs).toBe(20)
+    expect(rule.decide('mid', 4)).toEqual({ via: 'inline', reason: 'cheap' })
+  })
+
+  it('keeps cheap tasks off a late loop', () => {
+    const rule = warmed(0.2)
+    rule.observe('cheap', 'pool', 0.01, 0.21, 1)
+    expect(rule.decide('cheap', 2, 25)).toEqual({ via: 'pool', reason: 'loop-late' })
+    expect(rule.decide('cheap', 3, 2)).toEqual({ via: 'inline', reason: 'cheap' })
+  })
+
+  it('sends a task to the pool after a strike, until the strike decays and its estimate is cheap again', () => {
+    const rule = warmed(0.2, { strikeDecayMs: 5000 })
+    rule.observe('shifty', 'pool', 0.01, 0.21, 0)
+    expect(rule.decide('shifty', 1).via).toBe('inline')
+    // One inline run of 5 ms against an estimate of 0.01 ms: a strike.
+    rule.observe('shifty', 'inline', 5, 5, 10)
+    expect(rule.decide('shifty', 11)).toEqual({ via: 'pool', reason: 'strike' })
+    // On the pool it is cheap again; the strike holds until 5 s after it.
+    for (let t = 12; t < 40; t++) rule.observe('shifty', 'pool', 0.01, 0.21, t)
+    expect(rule.decide('shifty', 5009)).toEqual({ via: 'pool', reason: 'strike' })
+    expect(rule.decide('shifty', 5011)).toEqual({ via: 'inline', reason: 'cheap' })
+  })
+
+  it('is not struck by its first inline runs, which run code the loop has not compiled yet', () => {
+    const rule = warmed(0.2, { inlineWarmUp: 2 })
+    rule.observe('cold', 'pool', 0.01, 0.21, 0)
+    rule.observe('cold', 'inline', 3, 3, 1)
+    rule.observe('cold', 'inline', 3, 3, 2)
+    expect(rule.tasks().get('cold')?.strikeAt).toBeUndefined()
+    for (let t = 3; t < 30; t++) rule.observe('cold', 'inline', 0.01, 0.01, t)
+    rule.observe('cold', 'inline', 3, 3, 30) // the third inline run and after: a strike
+    expect(rule.tasks().get('cold')?.strikeAt).toBe(30)
+  })
+
+  it('is not struck by a slow run of a task that is costly anyway, nor by one under the floor', () => {
+    const rule = warmed(0.2, { strikeFloorMs: 1 })
+    rule.observe('tiny', 'pool', 0.001, 0.2, 0)
+    rule.observe('tiny', 'inline', 0.5, 0.5, 1) // 500x its estimate, but under 1 ms
+    expect(rule.tasks().get('tiny')?.strikeAt).toBeUndefined()
+  })
+
+  it('explores the other placement one job in exploreEvery, and only where both are open', () => {
+    const rule = warmed(0.2, { exploreEvery: 4 })
+    rule.observe('cheap', 'pool', 0.01, 0.21, 0)
+    const vias = Array.from({ length: 8 }, (_, i) => rule.decide('cheap', i + 1))
+    expect(vias.filter((d) => d.reason === 'explore')).toEqual([{ via: 'pool', reason: 'explore' }, { via: 'pool', reason: 'explore' }])
+    expect(vias.filter((d) => d.via === 'inline')).toHaveLength(6)
+    // While the loop is late, nothing explores onto it.
+    const late = Array.from({ length: 8 }, (_, i) => rule.decide('cheap', 10 + i, 50))
+    expect(late.every((d) => d.via === 'pool' && d.reason === 'loop-late')).toBe(true)
+  })
+
+  it('keeps what /tasks and /metrics show: estimate, placement, reason, jobs', () => {
+    const rule = warmed(0.2)
+    rule.observe('cheap', 'pool', 0.01, 0.21, 0)
+    rule.decide('cheap', 1)
+    expect(rule.tasks().get('cheap')).toMatchObject({ runMs: 0.01, placement: 'inline', reason: 'cheap', jobs: 1 })
+  })
+})
+
+describe('CPU_JOBS=auto: size classes', () => {
+  it('keys a job by its task and the quarter-octave class of each number in its input', () => {
+    expect(sizeClass('fib', { n: 30 })).toBe('fib[n~20]')
+    expect(sizeClass('fib', { n: 29 })).toBe('fib[n~20]')
+    expect(sizeClass('fib', { n: 1 })).toBe('fib[n~4]')
+    expect(sizeClass('hash', { rounds: 10, bytes: 64 })).toBe('hash[bytes~24,rounds~14]')
+    expect(sizeClass('json', {})).toBe('json')
+    expect(sizeClass('x', 'not an object')).toBe('x')
+  })
+
+  it('keeps at most MAX_AUTO_KEYS estimates: past them a new class shares its task\'s own', () => {
+    const rule = new AutoRule()
+    for (let i = 0; rule.tasks().size < MAX_AUTO_KEYS - 1; i++) rule.decide(rule.keyOf('spin', { ms: 2 ** (i / 4) }), 0)
+    expect(rule.keyOf('spin', { ms: 2 ** 70 })).toBe('spin')
+    expect(rule.keyOf('spin', { ms: 1 })).toBe('spin[ms~4]') // already kept
+  })
+})
