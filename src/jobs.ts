@@ -148,8 +148,8 @@ export class JobRunner {
       const outcome = await this.#runPlaced(placement, task, resolved.input, control)
       const end = performance.now()
       const totalMs = round(end - start)
-      // A pool job's time here less the time Piscina held it before a thread took it (a thread still
-      // starting, at first): the crossing, and any wait in the pool's line for a free thread.
+      // A pool job's time here less its wait for a thread (in the pool's line, or for a thread
+      // still starting): the crossing to a thread and back, what running it inline would save.
       if (autoReason !== undefined) this.auto?.observe(autoKey, placement.via as 'inline' | 'pool', outcome.runMs, end - placedAt - outcome.queuedMs, end)
       this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs, ...(autoReason === undefined ? {} : { autoReason }) })
       return {

@@ -90,7 +90,7 @@ export class ServerMetrics {
       })
       gauge({
         name: 'auto_pool_round_trip_ms',
-        help: 'CPU_JOBS=auto: what a pool job costs beyond its run (crossing and wait for a thread), estimated, per process',
+        help: 'CPU_JOBS=auto: what a pool job costs beyond its run and its wait for a thread (the crossing), estimated, per process',
         labelNames: ['pid'],
         collect () { if (auto.roundTripMs !== undefined) this.set({ pid }, auto.roundTripMs) }
       })

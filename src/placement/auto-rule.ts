@@ -4,13 +4,14 @@
  *
  * - Each task, per size class of its input (`sizeClass`), keeps a moving estimate of its run time
  *   (from its jobs' own `runMs`, wherever they ran).
- * - The pool keeps one of its round trip: what a pool job costs beyond its run (the crossing to a
- *   thread and back, and any wait for a free thread), from its own answers, so that it follows the
- *   load: a busy pool costs more, and cheap jobs then stay on the loop.
+ * - The pool keeps one of its round trip: what a pool job costs beyond its run and its wait for a
+ *   thread (the crossing to a thread and back: messages, copies, a thread woken), from its own
+ *   answers, so that it follows the machine's load. A wait for a free thread is not part of it: a
+ *   saturated pool does not make a costly job cheap, and the loop it would block is what answers.
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
- * - A strike: an inline run far over its estimate (`strikeFactor` times, and over `strikeFloorMs`)
- *   sends the task to the pool until `strikeDecayMs` have passed without another. A task's first
+ * - A strike: two inline runs in a row far over the estimate (`strikeFactor` times, and over
+ *   `strikeFloorMs`) send the task to the pool until `strikeDecayMs` have passed without another. A task's first
  *   `inlineWarmUp` inline runs cannot strike: they run code the event loop's thread has not
  *   compiled yet, slower than the pool thread that measured it.
  * - Exploration: every `exploreEvery`-th job of a task goes to the other placement, so that both
@@ -83,7 +84,12 @@ export interface AutoTaskState {
 interface TaskState extends AutoTaskState {
   inlineRuns: number
   samples: number
+  /** Inline runs over the strike bar in a row. */
+  overRuns: number
 }
+
+/** Inline runs over the bar in a row that make a strike. */
+const STRIKE_RUNS = 2
 
 /** A task's first samples, of which its estimate keeps the lowest. */
 const FIRST_SAMPLES = 5
@@ -133,9 +139,11 @@ export class AutoRule {
   observe (task: string, via: AutoVia, runMs: number, totalMs: number, now: number): void {
     const o = this.#options
     const state = this.#state(task)
-    if (via === 'inline' && ++state.inlineRuns > o.inlineWarmUp && state.runMs !== undefined &&
-      runMs > o.strikeFactor * state.runMs && runMs > o.strikeFloorMs) {
-      state.strikeAt = now
+    if (via === 'inline' && ++state.inlineRuns > o.inlineWarmUp && state.runMs !== undefined) {
+      // One slow run is often a garbage collection that landed in it: a strike takes two in a row.
+      const over = runMs > o.strikeFactor * state.runMs && runMs > o.strikeFloorMs
+      state.overRuns = over ? state.overRuns + 1 : 0
+      if (state.overRuns >= STRIKE_RUNS) state.strikeAt = now
     }
     // A thread's first runs of a task (its code not compiled yet, or a task that calibrates itself
     // once per thread) are not its cost: the first samples keep the lowest, and after them one
@@ -166,7 +174,7 @@ export class AutoRule {
   #state (task: string): TaskState {
     let state = this.#tasks.get(task)
     if (state === undefined) {
-      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, inlineRuns: 0, samples: 0 }
+      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, inlineRuns: 0, samples: 0, overRuns: 0 }
       this.#tasks.set(task, state)
     }
     return state

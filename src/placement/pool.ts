@@ -114,7 +114,8 @@ export class ThreadPool {
       }
       await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
     }
-    const submittedAt = performance.timeOrigin + performance.now()
+    // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
+    const arrivedAt = performance.timeOrigin + now
     let reply: PoolReply
     try {
       reply = task.kind === 'cpu'
@@ -130,7 +131,7 @@ export class ThreadPool {
     if (!reply.ok) throw codedError(reply.code, reply.message)
     return {
       result: reply.result,
-      queuedMs: Math.max(0, reply.startedAt - submittedAt),
+      queuedMs: Math.max(0, reply.startedAt - arrivedAt),
       runMs: reply.runMs,
       threadId: reply.threadId
     }
