@@ -102,7 +102,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   })
 
   await app.register(jobRoutes, { runner })
-  await app.register(taskRoutes, { registry, ...(runner.auto === undefined ? {} : { auto: runner.auto }) })
+  await app.register(taskRoutes, { registry, auto: runner.auto })
   await app.register(healthRoutes, { config })
   await app.register(wsRoutes, { runner, config, connections: websockets })
   await app.register(metricsRoutes, { metrics })

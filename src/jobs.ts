@@ -6,7 +6,7 @@ import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
 import type { JobAbort, Placement, RunOutcome, Via } from './placement/types.js'
-import { AutoRule, type AutoReason } from './placement/auto-rule.js'
+import { AutoRule, type AutoDecision, type AutoReason, type AutoVia } from './placement/auto-rule.js'
 import type { TaskRegistry } from './tasks/registry.js'
 import type { AnyTask, TaskKind } from './tasks/types.js'
 import { backendsConfig, type BackendsConfig } from './backends/connections.js'
@@ -71,8 +71,7 @@ export class JobRunner {
   readonly #placements: Readonly<Record<TaskKind, Placement>>
   readonly pool: ThreadPool | undefined
   /** `CPU_JOBS=auto`: the rule that places each CPU job, and the two places it chooses between. */
-  readonly auto: AutoRule | undefined
-  readonly #autoPlaces: Readonly<Record<'inline' | 'pool', Placement>> | undefined
+  readonly #auto: { rule: AutoRule, places: Readonly<Record<AutoVia, Placement>> } | undefined
 
   constructor (
     readonly registry: TaskRegistry,
@@ -112,8 +111,7 @@ export class JobRunner {
     const resources = { upstreamUrl: config.upstreamUrl }
     this.pool = pool
     const inline = new LocalPlacement('inline', resources)
-    this.auto = config.cpuJobs === 'auto' ? new AutoRule() : undefined
-    this.#autoPlaces = this.auto === undefined ? undefined : Object.freeze({ inline, pool: onPool() })
+    this.#auto = config.cpuJobs === 'auto' ? { rule: new AutoRule(), places: Object.freeze({ inline, pool: onPool() }) } : undefined
     this.#placements = Object.freeze({
       cpu: config.cpuJobs === 'inline' ? inline : onPool(),
       io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', { ...resources, ...backends })
@@ -132,26 +130,27 @@ export class JobRunner {
       const resolved = this.registry.resolve(job, where)
       task = resolved.task
       placement = this.#placements[task.kind]
-      let autoReason: AutoReason | undefined
+      let decision: AutoDecision | undefined
       let autoKey = ''
-      if (task.kind === 'cpu' && this.auto !== undefined && this.#autoPlaces !== undefined) {
-        autoKey = this.auto.keyOf(task.name, resolved.input)
-        const decision = this.auto.decide(autoKey, start, this.loop?.delayMs())
-        placement = this.#autoPlaces[decision.via]
-        autoReason = decision.reason
+      if (task.kind === 'cpu' && this.#auto !== undefined) {
+        autoKey = this.#auto.rule.keyOf(task.name, resolved.input)
+        decision = this.#auto.rule.decide(autoKey, start, this.loop?.delayMs())
+        placement = this.#auto.places[decision.via]
       }
       if (placement.via === 'inline') {
         const refusal = this.loop?.refusal()
         if (refusal !== undefined) throw refusal
       }
-      const placedAt = performance.now()
+      const placedAt = decision === undefined ? 0 : performance.now()
       const outcome = await this.#runPlaced(placement, task, resolved.input, control)
       const end = performance.now()
       const totalMs = round(end - start)
       // A pool job's time here less its wait for a thread (in the pool's line, or for a thread
       // still starting): the crossing to a thread and back, what running it inline would save.
-      if (autoReason !== undefined) this.auto?.observe(autoKey, placement.via as 'inline' | 'pool', outcome.runMs, end - placedAt - outcome.queuedMs, end)
-      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs, ...(autoReason === undefined ? {} : { autoReason }) })
+      if (decision !== undefined) {
+        this.#auto?.rule.observe(autoKey, decision.via, outcome.runMs, end - placedAt - outcome.queuedMs, end)
+      }
+      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs, autoReason: decision?.reason })
       return {
         task: task.name,
         kind: task.kind,
@@ -208,6 +207,11 @@ export class JobRunner {
         reject(signal.aborted ? signal.reason : err)
       })
     })
+  }
+
+  /** `CPU_JOBS=auto`'s rule, for /tasks and /metrics to show what it holds. */
+  get auto (): AutoRule | undefined {
+    return this.#auto?.rule
   }
 
   async close (): Promise<void> {

@@ -2,12 +2,12 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { AutoRule } from '../placement/auto-rule.js'
 import type { TaskRegistry } from '../tasks/registry.js'
 
+type Options = { registry: TaskRegistry, auto?: AutoRule | undefined }
+
 /**
  * The catalogue; with `CPU_JOBS=auto`, also where this process now puts each CPU task it has seen
  * and why, with its estimated run time and the pool's round trip.
  */
-type Options = { registry: TaskRegistry, auto?: AutoRule }
-
 export const taskRoutes: FastifyPluginAsync<Options> = async (app, { registry, auto }) => {
   app.get('/tasks', async () => {
     if (auto === undefined) return { tasks: registry.catalogue }
