@@ -92,7 +92,9 @@ describe('jobs on the pool', () => {
         req.end(body)
         return req
       })
-      await new Promise((resolve) => setTimeout(resolve, 30)) // the new threads are still starting
+      // Every job has reached the pool, which starts a thread for each (pool_threads counts those
+      // starting); a fixed 30 ms was not always enough for a busy server to read all 8 requests.
+      await waitFor(async () => await threads() === 8, 5000, 5)
       for (const req of sent) req.destroy()
       await waitFor(async () => await threads() === 8, 10_000, 100)
       await new Promise((resolve) => setTimeout(resolve, 1000))
