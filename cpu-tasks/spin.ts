@@ -28,6 +28,13 @@ function iterationsPerMs (): number {
   return best
 }
 
+/** Busy for `ms` of CPU on an idle core; the iterations it ran. `phased` spins by this too. */
+export function spinFor (ms: number): number {
+  const iterations = Math.round(ms * iterationsPerMs())
+  work(iterations)
+  return iterations
+}
+
 export default {
   name: 'spin',
   kind: 'cpu',
@@ -39,9 +46,5 @@ export default {
     required: ['ms'],
     additionalProperties: false
   },
-  run: ({ ms }) => {
-    const iterations = Math.round(ms * iterationsPerMs())
-    work(iterations)
-    return { ms, iterations }
-  }
+  run: ({ ms }) => ({ ms, iterations: spinFor(ms) })
 } satisfies TaskDefinition<Input, { ms: number, iterations: number }>

@@ -97,8 +97,9 @@ export class LoopDelay {
     this.#lastTick = clock()
   }
 
+  /** Starts the ticker; a rule whose target is 0 sheds nothing, and the delay is still measured. */
   start (): void {
-    if (!this.#rule.enabled || this.#timer !== undefined) return
+    if (this.#timer !== undefined) return
     this.#timer = setInterval(() => this.tick(), LOOP_TICK_MS)
     this.#timer.unref()
   }
@@ -127,6 +128,7 @@ export class LoopDelay {
    * the loop is in fact behind. Whether it has caught up is the ticker's to say.
    */
   refusal (now = this.#clock()): Error | undefined {
+    if (!this.#rule.enabled) return undefined
     const delayMs = this.delayMs(now)
     if (delayMs > this.#rule.targetMs) this.#rule.observe(delayMs, now)
     if (delayMs <= this.#rule.boundMs()) return undefined

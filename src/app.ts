@@ -61,7 +61,9 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const loopRule = new QueueDelayRule(
     { targetMs: config.shedLoopTargetMs, intervalMs: config.shedLoopIntervalMs }, performance.now()
   )
-  const loopDelay = loopRule.enabled ? new LoopDelay(loopRule, () => performance.now()) : undefined
+  // The loop's delay is read by the shedding (when on) and by CPU_JOBS=auto (which places nothing
+  // inline on a late loop, whether or not anything is shed).
+  const loopDelay = loopRule.enabled || config.cpuJobs === 'auto' ? new LoopDelay(loopRule, () => performance.now()) : undefined
   loopDelay?.start()
   const runner = new JobRunner(registry, config, (event) => metrics.jobSettled(event), backends, loopDelay)
   const websockets = new WsConnections()

@@ -100,6 +100,15 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
     now += LOOP_TICK_MS + 30
     expect(loop.refusal()).toBeUndefined() // a burst again: 30 ms < 100 ms
   })
+  it('with a target of 0 refuses nothing, however late, and still says how late (CPU_JOBS=auto reads it)', () => {
+    let now = 0
+    const loop = new LoopDelay(new QueueDelayRule({ targetMs: 0, intervalMs: 100 }, 0), () => now)
+    now = LOOP_TICK_MS
+    loop.tick()
+    now += LOOP_TICK_MS + 500
+    expect(loop.delayMs()).toBe(500)
+    expect(loop.refusal()).toBeUndefined()
+  })
 })
 
 describe('WaitingLine: jobs waiting for a pool thread, with the age of the oldest', () => {

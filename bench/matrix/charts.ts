@@ -67,3 +67,22 @@ export function bars (
     }
   }
 }
+
+/** One panel of lines over a linear x: a time series. */
+export function series (
+  title: string, values: Datum[], x: string, y: string, color: string, xTitle: string, yTitle: string
+): TopLevelSpec {
+  return {
+    ...base,
+    title,
+    data: { values },
+    width: 560,
+    height: 220,
+    mark: { type: 'line', interpolate: 'step-after' },
+    encoding: {
+      x: { field: x, type: 'quantitative', title: xTitle },
+      y: { field: y, type: 'quantitative', title: yTitle },
+      color: { field: color, type: 'nominal', title: null }
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import type { Mode } from '../../src/config.js'
 import type { LoadOptions } from '../load/options.js'
 
-export const MODELS: readonly Mode[] = ['event-loop', 'threads', 'processes', 'hybrid']
+export const MODELS: readonly Mode[] = ['event-loop', 'threads', 'processes', 'hybrid', 'auto']
 
 /** What a cell sends: a load of the load client, less what the bench fills in (URL, duration). */
 export type Load = Pick<LoadOptions, 'transport' | 'connections' | 'inFlight' | 'mix'> & Partial<Pick<LoadOptions, 'rate' | 'encoding' | 'cut'>>

@@ -9,6 +9,7 @@ import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
 import { measureOverhead, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
+import { measureShift, type ShiftResult } from './shift.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 
@@ -24,7 +25,12 @@ export interface References {
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
   performanceTester: PerformanceTester
-  offload?: { costsMs: number[], inlinePerS: number[], poolPerS: number[], thresholdMs: number | undefined }
+  /** `autoPerS` (CPU_JOBS=auto, the same layout as the pool's) is absent from runs made before it. */
+  offload?: {
+    costsMs: number[], inlinePerS: number[], poolPerS: number[], autoPerS?: number[], thresholdMs: number | undefined
+  }
+  /** Full run only: a cost that jumps and comes back, inline, on the pool and under CPU_JOBS=auto. */
+  shift?: ShiftResult
 }
 
 /**
@@ -163,8 +169,10 @@ async function offload (upstreamUrl: string, windowS: number, costsMs: number[])
   }
   const inlinePerS = await sweep({ MODE: 'event-loop' })
   const poolPerS = await sweep({ MODE: 'hybrid', PROCESSES: '1' })
+  // The pool's layout with each job placed by its measured cost: the warm-up at each cost is what it learns from.
+  const autoPerS = await sweep({ MODE: 'auto', PROCESSES: '1' })
   const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
-  return { costsMs, inlinePerS, poolPerS, thresholdMs: at < 0 ? undefined : costsMs[at] }
+  return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs: at < 0 ? undefined : costsMs[at] }
 }
 
 /** Everything measured beside the matrix, in the same run. `progress` reports each step. */
@@ -186,12 +194,26 @@ export async function measureReferences (
   const mem = full ? await memory(upstreamUrl, 10_000, 2000) : undefined
   if (full) progress('CPU offload threshold')
   const off = full ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
+  if (full) progress('a shifting cost: inline, pool and CPU_JOBS=auto')
+  const shift = full
+    ? await measureShift(upstreamUrl, {
+      lowMs: 0.05,
+      highMs: 2,
+      phaseMs: 4000,
+      settleMs: 1000,
+      binMs: 100,
+      connections: 2 * availableParallelism(),
+      repeats: plan.repeats,
+      threads: availableParallelism()
+    }, (step) => progress(step))
+    : undefined
   return {
     directFibPerS,
     ...(overhead === undefined ? {} : { overhead }),
     naiveMixed: naive.runs[0] ?? [],
     performanceTester: tester,
     ...(mem === undefined ? {} : { memory: mem }),
-    ...(off === undefined ? {} : { offload: off })
+    ...(off === undefined ? {} : { offload: off }),
+    ...(shift === undefined ? {} : { shift })
   }
 }

@@ -3,11 +3,12 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from './cell.js'
-import { bars, groupedBars, lines, renderSvg } from './charts.js'
+import { bars, groupedBars, lines, renderSvg, series } from './charts.js'
 import { USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
 import { fmt, fmtSpread, ratio, spread, type Spread } from './stats.js'
-import { coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
+import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
+import { AUTO_KEEPS, autoAgainstFixed, coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
 
 export interface Machine {
   cpu: string
@@ -64,7 +65,31 @@ export function figures (run: MatrixRun): Figure[] {
     ).mean
     push('hybrid vs naive Fastify+Piscina server, mixed load (jobs/s)', ratio(total(find(run, 'hybrid', 'mixed io+cpu')?.runs ?? []), total(refs.naiveMixed)), '>= 0.95', (v) => v >= 0.95)
   }
+  const autoCells = autoAgainstFixed(run.results)
+  if (autoCells.length > 0) {
+    const lowest = autoCells.reduce((a, b) => b.ratio < a.ratio ? b : a)
+    push(`auto vs the best fixed model, its lowest cell (${lowest.cell}, ${lowest.measure})`, lowest.ratio, `>= ${AUTO_KEEPS}`, (v) => v >= AUTO_KEEPS)
+    push('cells in which auto was the worst model', autoCells.filter((c) => c.worst).length, '0', (v) => v === 0)
+  }
+  const sweep = autoSweep(refs?.offload)
+  if (sweep !== undefined) push(`auto vs the better of inline and pool, spin sweep, its lowest cost (${sweep.lowest.costMs} ms)`, sweep.lowest.ratio, `>= ${AUTO_KEEPS}`, (v) => v >= AUTO_KEEPS)
+  if (refs?.shift !== undefined) {
+    const shifts = refs.shift.phases.slice(1)
+    const slowest = shifts.some((p) => p.followMs === undefined)
+      ? Number.POSITIVE_INFINITY
+      : Math.max(...shifts.map((p) => p.followMs as number))
+    push(`ms until auto is back within 5% of the best placement after a shift, slowest of ${shifts.length} shifts x ${refs.shift.runs.length} rounds`, slowest, '< 1000', (v) => v < 1000)
+  }
   return out
+}
+
+/** The spin sweep's auto line against the better fixed placement at each cost; undefined before it was measured. */
+export function autoSweep (offload: References['offload']): { ratios: number[], lowest: { costMs: number, ratio: number } } | undefined {
+  if (offload?.autoPerS === undefined) return undefined
+  const better = (i: number): number => Math.max(offload.inlinePerS[i] ?? 0, offload.poolPerS[i] ?? 0)
+  const ratios = offload.costsMs.map((_, i) => (offload.autoPerS?.[i] ?? Number.NaN) / better(i))
+  const at = ratios.reduce((lo, r, i) => r < (ratios[lo] ?? Infinity) ? i : lo, 0)
+  return { ratios, lowest: { costMs: offload.costsMs[at] as number, ratio: ratios[at] as number } }
 }
 
 export function table (head: string[], rows: string[][]): string {
@@ -210,12 +235,26 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   }
   if (refs?.offload !== undefined) {
     out.push('\n### When sending a CPU job to the pool pays\n')
-    out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1).\n`)
+    const sweep = autoSweep(refs.offload)
+    out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1)` +
+      `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
       ['inline jobs/s', ...refs.offload.inlinePerS.map(fmt)],
-      ['pool jobs/s', ...refs.offload.poolPerS.map(fmt)]
+      ['pool jobs/s', ...refs.offload.poolPerS.map(fmt)],
+      ...(sweep === undefined ? [] : [['auto jobs/s', ...(refs.offload.autoPerS ?? []).map(fmt)], ['auto / the better of the two', ...sweep.ratios.map(fmt)]])
     ]))
     out.push(`\nThe pool pays from **${refs.offload.thresholdMs === undefined ? 'no cost measured here' : `${refs.offload.thresholdMs} ms`}** of CPU per job: below it, the crossing to a thread costs more than the second core gives.\n`)
+  }
+
+  if (refs?.shift !== undefined) out.push(shiftSection(refs.shift))
+  const autoCells = autoAgainstFixed(run.results)
+  if (autoCells.length > 0) {
+    out.push('\n## `auto` against the fixed models, cell by cell\n')
+    out.push(`\`auto\` (\`MODE=auto\`: the \`hybrid\` layout, each CPU job inline or on the pool by its task's measured cost) against the best fixed model of each cell; the target is ${AUTO_KEEPS} of it and never the worst.\n`)
+    out.push(table(['cell', 'measure', '`auto`', 'best fixed model', 'auto / best', 'the worst?'], autoCells.map((c) => [
+      c.cell, c.measure, fmt(c.auto), `\`${c.bestModel}\` ${fmt(c.best)}`, c.ratio >= AUTO_KEEPS ? fmt(c.ratio) : `**${fmt(c.ratio)}**`, c.worst ? '**yes**' : 'no'
+    ])))
+    out.push('')
   }
 
   if (charts.length > 0) {
@@ -223,6 +262,25 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     for (const c of charts) out.push(`![${c}](charts/${c})\n`)
   }
   return out.join('\n')
+}
+
+/** The shifting row: each phase's rates, and how long auto took to follow each shift. */
+function shiftSection (shift: ShiftResult): string {
+  const o = shift.options
+  const ms = (v: number | undefined): string => v === undefined ? '**not within the phase**' : `${fmt(v)} ms`
+  return [
+    `\n### A cost that shifts: \`phased\` from ${o.lowMs} ms to ${o.highMs} ms of CPU and back\n`,
+    `One process with a pool of ${o.threads} threads, ${o.connections} clients, closed loop, the same input on every job; ` +
+      `phases of ${o.phaseMs / 1000} s, ${shift.runs.length} round${shift.runs.length > 1 ? 's' : ''}, the three servers in alternation. ` +
+      `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
+      `${FOLLOW_SHARE} of the best placement's; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them ` +
+      '(the slowest round of each).\n',
+    table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in'], shift.phases.map((p, i) => [
+      p.name, String(p.costMs), fmtSpread(p.perS.inline), fmtSpread(p.perS.pool), fmtSpread(p.perS.auto),
+      fmt(p.autoRatio),
+      i === 0 ? '(start)' : ms(p.followMs), i === 0 ? '(start)' : ms(p.placedMs)
+    ]))
+  ].join('\n')
 }
 
 /** Runs made before the tester became a sweep measured one point, 100 calls, through this server only. */
@@ -287,6 +345,22 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
             { calls: p.calls, who: 'the article\'s code (Python)', how: '50 threads', seconds: p.python.threadsS }
           ])
     ])
+    if (refs.offload?.autoPerS !== undefined) {
+      const o = refs.offload
+      const points = o.costsMs.flatMap((costMs, i) => [
+        { costMs, placement: 'inline', run: 'spin', jobsPerS: o.inlinePerS[i] ?? Number.NaN },
+        { costMs, placement: 'pool', run: 'spin', jobsPerS: o.poolPerS[i] ?? Number.NaN },
+        { costMs, placement: 'auto', run: 'spin', jobsPerS: o.autoPerS?.[i] ?? Number.NaN }
+      ])
+      await save('offload.svg', lines('spin of each cost: inline, pool, auto', points, 'costMs', 'jobsPerS', 'placement', 'run', 'CPU ms per job', 'jobs/s'))
+    }
+    if (refs.shift !== undefined) {
+      const first = refs.shift.runs[0]
+      const binS = refs.shift.options.binMs / 1000
+      const points = SHIFT_PLACEMENTS.flatMap((placement) =>
+        (first?.binsPerS[placement] ?? []).map((perS, i) => ({ s: i * binS, placement, perS })))
+      await save('shift.svg', series(`A cost that shifts: ${refs.shift.options.lowMs} ms, ${refs.shift.options.highMs} ms, ${refs.shift.options.lowMs} ms (first round)`, points, 's', 'perS', 'placement', 's', 'jobs/s'))
+    }
     await save('performance-tester.svg', lines(`N calls of a ${t.delayMs} ms delay at once`, points, 'calls', 'seconds', 'how', 'who', 'calls at once', 'wall time, s'))
   }
   return written

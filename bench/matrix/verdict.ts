@@ -171,6 +171,26 @@ export function limits (results: CellResult[], cores: number, windowS: number): 
   return `Measured: ${parts.join('; ')}.`
 }
 
+const ioJobs = (r: CellResult): number => mean(r, jobsOf)
+const cpuJobs = (r: CellResult): number => mean(r, (m) => m.background?.jobsPerS ?? Number.NaN)
+
+/**
+ * The mixed row's models that serve both kinds of job: those that answer MIXED_IO_SERVED of the I/O
+ * offered (`keepUp`; all of them if none does), and of those, the ones that keep MIXED_CPU_KEPT of
+ * the best CPU jobs/s among them (`fair`).
+ */
+export function mixedServed (mixed: CellResult[]): {
+  offered: number, keepUp: CellResult[], behind: CellResult[], topCpu: number, fair: CellResult[], unfair: CellResult[]
+} {
+  const offered = mixed[0]?.cell.load.rate ?? Number.NaN
+  const keepUp = mixed.filter((r) => ioJobs(r) >= MIXED_IO_SERVED * offered)
+  const behind = mixed.filter((r) => !keepUp.includes(r))
+  const pool = keepUp.length > 0 ? keepUp : mixed
+  const topCpu = Math.max(...pool.map(cpuJobs))
+  const fair = pool.filter((r) => cpuJobs(r) >= MIXED_CPU_KEPT * topCpu)
+  return { offered, keepUp, behind, topCpu, fair, unfair: pool.filter((r) => !fair.includes(r)) }
+}
+
 /** For each row of the classic matrix: what won here, what to use, and whether Node agrees. */
 export function verdict (results: CellResult[], cores: number, windowS: number): VerdictRow[] {
   const rows: Array<VerdictRow | undefined> = []
@@ -226,16 +246,8 @@ export function verdict (results: CellResult[], cores: number, windowS: number):
   if (mixed.length > 0) {
     // Served means both kinds served: the I/O offered (an open loop at its rate) answered, and of the
     // models that do, those that keep most CPU throughput; then the I/O latency decides.
-    const offered = mixed[0]?.cell.load.rate ?? Number.NaN
-    const ioJobs = (r: CellResult): number => mean(r, jobsOf)
-    const cpuJobs = (r: CellResult): number => mean(r, (m) => m.background?.jobsPerS ?? Number.NaN)
+    const { offered, keepUp, behind, topCpu, fair, unfair } = mixedServed(mixed)
     const rates = (rs: CellResult[], of: (r: CellResult) => number): string => rs.map((r) => `\`${r.model}\` ${fmt(of(r))}`).join(', ')
-    const keepUp = mixed.filter((r) => ioJobs(r) >= MIXED_IO_SERVED * offered)
-    const behind = mixed.filter((r) => !keepUp.includes(r))
-    const pool = keepUp.length > 0 ? keepUp : mixed
-    const topCpu = Math.max(...pool.map(cpuJobs))
-    const fair = pool.filter((r) => cpuJobs(r) >= MIXED_CPU_KEPT * topCpu)
-    const unfair = pool.filter((r) => !fair.includes(r))
     const leftOut = [
       behind.length === 0
         ? ''
@@ -251,4 +263,67 @@ export function verdict (results: CellResult[], cores: number, windowS: number):
       '(`event-loop`, `processes`); on a pool the CPU runs beside the loop, and the loop stays free to answer I/O (`hybrid`, `threads`).'))
   }
   return rows.filter((r): r is VerdictRow => r !== undefined)
+}
+
+/** `auto` in one cell against the fixed models: the best of them, and whether it was the worst. */
+export interface AutoCell {
+  cell: string
+  measure: string
+  auto: number
+  best: number
+  bestModel: Mode
+  /** auto over the best fixed model, the way up being better (best / auto for a latency). */
+  ratio: number
+  worst: boolean
+}
+
+/** `auto` must keep this share of the best fixed model's figure in every cell. */
+export const AUTO_KEEPS = 0.95
+
+/**
+ * For every cell `auto` was measured in: its figure against the best and the worst of the fixed
+ * models, on each cell's own measure: jobs/s, but I/O p99 where the I/O comes at a fixed rate (the
+ * mixed row, whose models all answer what is offered). With CPU saturating beside it, auto's CPU
+ * jobs/s is held against the fixed models that answer the I/O, and its I/O p99 against those that
+ * serve both, as the verdict judges that row. The worst: behind the worst fixed model by more than
+ * its spread and 5%.
+ */
+export function autoAgainstFixed (results: CellResult[]): AutoCell[] {
+  const out: AutoCell[] = []
+  for (const id of [...new Set(results.map((r) => r.cell.id))]) {
+    const cells = results.filter((r) => r.cell.id === id)
+    const auto = cells.find((r) => r.model === 'auto')
+    const fixed = cells.filter((r) => r.model !== 'auto')
+    if (auto === undefined || fixed.length === 0) continue
+    const served = mixedServed(cells)
+    const measures: Array<[string, Measure, CellResult[]]> = id === 'mixed io+cpu'
+      ? [
+          ['CPU jobs/s, of the models that answer the I/O', { ...JOBS_PER_S, pick: (m) => m.background?.jobsPerS ?? Number.NaN }, served.keepUp],
+          ['I/O p99 ms, of the models that serve both', P99, served.fair]
+        ]
+      : [[id === 'mixed io alone' ? 'I/O p99 ms' : 'jobs/s', id === 'mixed io alone' ? P99 : JOBS_PER_S, fixed]]
+    for (const [name, measure, among] of measures) {
+      const value = (r: CellResult): number => mean(r, measure.pick)
+      const up = measure.higherIsBetter
+      const ranked = among.filter((r) => r.model !== 'auto' && Number.isFinite(value(r))).sort((a, b) => up ? value(b) - value(a) : value(a) - value(b))
+      const best = ranked[0]
+      const worstFixed = ranked[ranked.length - 1]
+      if (best === undefined || worstFixed === undefined) continue
+      const a = value(auto)
+      const w = spread(worstFixed.runs.map(measure.pick))
+      const s = spread(auto.runs.map(measure.pick))
+      const apart = s.n < 2 || w.n < 2 || (up ? s.max < w.min : s.min > w.max)
+      const beyond = apart && (up ? a < (1 - TIE) * w.mean : a > (1 + TIE) * w.mean)
+      out.push({
+        cell: id,
+        measure: name,
+        auto: a,
+        best: value(best),
+        bestModel: best.model,
+        ratio: up ? a / value(best) : value(best) / a,
+        worst: ranked.length > 1 && beyond
+      })
+    }
+  }
+  return out
 }

@@ -11,11 +11,16 @@
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
  * - A strike: two inline runs in a row far over the estimate (`strikeFactor` times, and over
- *   `strikeFloorMs`) send the task to the pool until `strikeDecayMs` have passed without another. A task's first
+ *   `strikeFloorMs`) send the task to the pool until `strikeDecayMs` have passed without another,
+ *   or until its estimate, fed by its pool runs, itself says costly (the cost really changed, and
+ *   the estimate now follows it both ways). A task's first
  *   `inlineWarmUp` inline runs cannot strike: they run code the event loop's thread has not
  *   compiled yet, slower than the pool thread that measured it.
- * - Exploration: every `exploreEvery`-th job of a task goes to the other placement, so that both
- *   estimates stay current while one of them is in use.
+ * - Exploration: at most once every `exploreEveryMs`, a job of a task goes to the other placement,
+ *   so that both estimates stay current while one of them is in use: a task running inline sends
+ *   one to the pool (the round trip is measured only there); a task on the pool runs one inline
+ *   only while its estimate is near the line (under `strikeFactor` times it), for its run time is
+ *   measured on the pool as well, and a costly job explored inline would only block the loop.
  */
 import type { Via } from './types.js'
 
@@ -47,8 +52,8 @@ export interface AutoRuleOptions {
   inlineShare: number
   /** Weight of a new sample in the moving estimates. */
   alpha: number
-  /** One job in this many of a task explores the other placement (0: never). */
-  exploreEvery: number
+  /** A task explores the other placement at most once in this many ms (0: never). */
+  exploreEveryMs: number
   /** An inline run over this many times its estimate... */
   strikeFactor: number
   /** ...and over this many ms is a strike. */
@@ -64,7 +69,7 @@ export interface AutoRuleOptions {
 export const AUTO_DEFAULTS: Readonly<AutoRuleOptions> = Object.freeze({
   inlineShare: 0.5,
   alpha: 0.2,
-  exploreEvery: 32,
+  exploreEveryMs: 500,
   strikeFactor: 4,
   strikeFloorMs: 1,
   strikeDecayMs: 5000,
@@ -82,6 +87,7 @@ export interface AutoTaskState {
 }
 
 interface TaskState extends AutoTaskState {
+  exploredAt: number
   inlineRuns: number
   samples: number
   /** Inline runs over the strike bar in a row. */
@@ -128,8 +134,11 @@ export class AutoRule {
     state.placement = settled.via
     state.reason = settled.reason
     const o = this.#options
-    // Exploring only where both placements are open: not on a strike, nor while the loop is late.
-    if (o.exploreEvery > 0 && state.jobs % o.exploreEvery === 0 && (settled.reason === 'cheap' || settled.reason === 'costly')) {
+    // Exploring only where both placements are open: not on a strike, nor while the loop is late;
+    // the first time an interval after the task's first job.
+    if (state.exploredAt === Number.NEGATIVE_INFINITY) state.exploredAt = now
+    if (o.exploreEveryMs > 0 && now - state.exploredAt >= o.exploreEveryMs && this.#mayExplore(state, settled.reason)) {
+      state.exploredAt = now
       return { via: settled.via === 'inline' ? 'pool' : 'inline', reason: 'explore' }
     }
     return settled
@@ -162,19 +171,28 @@ export class AutoRule {
   #settled (state: TaskState, now: number, loopDelayMs: number): AutoDecision {
     const o = this.#options
     if (state.runMs === undefined || this.#roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
+    const costly = state.runMs >= o.inlineShare * this.#roundTripMs
     if (state.strikeAt !== undefined) {
-      if (now - state.strikeAt < o.strikeDecayMs) return { via: 'pool', reason: 'strike' }
+      // A strike bridges the time the estimate takes to learn a new cost: once the estimate says
+      // costly by itself, it is in charge again, and follows the task back down when it gets cheap.
+      if (!costly && now - state.strikeAt < o.strikeDecayMs) return { via: 'pool', reason: 'strike' }
       state.strikeAt = undefined
     }
-    if (state.runMs >= o.inlineShare * this.#roundTripMs) return { via: 'pool', reason: 'costly' }
+    if (costly) return { via: 'pool', reason: 'costly' }
     if (loopDelayMs > o.loopLateMs) return { via: 'pool', reason: 'loop-late' }
     return { via: 'inline', reason: 'cheap' }
+  }
+
+  #mayExplore (state: TaskState, reason: AutoReason): boolean {
+    if (reason === 'cheap') return true
+    const o = this.#options
+    return reason === 'costly' && (state.runMs ?? Infinity) < o.strikeFactor * o.inlineShare * (this.#roundTripMs ?? 0)
   }
 
   #state (task: string): TaskState {
     let state = this.#tasks.get(task)
     if (state === undefined) {
-      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, inlineRuns: 0, samples: 0, overRuns: 0 }
+      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, exploredAt: Number.NEGATIVE_INFINITY, inlineRuns: 0, samples: 0, overRuns: 0 }
       this.#tasks.set(task, state)
     }
     return state

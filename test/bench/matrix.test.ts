@@ -10,7 +10,8 @@ import { figures, markdown, writeReport, type MatrixRun } from '../../bench/matr
 import { runMatrix } from '../../bench/matrix/run.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
 import { rowsAcrossRuns, said, stabilityMarkdown } from '../../bench/matrix/stability.js'
-import { decide, holdsUpTo, JOBS_PER_S, verdict, type VerdictRow } from '../../bench/matrix/verdict.js'
+import { autoAgainstFixed, decide, holdsUpTo, JOBS_PER_S, verdict, type VerdictRow } from '../../bench/matrix/verdict.js'
+import { phases, type ShiftOptions, type ShiftRun } from '../../bench/matrix/shift.js'
 
 const m = (jobsPerS: number, p99Ms: number, extra: Partial<Measurement> = {}): Measurement => ({
   jobsPerS,
@@ -48,7 +49,7 @@ function syntheticRun (cpu: Partial<Record<Mode, number>> = {}, references?: Mat
     processes: { cpu: 190, low: 910, sweep: [40, 3800, 15_000], alone: 40, withCpu: 200, cpuJobs: 185 },
     hybrid: { cpu: 185, low: 905, sweep: [40, 3850, 14_000], alone: 41, withCpu: 50, cpuJobs: 180 }
   }
-  for (const model of MODELS as ReadonlyArray<keyof typeof table>) {
+  for (const model of Object.keys(table) as Array<keyof typeof table>) {
     const t = { ...table[model], cpu: cpu[model] ?? table[model].cpu }
     results.push(result(model, 'cpu', [m(t.cpu, 50), m(t.cpu * 0.98, 55), m(t.cpu * 1.02, 45)]))
     results.push(result(model, 'io-low', [m(t.low, 80)]))
@@ -154,6 +155,59 @@ describe('verdict', () => {
     expect(holdsUpTo(run.results, 'event-loop', 'ws')).toBe(5000)
     expect(holdsUpTo(run.results, 'hybrid', 'ws')).toBe(1000)
     expect(holdsUpTo(run.results, 'threads', 'ws')).toBe(10)
+  })
+})
+
+describe('auto against the fixed models', () => {
+  it('compares auto with the best and the worst fixed model of each cell, the mixed row on CPU jobs/s and I/O p99', () => {
+    const run = syntheticRun()
+    const withAuto = [
+      ...run.results,
+      result('auto', 'cpu', [m(184, 50), m(180, 50), m(188, 50)]),
+      result('auto', 'io-low', [m(500, 80)]),
+      result('auto', 'mixed io+cpu', [m(100, 45, { background: { jobsPerS: 178, p99Ms: 50, errorCount: 0 } })])
+    ]
+    const cells = autoAgainstFixed(withAuto)
+    expect(cells.map((c) => `${c.cell}: ${c.measure}`)).toEqual([
+      'cpu: jobs/s', 'io-low: jobs/s', 'mixed io+cpu: CPU jobs/s, of the models that answer the I/O', 'mixed io+cpu: I/O p99 ms, of the models that serve both'
+    ])
+    // processes 190 is the best at CPU: auto 184 keeps 96.8% of it.
+    expect(cells[0]).toMatchObject({ bestModel: 'processes', best: 190, auto: 184, worst: false })
+    expect(cells[0]?.ratio).toBeCloseTo(184 / 190, 5)
+    // 500 jobs/s against threads' 600, the worst fixed model, and more than 5% under it: the worst.
+    expect(cells[1]).toMatchObject({ bestModel: 'processes', worst: true })
+    // The mixed row: processes' CPU 185 is the best; of those that keep 80% of it (threads, processes,
+    // hybrid; not event-loop's 95), hybrid's I/O p99 of 50 ms is the best, and auto's 45 is lower still.
+    expect(cells[2]).toMatchObject({ bestModel: 'processes', best: 185, auto: 178 })
+    expect(cells[3]).toMatchObject({ bestModel: 'hybrid', best: 50, auto: 45, worst: false })
+    expect(cells[3]?.ratio).toBeCloseTo(50 / 45, 5)
+    const f = figures({ ...run, results: withAuto })
+    expect(f.find((x) => x.name.startsWith('auto vs the best fixed model'))).toMatchObject({ value: 500 / 910, met: false })
+    expect(f.find((x) => x.name === 'cells in which auto was the worst model')).toMatchObject({ value: 1, met: false })
+  })
+
+  it('times how long auto takes to follow each shift of a cost, from bins of answers', () => {
+    const options: ShiftOptions = {
+      lowMs: 0.05, highMs: 2, phaseMs: 1000, settleMs: 200, binMs: 100, connections: 4, repeats: 1, threads: 2
+    }
+    const phase = (v: number, n = 10): number[] => new Array<number>(n).fill(v)
+    // Inline is best when cheap (8,000 against 5,000), the pool when costly (700 against 400).
+    // auto: right at once in the first phase, 3 bins late after the first shift, 1 after the second.
+    const run: ShiftRun = {
+      binsPerS: {
+        inline: [...phase(8000), ...phase(400), ...phase(8000)],
+        pool: [...phase(5000), ...phase(700), ...phase(5000)],
+        auto: [...phase(7900), 400, 400, 400, ...phase(690, 7), 5000, ...phase(7950, 9)]
+      },
+      autoPoolShare: [...phase(0.02), 0, 0.5, 0.95, ...phase(1, 7), 0.5, ...phase(0.03, 9)],
+      errors: 0
+    }
+    const [low, high, again] = phases([run], options)
+    expect(low).toMatchObject({ name: 'low', best: 'inline', followMs: 0 })
+    expect(high).toMatchObject({ name: 'high', best: 'pool', followMs: 300, placedMs: 200 })
+    expect(high?.autoRatio).toBeCloseTo((400 + 7 * 690) / 8 / 700, 5) // its settled phase: from the third bin
+    // 300 ms windows: 5,000, 7,950, 7,950 is 6,967, under 95% of 8,000; from the second bin on, 7,950.
+    expect(again).toMatchObject({ name: 'low again', best: 'inline', followMs: 100, placedMs: 100 })
   })
 })
 

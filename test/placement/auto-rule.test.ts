@@ -5,7 +5,7 @@ import { AutoRule, MAX_AUTO_KEYS, sizeClass } from '../../src/placement/auto-rul
 describe('CPU_JOBS=auto: the placement rule', () => {
   /** A rule that has seen pool jobs cost `roundTripMs` beyond their run. */
   const warmed = (roundTripMs = 0.2, options = {}): AutoRule => {
-    const rule = new AutoRule({ exploreEvery: 0, inlineWarmUp: 0, ...options })
+    const rule = new AutoRule({ exploreEveryMs: 0, inlineWarmUp: 0, ...options })
     rule.observe('warm-up', 'pool', 1, 1 + roundTripMs, 0)
     return rule
   }
@@ -61,6 +61,27 @@ describe('CPU_JOBS=auto: the placement rule', () => {
     expect(rule.decide('shifty', 5011)).toEqual({ via: 'inline', reason: 'cheap' })
   })
 
+  it('follows a cost that really changed: a strike, then the estimate in charge, back inline once cheap again', () => {
+    const rule = warmed(0.2, { strikeDecayMs: 5000 })
+    rule.observe('shift', 'pool', 0.02, 0.22, 0)
+    expect(rule.decide('shift', 1).via).toBe('inline')
+    rule.observe('shift', 'inline', 2, 2, 10)
+    rule.observe('shift', 'inline', 2, 2, 10)
+    expect(rule.decide('shift', 11)).toEqual({ via: 'pool', reason: 'strike' })
+    // Its pool runs cost 2 ms too: a few of them and the estimate says costly on its own.
+    let t = 12
+    while (rule.decide('shift', t).reason === 'strike') rule.observe('shift', 'pool', 2, 2.2, t++)
+    expect(t).toBeLessThan(20)
+    expect(rule.decide('shift', t)).toEqual({ via: 'pool', reason: 'costly' })
+    expect(rule.tasks().get('shift')?.strikeAt).toBeUndefined()
+    // Cheap again, long before the strike would have decayed: back inline within a few dozen pool runs.
+    const from = t
+    while (rule.decide('shift', t).via === 'pool') rule.observe('shift', 'pool', 0.02, 0.22, t++)
+    expect(t - from).toBeLessThan(40)
+    expect(t).toBeLessThan(5000)
+    expect(rule.decide('shift', t)).toEqual({ via: 'inline', reason: 'cheap' })
+  })
+
   it('is not struck by its first inline runs, which run code the loop has not compiled yet', () => {
     const rule = warmed(0.2, { inlineWarmUp: 2 })
     rule.observe('cold', 'pool', 0.01, 0.21, 0)
@@ -81,15 +102,26 @@ describe('CPU_JOBS=auto: the placement rule', () => {
     expect(rule.tasks().get('tiny')?.strikeAt).toBeUndefined()
   })
 
-  it('explores the other placement one job in exploreEvery, and only where both are open', () => {
-    const rule = warmed(0.2, { exploreEvery: 4 })
+  it('explores the other placement at most once per exploreEveryMs, and only where both are open', () => {
+    const rule = warmed(0.2, { exploreEveryMs: 500 })
     rule.observe('cheap', 'pool', 0.01, 0.21, 0)
-    const vias = Array.from({ length: 8 }, (_, i) => rule.decide('cheap', i + 1))
+    // A job every 10 ms for 1.2 s: the first explores 500 ms after the task's first job, then every 500 ms.
+    const vias = Array.from({ length: 120 }, (_, i) => rule.decide('cheap', i * 10))
     expect(vias.filter((d) => d.reason === 'explore')).toEqual([{ via: 'pool', reason: 'explore' }, { via: 'pool', reason: 'explore' }])
-    expect(vias.filter((d) => d.via === 'inline')).toHaveLength(6)
+    expect(vias.filter((d) => d.via === 'inline')).toHaveLength(118)
     // While the loop is late, nothing explores onto it.
-    const late = Array.from({ length: 8 }, (_, i) => rule.decide('cheap', 10 + i, 50))
+    const late = Array.from({ length: 120 }, (_, i) => rule.decide('cheap', 2000 + i * 10, 50))
     expect(late.every((d) => d.via === 'pool' && d.reason === 'loop-late')).toBe(true)
+  })
+
+  it('explores inline only a costly task near the line: a far costlier one would only block the loop', () => {
+    const rule = warmed(0.2, { exploreEveryMs: 500 })
+    rule.observe('near', 'pool', 0.15, 0.35, 0) // 1.5x the line (0.1 ms): could be cheaper inline
+    rule.observe('far', 'pool', 8, 8.2, 0) // 80x the line
+    const near = Array.from({ length: 120 }, (_, i) => rule.decide('near', i * 10))
+    const far = Array.from({ length: 120 }, (_, i) => rule.decide('far', i * 10))
+    expect(near.filter((d) => d.reason === 'explore').map((d) => d.via)).toEqual(['inline', 'inline'])
+    expect(far.every((d) => d.via === 'pool' && d.reason === 'costly')).toBe(true)
   })
 
   it('keeps what /tasks and /metrics show: estimate, placement, reason, jobs', () => {

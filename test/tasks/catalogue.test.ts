@@ -23,6 +23,7 @@ describe('the catalogue', () => {
       fib: 'cpu',
       hash: 'cpu',
       json: 'cpu',
+      phased: 'cpu',
       primes: 'cpu',
       spin: 'cpu',
       cache: 'io',
@@ -70,6 +71,7 @@ const limits: Array<[string, object, object[]]> = [
   ['primes', { limit: 20_000_000 }, [{ limit: 20_000_001 }, { limit: 1 }, { limit: [100] }]],
   ['hash', { bytes: 65_536, rounds: 10_000 }, [{ bytes: 65_537, rounds: 1 }, { bytes: 1, rounds: 10_001 }, { bytes: 1 }]],
   ['json', { items: 50_000 }, [{ items: 50_001 }, { items: 0 }, { items: true }]],
+  ['phased', { lowMs: 10_000, highMs: 10_000, from: 0, to: 2e12 }, [{ lowMs: 0.05, highMs: 10_001, from: 0, to: 1 }, { lowMs: 0.05, highMs: 2, from: 0 }, { lowMs: -1, highMs: 2, from: 0, to: 1 }]],
   ['compress', { bytes: 4_194_304, level: 9 }, [{ bytes: 4_194_305 }, { bytes: 10, level: 0 }, { bytes: 10, level: 10 }]],
   ['sleep', { ms: 60_000 }, [{ ms: 60_001 }, { ms: -5 }, { ms: '100' }]],
   ['http', { delayMs: 30_000, bytes: 1_048_576 }, [{ delayMs: 30_001 }, { delayMs: 1, bytes: 1_048_577 }, { delayMs: 1.5 }]],
@@ -103,6 +105,12 @@ describe('task results', () => {
     const a = await run('spin', { ms: 5 }) as { iterations: number }
     const b = await run('spin', { ms: 10 }) as { iterations: number }
     expect(Math.abs(b.iterations - 2 * a.iterations)).toBeLessThanOrEqual(1)
+  })
+  it('phased spins for highMs between from and to, for lowMs outside', async () => {
+    const now = Date.now()
+    expect(await run('phased', { lowMs: 0.05, highMs: 2, from: now - 60_000, to: now + 60_000 })).toMatchObject({ ms: 2 })
+    expect(await run('phased', { lowMs: 0.05, highMs: 2, from: now + 60_000, to: now + 120_000 })).toMatchObject({ ms: 0.05 })
+    expect(await run('phased', { lowMs: 0.05, highMs: 2, from: now - 120_000, to: now - 60_000 })).toMatchObject({ ms: 0.05 })
   })
   it('sleep stops when its signal aborts', async () => {
     const controller = new AbortController()

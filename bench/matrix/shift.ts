@@ -1,0 +1,184 @@
+import { Pool } from 'undici'
+import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
+import { spread, type Spread } from './stats.js'
+
+/**
+ * The shifting row: one task whose cost jumps from `lowMs` to `highMs` of CPU and back while every
+ * job carries the same input (`phased`), so that only measured run times can tell. Three servers of
+ * one layout (one process, a pool of `cores` threads) differ only in where CPU jobs run: always
+ * inline, always on the pool, or `CPU_JOBS=auto`. Each is driven by the same closed loop through
+ * the three phases; its answers are counted in bins as they arrive, with where each ran.
+ */
+export interface ShiftOptions {
+  lowMs: number
+  highMs: number
+  /** Length of each phase (low, high, low again), ms. */
+  phaseMs: number
+  /** Of the fixed placements' phases, what is left out after a shift before their rate is taken (ms). */
+  settleMs: number
+  binMs: number
+  connections: number
+  repeats: number
+  threads: number
+}
+
+export type Placement = 'inline' | 'pool' | 'auto'
+export const PLACEMENTS: readonly Placement[] = ['inline', 'pool', 'auto']
+
+export interface ShiftRun {
+  /** Answers per bin (jobs/s), from the start of the first low phase, for each placement. */
+  binsPerS: Record<Placement, number[]>
+  /** Of auto's answers in each bin, the share that ran on the pool. */
+  autoPoolShare: number[]
+  errors: number
+}
+
+/** A phase of the shift, as the report shows it. */
+export interface ShiftPhase {
+  name: string
+  costMs: number
+  /** jobs/s of each placement over the phase, less its first `settleMs`. */
+  perS: Record<Placement, Spread>
+  best: Exclude<Placement, 'auto'>
+  /** auto's rate over the settled phase against the best fixed placement's. */
+  autoRatio: number
+  /**
+   * After the shift into this phase: ms until auto's rate, over FOLLOW_WINDOW_MS, first reaches 95%
+   * of the best placement's (undefined if it never did within the phase), and ms until 90% of its
+   * answers in a bin ran where the best placement runs them.
+   */
+  followMs: number | undefined
+  placedMs: number | undefined
+}
+
+export interface ShiftResult {
+  options: ShiftOptions
+  runs: ShiftRun[]
+  phases: ShiftPhase[]
+}
+
+export const FOLLOW_SHARE = 0.95
+/** auto's rate is taken over this long to say it has followed. */
+export const FOLLOW_WINDOW_MS = 300
+
+async function drive (
+  server: ServerProcess, body: string, startAt: number, endAt: number, options: ShiftOptions
+): Promise<{
+  bins: number[]
+  poolBins: number[]
+  errors: number
+}> {
+  const n = Math.ceil((endAt - startAt) / options.binMs)
+  const bins = new Array<number>(n).fill(0)
+  const poolBins = new Array<number>(n).fill(0)
+  let errors = 0
+  const pool = new Pool(server.url, { connections: options.connections, pipelining: 1 })
+  try {
+    await Promise.all(Array.from({ length: options.connections }, async () => {
+      while (Date.now() < endAt) {
+        const res = await pool.request({ path: '/jobs', method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        const answer = await res.body.json() as { ranOn?: { via: string } }
+        const at = Date.now()
+        if (res.statusCode !== 200) errors++
+        else if (at >= startAt && at < endAt) {
+          const bin = Math.floor((at - startAt) / options.binMs)
+          bins[bin] = (bins[bin] ?? 0) + 1
+          if (answer.ranOn?.via === 'pool') poolBins[bin] = (poolBins[bin] ?? 0) + 1
+        }
+      }
+    }))
+  } finally {
+    await pool.close()
+  }
+  return { bins, poolBins, errors }
+}
+
+const envOf = (placement: Placement, threads: number): Record<string, string> => placement === 'auto'
+  ? { MODE: 'auto', PROCESSES: '1', THREADS: String(threads) }
+  : { MODE: 'hybrid', PROCESSES: '1', THREADS: String(threads), CPU_JOBS: placement }
+
+/**
+ * Each placement through low, high, low; `repeats` times, the three servers in alternation (they are
+ * all up at once, and each gets a warm-up on the low phase first), in a new order each round.
+ */
+export async function measureShift (
+  upstreamUrl: string, options: ShiftOptions, progress: (step: string) => void
+): Promise<ShiftResult> {
+  const servers: ServerProcess[] = []
+  try {
+    for (const p of PLACEMENTS) {
+      servers.push(await startServer({ ...NO_SHEDDING, ...envOf(p, options.threads), UPSTREAM_URL: upstreamUrl }))
+    }
+    const runs: ShiftRun[] = []
+    for (let r = 0; r < options.repeats; r++) {
+      const run: ShiftRun = { binsPerS: { inline: [], pool: [], auto: [] }, autoPoolShare: [], errors: 0 }
+      // Each round in a different order, so that the machine's drift within a round favours none of them.
+      for (let j = 0; j < PLACEMENTS.length; j++) {
+        const k = (j + r) % PLACEMENTS.length
+        const placement = PLACEMENTS[k] as Placement
+        progress(`shifting cost, ${placement}, round ${r + 1} of ${options.repeats}`)
+        const server = servers[k] as ServerProcess
+        // The phases are set on the wall clock, which the task reads: a warm-up of one phase first.
+        const warmUpMs = 1500
+        const startAt = Date.now() + warmUpMs
+        const from = startAt + options.phaseMs
+        const to = from + options.phaseMs
+        const endAt = to + options.phaseMs
+        const body = JSON.stringify({ task: 'phased', input: { lowMs: options.lowMs, highMs: options.highMs, from, to } })
+        const { bins, poolBins, errors } = await drive(server, body, startAt, endAt, options)
+        const perS = 1000 / options.binMs
+        run.binsPerS[placement] = bins.map((b) => b * perS)
+        if (placement === 'auto') run.autoPoolShare = bins.map((b, i) => b === 0 ? Number.NaN : (poolBins[i] ?? 0) / b)
+        run.errors += errors
+      }
+      runs.push(run)
+    }
+    return { options, runs, phases: phases(runs, options) }
+  } finally {
+    await Promise.all(servers.map(async (s) => await s.stop()))
+  }
+}
+
+/** Each phase's figures from the runs' bins. */
+export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
+  const perPhase = Math.round(options.phaseMs / options.binMs)
+  const settle = Math.round(options.settleMs / options.binMs)
+  const window = Math.max(1, Math.round(FOLLOW_WINDOW_MS / options.binMs))
+  const mean = (xs: number[]): number => xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length
+  return [['low', options.lowMs], ['high', options.highMs], ['low again', options.lowMs]].map(([name, costMs], k) => {
+    const first = k * perPhase
+    const settled = (bins: number[]): number => mean(bins.slice(first + settle, first + perPhase))
+    const perS = Object.fromEntries(
+      PLACEMENTS.map((p) => [p, spread(runs.map((r) => settled(r.binsPerS[p])))])
+    ) as Record<Placement, Spread>
+    const best = perS.inline.mean >= perS.pool.mean ? 'inline' : 'pool'
+    const target = FOLLOW_SHARE * perS[best].mean
+    // The first phase has no shift into it: auto starts there from what its warm-up taught it.
+    const follow = (run: ShiftRun): number | undefined => {
+      const bins = run.binsPerS.auto
+      for (let i = first; i + window <= first + perPhase; i++) {
+        if (mean(bins.slice(i, i + window)) >= target) return (i - first) * options.binMs
+      }
+      return undefined
+    }
+    const placed = (run: ShiftRun): number | undefined => {
+      for (let i = first; i < first + perPhase; i++) {
+        const share = run.autoPoolShare[i] ?? Number.NaN
+        if ((best === 'pool' ? share : 1 - share) >= 0.9) return (i - first) * options.binMs
+      }
+      return undefined
+    }
+    // Of the repeats, the slowest to follow; never, if one never did.
+    const worst = (xs: Array<number | undefined>): number | undefined =>
+      xs.includes(undefined) ? undefined : Math.max(...xs as number[])
+    return {
+      name: name as string,
+      costMs: costMs as number,
+      perS,
+      best,
+      autoRatio: perS.auto.mean / perS[best].mean,
+      followMs: worst(runs.map(follow)),
+      placedMs: worst(runs.map(placed))
+    }
+  })
+}
