@@ -100,7 +100,7 @@ export function makePlan (name: Plan['name'], cores: number): Plan {
   // The quick run leaves out the user-service row: PostgreSQL, Redis and 50 threads each opening
   // its own connections cost it half a minute, and it is to stay under two minutes.
   if (name === 'quick') {
-    return { name, repeats: 1, firstWarmupS: 0.4, warmupS: 0.4, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.7, models: MODELS, cells: cells(cores, [1000, 5000], ['ws'], false), references: true }
+    return { name, repeats: 1, firstWarmupS: 0.4, warmupS: 0.3, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.6, models: MODELS, cells: cells(cores, [1000, 5000], ['ws'], false), references: true }
   }
   // The test suite's: one short cell per model, proving the pipeline end to end; long enough that
   // a pool still starting its threads on a busy machine answers within the window.
