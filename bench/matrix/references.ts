@@ -112,7 +112,9 @@ async function memory (upstreamUrl: string, ioJobs: number, sleepMs: number): Pr
 }
 
 /** The article's PerformanceTester at each count: through this server, then by the article's own Python code. */
-async function performanceTester (upstreamUrl: string, counts: number[], withPython: boolean): Promise<PerformanceTester> {
+async function performanceTester (
+  upstreamUrl: string, counts: number[], withPython: boolean
+): Promise<PerformanceTester> {
   const delayMs = 1000
   // Like the article's clients, this one neither sheds nor gives up: every call waits its turn.
   const patient = { ...NO_SHEDDING, JOB_TIMEOUT_MS: '600000', MAX_QUEUE: String(Math.max(...counts)), UPSTREAM_URL: upstreamUrl }
