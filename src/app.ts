@@ -16,6 +16,10 @@ import { Backends, backendsConfig } from './backends/connections.js'
 import { productRoutes } from './routes/products.js'
 import { userRoutes } from './routes/users.js'
 import { WsConnections } from './ws/connections.js'
+import cluster from 'node:cluster'
+import { ProcessSampler } from './dashboard/sample.js'
+import { localFeed, workerFeed } from './dashboard/feed.js'
+import { dashboardRoutes } from './routes/dashboard.js'
 
 /** Largest body any route accepts; each route sets its own, lower where its input is small. */
 export const BODY_LIMIT = 1024 * 1024
@@ -65,10 +69,16 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   // inline on a late loop, whether or not anything is shed).
   const loopDelay = loopRule.enabled || config.cpuJobs === 'auto' ? new LoopDelay(loopRule, () => performance.now()) : undefined
   loopDelay?.start()
-  const runner = new JobRunner(registry, config, (event) => metrics.jobSettled(event), backends, loopDelay)
+  const runner = new JobRunner(registry, config, (event) => {
+    metrics.jobSettled(event)
+    sampler.record(event)
+  }, backends, loopDelay)
   const websockets = new WsConnections()
   // Made after the runner (it reads its pool); the runner tells it of jobs only once they run.
   const metrics = new ServerMetrics({ pool: runner.pool, websockets, auto: runner.auto })
+  // The dashboard's figures: counted only while a page is open (src/dashboard/sample.ts).
+  const sampler = new ProcessSampler({ pool: runner.pool, websockets, auto: runner.auto, worker: cluster.worker?.id })
+  const feed = cluster.isWorker ? workerFeed(sampler, config) : localFeed(sampler, config)
   app.decorate('jobs', runner)
   app.decorate('websockets', websockets)
   app.addHook('onClose', async () => {
@@ -76,11 +86,14 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     await runner.close()
     await backends.close()
     metrics.close()
+    sampler.stop()
   })
 
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  installRequestHooks(app, { loop: loopDelay, authToken: config.authToken, closing: () => closing })
+  installRequestHooks(app, {
+    loop: loopDelay, authToken: config.authToken, closing: () => closing, shed: (code) => sampler.refused(code)
+  })
   // One line per request, at debug only (the hook is not even there at info): load runs stay quiet.
   if (config.logLevel === 'debug' || config.logLevel === 'trace') {
     app.addHook('onResponse', (request, reply, done) => {
@@ -108,6 +121,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(healthRoutes, { config })
   await app.register(wsRoutes, { runner, config, connections: websockets })
   await app.register(metricsRoutes, { metrics })
+  await app.register(dashboardRoutes, { feed })
   await app.register(userRoutes, { backends })
   await app.register(productRoutes, { backends, upstreamUrl: config.upstreamUrl })
   return app

@@ -6,6 +6,7 @@ import type { Config } from '../config.js'
 import { describe } from '../log.js'
 import { startDelayService, type DelayServiceProcess } from '../upstream/spawn.js'
 import { serveClusterMetrics } from '../metrics/cluster.js'
+import { serveClusterDashboard } from '../dashboard/feed.js'
 
 /** A port free on `host` now (the kernel's choice), for the workers to share. */
 async function freePort (host: string): Promise<number> {
@@ -47,6 +48,7 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
   const env = { UPSTREAM_URL: upstreamUrl, PORT: String(port) }
 
   const live = new Set<Worker>()
+  const dashboard = serveClusterDashboard(() => live, config)
   const serving = new Set<Worker>()
   const retiring = new Set<Worker>()
   let startFailures = 0
@@ -69,6 +71,7 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
       serving.add(worker)
       startFailures = 0
       log.info({ pid: worker.process.pid }, 'worker started')
+      dashboard.event({ at: Date.now(), what: 'started', worker: worker.id, pid: worker.process.pid ?? 0 })
       if (!announced && serving.size === config.processes) {
         announced = true
         const host = address.address.includes(':') ? `[${address.address}]` : address.address
@@ -78,6 +81,9 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
     worker.once('exit', (code, signal) => {
       live.delete(worker)
       const wasServing = serving.delete(worker)
+      const how = signal ?? `exit ${code}`
+      const planned = retiring.has(worker) || stopping
+      dashboard.event({ at: Date.now(), what: planned ? 'exited' : 'died', worker: worker.id, pid: worker.process.pid ?? 0, how })
       if (retiring.delete(worker) || stopping) {
         log.info({ pid: worker.process.pid, code, signal }, 'worker exited')
         return

@@ -14,6 +14,8 @@ declare module 'fastify' {
     open?: boolean
     /** /health and /metrics: answered even while jobs are being shed; an operator needs them most then. */
     neverShed?: boolean
+    /** /ws and the dashboard: the token may come as `?token=` (a browser cannot set headers there). */
+    queryToken?: boolean
   }
 }
 
@@ -23,6 +25,8 @@ export interface RequestHooksOptions {
   authToken: string | undefined
   /** True once the server is draining: each answer then asks its client to close the connection. */
   closing: () => boolean
+  /** Told of each request refused at admission (the dashboard counts them). */
+  shed?: (code: string) => void
 }
 
 // Fastify's types say a serializer returns a string; at run time a Buffer goes out as is.
@@ -65,7 +69,9 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
       done(new errors.UNAUTHORIZED())
       return
     }
-    done(loop === undefined || config.neverShed === true ? undefined : loop.refusal())
+    const refusal = loop === undefined || config.neverShed === true ? undefined : loop.refusal()
+    if (refusal !== undefined) options.shed?.('OVERLOADED')
+    done(refusal)
   })
 
   app.addHook('onSend', (request, reply, payload, done) => {

@@ -34,7 +34,7 @@ export const wsRoutes: FastifyPluginAsync<{
   heartbeat.unref()
   app.addHook('onClose', async () => clearInterval(heartbeat))
 
-  app.get('/ws', { websocket: true }, (socket) => {
+  app.get('/ws', { websocket: true, config: { queryToken: true } }, (socket) => {
     const connection = new JobConnection(
       socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes }
     )
