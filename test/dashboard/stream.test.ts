@@ -13,7 +13,8 @@ afterEach(async () => {
 })
 
 const jobsIn = (views: View[], task: string): number =>
-  views.flatMap((v) => v.processes).reduce((n, p) => n + Object.values(p.jobs[task] ?? {}).reduce((a, b) => a + b, 0), 0)
+  views.flatMap((v) => v.processes)
+    .reduce((n, p) => n + Object.values(p.jobs[task] ?? {}).reduce((a, b) => a + b, 0), 0)
 
 describe('the dashboard\'s figures of one process', () => {
   it('buckets latencies eight to a decade and reads a quantile as its bucket\'s upper bound', () => {
@@ -90,12 +91,14 @@ describe('GET /dashboard/events, on real servers', () => {
     process.kill(victim, 'SIGKILL')
     const died = await stream.next((v) => v.events.some((e) => e.what === 'died' && e.pid === victim), 10_000)
     expect(died.events.find((e) => e.pid === victim)?.how).toBe('SIGKILL')
-    const replaced = await stream.next((v) => v.processes.length === 2 && v.processes.every((p) => p.pid !== victim), 15_000)
+    const replaced = await stream.next((v) => v.processes.length === 2 && v.processes.every((p) => p.pid !== victim),
+      15_000)
     // The first view also told of the two workers' starts; after the kill, one more: the replacement's.
     const started = stream.views.flatMap((v) => v.events).filter((e) => e.what === 'started').map((e) => e.pid)
-    const replacement = replaced.processes.map((p) => p.pid).filter((pid) => !first.processes.some((p) => p.pid === pid))
+    const isNew = (pid: number): boolean => !first.processes.some((p) => p.pid === pid)
+    const replacement = replaced.processes.map((p) => p.pid).filter(isNew)
     expect(replacement).toHaveLength(1)
-    expect(started.filter((pid) => !first.processes.some((p) => p.pid === pid))).toEqual(replacement)
+    expect(started.filter(isNew)).toEqual(replacement)
   }, 40_000)
 
   it('is closed by a drain: SIGTERM with a page open exits 0, not at the drain\'s deadline', async () => {
