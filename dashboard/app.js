@@ -44,6 +44,7 @@ function totals (view) {
     p.latency.forEach((n, i) => { latency[i] += n })
   }
   const pools = ps.filter((p) => p.pool !== undefined).map((p) => p.pool)
+  const poolMax = sum(pools.map((p) => p.maxThreads))
   return {
     at: view.at / 1000,
     jobsPerS: sum(Object.values(byVia)),
@@ -57,9 +58,10 @@ function totals (view) {
     loopDelayP99: Math.max(0, ...ps.map((p) => p.loop.delayP99Ms)),
     loopBusy: 100 * Math.max(0, ...ps.map((p) => p.loop.utilization)),
     poolThreads: sum(pools.map((p) => p.threads)),
-    poolMax: sum(pools.map((p) => p.maxThreads)),
+    poolMax,
     poolQueued: sum(pools.map((p) => p.queued)),
-    poolBusy: pools.length === 0 ? NaN : 100 * sum(pools.map((p) => p.utilization)) / pools.length,
+    // Of all the pools' threads together: each pool's share weighed by its threads.
+    poolBusy: pools.length === 0 ? NaN : 100 * sum(pools.map((p) => p.busy * p.maxThreads)) / poolMax,
     websockets: sum(ps.map((p) => p.websockets.connections))
   }
 }
@@ -120,7 +122,7 @@ function showProcesses (view) {
     const jobs = sum(Object.values(p.jobs).flatMap((v) => Object.values(v))) / Math.max(p.intervalS, 1e-3)
     rows.push(row([
       p.worker ?? '-', String(p.pid), String(p.uptimeS), fmt(jobs), fmt(p.loop.delayP99Ms), fmt(100 * p.loop.utilization),
-      p.pool === undefined ? '-' : `${p.pool.threads} / ${p.pool.maxThreads}`, p.pool === undefined ? '-' : fmt(100 * p.pool.utilization),
+      p.pool === undefined ? '-' : `${p.pool.threads} / ${p.pool.maxThreads}`, p.pool === undefined ? '-' : fmt(100 * p.pool.busy),
       p.pool === undefined ? '-' : String(p.pool.queued), String(p.websockets.connections), fmt(p.rssBytes / 2 ** 20)
     ], now.has(pid) ? undefined : 'gone'))
   }

@@ -36,6 +36,7 @@ export interface JobEvent {
   /** "ok" or an error code of the catalogue. */
   outcome: string
   queuedMs?: number
+  runMs?: number
   totalMs?: number
   /** Why `CPU_JOBS=auto` placed the job where it ran; absent where the configuration placed it. */
   autoReason?: AutoReason
@@ -150,7 +151,9 @@ export class JobRunner {
       if (decision !== undefined) {
         this.#auto?.rule.observe(autoKey, decision.via, outcome.runMs, end - placedAt - outcome.queuedMs, end)
       }
-      this.observer?.({ task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, totalMs, autoReason: decision?.reason })
+      this.observer?.({
+        task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, runMs: outcome.runMs, totalMs, autoReason: decision?.reason
+      })
       return {
         task: task.name,
         kind: task.kind,

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster'
 import type { Config } from '../config.js'
-import { answerWorker, askPrimary } from '../cluster/ipc.js'
+import { answerWorker, askPrimary } from '../ipc.js'
 import { IDLE_MS, type ProcessSample, type ProcessSampler } from './sample.js'
 
 /** A worker's start or end, as the primary saw it. */

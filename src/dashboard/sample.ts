@@ -33,9 +33,6 @@ function bucketOf (ms: number): number {
   return Math.min(LATENCY_BOUNDS_MS.length - 1, Math.max(0, k))
 }
 
-const poolFigures = (pool: ThreadPool): NonNullable<ProcessSample['pool']> =>
-  ({ threads: pool.threads, maxThreads: pool.maxThreads, queued: pool.queued, utilization: pool.utilization })
-
 /** What one process did over one interval, as the dashboard shows it. */
 export interface ProcessSample {
   pid: number
@@ -50,7 +47,8 @@ export interface ProcessSample {
   /** Answered jobs' time from arrival to answer, counted in LATENCY_BOUNDS_MS buckets. */
   latency: number[]
   loop: { delayP50Ms: number, delayP99Ms: number, delayMaxMs: number, utilization: number }
-  pool?: { threads: number, maxThreads: number, queued: number, utilization: number }
+  /** `busy`: the share of the pool's thread time its jobs ran in the interval (their run times, summed). */
+  pool?: { threads: number, maxThreads: number, queued: number, busy: number }
   websockets: { connections: number, inFlight: number }
   auto?: {
     roundTripMs: number | undefined
@@ -78,6 +76,7 @@ export class ProcessSampler {
   #jobs = new Map<string, Map<string, number>>()
   #errors = new Map<string, number>()
   #latency = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0)
+  #poolRunMs = 0
   #loop: IntervalHistogram | undefined
   #elu: EventLoopUtilization | undefined
 
@@ -90,7 +89,7 @@ export class ProcessSampler {
   }
 
   /** A job answered (or refused) in this process. */
-  record (e: Pick<JobEvent, 'task' | 'via' | 'outcome' | 'totalMs'>): void {
+  record (e: Pick<JobEvent, 'task' | 'via' | 'outcome' | 'totalMs' | 'runMs'>): void {
     if (!this.#active) return
     if (e.outcome !== 'ok') {
       this.refused(e.outcome)
@@ -99,6 +98,7 @@ export class ProcessSampler {
     let byVia = this.#jobs.get(e.task)
     if (byVia === undefined) this.#jobs.set(e.task, byVia = new Map())
     byVia.set(e.via, (byVia.get(e.via) ?? 0) + 1)
+    if (e.via === 'pool') this.#poolRunMs += e.runMs ?? 0
     if (e.totalMs !== undefined) {
       const k = bucketOf(e.totalMs)
       this.#latency[k] = (this.#latency[k] ?? 0) + 1
@@ -134,7 +134,7 @@ export class ProcessSampler {
         delayMaxMs: ms(loop.max),
         utilization: performance.eventLoopUtilization(elu, this.#elu).utilization
       },
-      ...(pool === undefined ? {} : { pool: poolFigures(pool) }),
+      ...(pool === undefined ? {} : { pool: this.#poolFigures(pool, now) }),
       websockets: websockets?.stats() ?? { connections: 0, inFlight: 0 },
       ...(auto === undefined
         ? {}
@@ -152,6 +152,7 @@ export class ProcessSampler {
     this.#jobs = new Map()
     this.#errors = new Map()
     this.#latency = new Array<number>(LATENCY_BOUNDS_MS.length).fill(0)
+    this.#poolRunMs = 0
     loop.reset()
     return sample
   }
@@ -161,6 +162,11 @@ export class ProcessSampler {
     this.#idle = undefined
     this.#loop?.disable()
     this.#active = false
+  }
+
+  #poolFigures (pool: ThreadPool, now: number): NonNullable<ProcessSample['pool']> {
+    const busy = this.#poolRunMs / Math.max(now - this.#since, 1e-3) / pool.maxThreads
+    return { threads: pool.threads, maxThreads: pool.maxThreads, queued: pool.queued, busy }
   }
 
   #start (now: number): void {

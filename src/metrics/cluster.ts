@@ -1,6 +1,6 @@
 import cluster from 'node:cluster'
 import { AggregatorRegistry } from 'prom-client'
-import { answerWorker, askPrimary } from '../cluster/ipc.js'
+import { answerWorker, askPrimary } from '../ipc.js'
 
 /** A cluster worker asks the primary for the metrics of every worker, summed. */
 export interface MetricsRequest {

@@ -88,7 +88,7 @@ export const dashboardRoutes: FastifyPluginAsync<{ feed: Feed }> = async (app, {
     const token = request.query.token === undefined ? '' : `?token=${encodeURIComponent(request.query.token)}`
     const body = (await marked.parse(markdown)).replace(/src="charts\/([\w.-]+\.svg)"/g, `src="/dashboard/matrix/charts/$1${token}"`)
     return reply.type(HTML).send(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>The decision matrix</title>
+<html lang="en"><head><meta charset="utf-8"><title>The decision matrix</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="/dashboard/assets/style.css"></head>
 <body class="report"><nav><a href="/dashboard${escapeHtml(token)}">live</a> | the decision matrix</nav>
 <main>${body}</main></body></html>`)

@@ -93,11 +93,13 @@ describe('GET /dashboard/events, on real servers', () => {
     expect(died.events.find((e) => e.pid === victim)?.how).toBe('SIGKILL')
     const replaced = await stream.next((v) => v.processes.length === 2 && v.processes.every((p) => p.pid !== victim),
       15_000)
-    // The first view also told of the two workers' starts; after the kill, one more: the replacement's.
-    const started = stream.views.flatMap((v) => v.events).filter((e) => e.what === 'started').map((e) => e.pid)
+    // The first view also told of the two workers' starts; after the kill, one more: the replacement's
+    // (once it listens, which may be a view after it first sends its figures).
     const isNew = (pid: number): boolean => !first.processes.some((p) => p.pid === pid)
     const replacement = replaced.processes.map((p) => p.pid).filter(isNew)
     expect(replacement).toHaveLength(1)
+    await stream.next((v) => v.events.some((e) => e.what === 'started' && isNew(e.pid)), 10_000)
+    const started = stream.views.flatMap((v) => v.events).filter((e) => e.what === 'started').map((e) => e.pid)
     expect(started.filter(isNew)).toEqual(replacement)
   }, 40_000)
 
