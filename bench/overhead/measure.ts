@@ -29,7 +29,7 @@ export interface Plan {
 }
 
 /** What one window drives: posts of `body` (or GETs of `path`), with optional background traffic beside it. */
-interface Drive {
+export interface Drive {
   connections: number
   path: string
   body?: object
@@ -80,7 +80,7 @@ export interface Pair {
  * `drive` against two servers, alternating windows, for each client: each server warmed up first,
  * both alive throughout.
  */
-async function pair (
+export async function pair (
   name: string,
   start: { ours: () => Promise<ServerProcess>, reference: () => Promise<ServerProcess> },
   drive: Drive,
