@@ -70,6 +70,7 @@ export function figures (run: MatrixRun): Figure[] {
     const lowest = autoCells.reduce((a, b) => b.ratio < a.ratio ? b : a)
     push(`auto vs the best fixed model, its lowest cell (${lowest.cell}, ${lowest.measure})`, lowest.ratio, `>= ${AUTO_KEEPS}`, (v) => v >= AUTO_KEEPS)
     push('cells in which auto was the worst model', autoCells.filter((c) => c.worst).length, '0', (v) => v === 0)
+    push('cells in which auto was under 0.95 of the best fixed model and outside its spread', autoCells.filter((c) => c.ratio < AUTO_KEEPS && !c.tied).length, '0', (v) => v === 0)
   }
   const sweep = autoSweep(refs?.offload)
   if (sweep !== undefined) push(`auto vs the better of inline and pool, spin sweep, its lowest cost (${sweep.lowest.costMs} ms)`, sweep.lowest.ratio, `>= ${AUTO_KEEPS}`, (v) => v >= AUTO_KEEPS)
@@ -251,8 +252,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   if (autoCells.length > 0) {
     out.push('\n## `auto` against the fixed models, cell by cell\n')
     out.push(`\`auto\` (\`MODE=auto\`: the \`hybrid\` layout, each CPU job inline or on the pool by its task's measured cost) against the best fixed model of each cell; the target is ${AUTO_KEEPS} of it and never the worst.\n`)
-    out.push(table(['cell', 'measure', '`auto`', 'best fixed model', 'auto / best', 'the worst?'], autoCells.map((c) => [
-      c.cell, c.measure, fmt(c.auto), `\`${c.bestModel}\` ${fmt(c.best)}`, c.ratio >= AUTO_KEEPS ? fmt(c.ratio) : `**${fmt(c.ratio)}**`, c.worst ? '**yes**' : 'no'
+    out.push(table(['cell', 'measure', '`auto`', 'best fixed model', 'auto / best', 'within its spread?', 'the worst?'], autoCells.map((c) => [
+      c.cell, c.measure, fmt(c.auto), `\`${c.bestModel}\` ${fmt(c.best)}`, c.ratio >= AUTO_KEEPS ? fmt(c.ratio) : `**${fmt(c.ratio)}**`,
+      c.tied ? 'yes' : 'no', c.worst ? '**yes**' : 'no'
     ])))
     out.push('')
   }

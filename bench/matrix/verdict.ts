@@ -274,6 +274,8 @@ export interface AutoCell {
   bestModel: Mode
   /** auto over the best fixed model, the way up being better (best / auto for a latency). */
   ratio: number
+  /** Within the best fixed model's spread or 5% of it: a tie, as the verdict would call it. */
+  tied: boolean
   worst: boolean
 }
 
@@ -295,7 +297,8 @@ export function autoAgainstFixed (results: CellResult[]): AutoCell[] {
     const auto = cells.find((r) => r.model === 'auto')
     const fixed = cells.filter((r) => r.model !== 'auto')
     if (auto === undefined || fixed.length === 0) continue
-    const served = mixedServed(cells)
+    // Which fixed models serve both loads is judged among the fixed models alone.
+    const served = mixedServed(fixed)
     const measures: Array<[string, Measure, CellResult[]]> = id === 'mixed io+cpu'
       ? [
           ['CPU jobs/s, of the models that answer the I/O', { ...JOBS_PER_S, pick: (m) => m.background?.jobsPerS ?? Number.NaN }, served.keepUp],
@@ -312,6 +315,8 @@ export function autoAgainstFixed (results: CellResult[]): AutoCell[] {
       const a = value(auto)
       const w = spread(worstFixed.runs.map(measure.pick))
       const s = spread(auto.runs.map(measure.pick))
+      const b = spread(best.runs.map(measure.pick))
+      const overlap = s.n > 1 && b.n > 1 && s.min <= b.max && b.min <= s.max
       const apart = s.n < 2 || w.n < 2 || (up ? s.max < w.min : s.min > w.max)
       const beyond = apart && (up ? a < (1 - TIE) * w.mean : a > (1 + TIE) * w.mean)
       out.push({
@@ -321,6 +326,7 @@ export function autoAgainstFixed (results: CellResult[]): AutoCell[] {
         best: value(best),
         bestModel: best.model,
         ratio: up ? a / value(best) : value(best) / a,
+        tied: overlap || Math.abs(a - b.mean) <= TIE * Math.abs(b.mean),
         worst: ranked.length > 1 && beyond
       })
     }
