@@ -81,10 +81,9 @@ export async function runPrimary (config: Config, log: Logger): Promise<void> {
     worker.once('exit', (code, signal) => {
       live.delete(worker)
       const wasServing = serving.delete(worker)
-      const how = signal ?? `exit ${code}`
-      const planned = retiring.has(worker) || stopping
-      dashboard.event({ at: Date.now(), what: planned ? 'exited' : 'died', worker: worker.id, pid: worker.process.pid ?? 0, how })
-      if (retiring.delete(worker) || stopping) {
+      const planned = retiring.delete(worker) || stopping
+      dashboard.event({ at: Date.now(), what: planned ? 'exited' : 'died', worker: worker.id, pid: worker.process.pid ?? 0, how: signal ?? `exit ${code}` })
+      if (planned) {
         log.info({ pid: worker.process.pid, code, signal }, 'worker exited')
         return
       }

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster'
 import type { Config } from '../config.js'
-import { answerWorker, askPrimary } from '../ipc.js'
+import { answer, askPrimary, askWorker } from '../ipc.js'
 import { IDLE_MS, type ProcessSample, type ProcessSampler } from './sample.js'
 
 /** A worker's start or end, as the primary saw it. */
@@ -110,24 +110,14 @@ export function localFeed (sampler: ProcessSampler, config: Config): ViewCollect
   return new ViewCollector(async () => ({ samples: [sampler.sample()], late: [] }), viewConfig(config))
 }
 
-interface SampleAnswer { type: 'dashboard-sample', id: number, sample: ProcessSample }
-
 /**
  * In the primary: gathers every worker's sample for each view, and answers workers' requests for
  * views (whichever worker a page's stream reached). `workers` are the live ones.
  */
 export function serveClusterDashboard (workers: () => Iterable<Worker>, config: Config): ViewCollector {
-  let nextId = 0
-  const waiting = new Map<number, (sample: ProcessSample) => void>()
-  const ask = async (w: Worker): Promise<ProcessSample | undefined> => {
-    if (!w.isConnected()) return undefined
-    const id = nextId++
-    return await new Promise((resolve) => {
-      const timer = setTimeout(() => { waiting.delete(id); resolve(undefined) }, SAMPLE_TIMEOUT_MS)
-      waiting.set(id, (sample) => { clearTimeout(timer); waiting.delete(id); resolve(sample) })
-      w.send({ type: 'dashboard-sample-request', id })
-    })
-  }
+  const ask = async (w: Worker): Promise<ProcessSample | undefined> => w.isConnected()
+    ? await askWorker<ProcessSample>(w, 'dashboard-sample-request', 'dashboard-sample', SAMPLE_TIMEOUT_MS).catch(() => undefined)
+    : undefined
   const collector = new ViewCollector(async () => {
     const live = [...workers()]
     const samples = await Promise.all(live.map(ask))
@@ -136,9 +126,8 @@ export function serveClusterDashboard (workers: () => Iterable<Worker>, config: 
       late: live.filter((_, i) => samples[i] === undefined).map((w) => ({ worker: w.id, pid: w.process.pid ?? 0 }))
     }
   }, viewConfig(config))
-  cluster.on('message', (worker, m: SampleAnswer | { type: 'dashboard-request', id: number, since: number }) => {
-    if (m?.type === 'dashboard-sample') waiting.get(m.id)?.(m.sample)
-    else if (m?.type === 'dashboard-request') answerWorker(worker, 'dashboard-response', m.id, collector.since(m.since))
+  cluster.on('message', (worker, m: { type?: string, id: number, since: number }) => {
+    if (m?.type === 'dashboard-request') answer(worker, 'dashboard-response', m.id, collector.since(m.since))
   })
   return collector
 }
@@ -149,8 +138,7 @@ export function serveClusterDashboard (workers: () => Iterable<Worker>, config: 
  */
 export function workerFeed (sampler: ProcessSampler, config: Config): Feed {
   const onMessage = (m: { type?: string, id: number }): void => {
-    if (m?.type !== 'dashboard-sample-request') return
-    process.send?.({ type: 'dashboard-sample', id: m.id, sample: sampler.sample() } satisfies SampleAnswer)
+    if (m?.type === 'dashboard-sample-request') answer(process, 'dashboard-sample', m.id, Promise.resolve(sampler.sample()))
   }
   process.on('message', onMessage)
   let alone: ViewCollector | undefined

@@ -3,6 +3,7 @@ import type { JobEvent } from '../jobs.js'
 import type { AutoRule, AutoVia, AutoReason } from '../placement/auto-rule.js'
 import type { ThreadPool } from '../placement/pool.js'
 import type { WsConnections } from '../ws/connections.js'
+import { LOOP_RESOLUTION_MS, loopDelayMs } from '../metrics/server.js'
 
 /**
  * Upper bounds of the latency buckets, in ms: eight to a decade from 0.1 ms to 30 s, then the rest.
@@ -56,8 +57,6 @@ export interface ProcessSample {
   }
   rssBytes: number
 }
-
-const LOOP_RESOLUTION_MS = 10
 
 /** Sampling stops this long after the last sample was asked for: nothing is counted while no page is open. */
 export const IDLE_MS = 15_000
@@ -117,8 +116,6 @@ export class ProcessSampler {
     this.#idle?.refresh()
     const loop = this.#loop as IntervalHistogram
     const elu = performance.eventLoopUtilization()
-    // Each of the monitor's samples counts its resolution in: taken back out, as /metrics does.
-    const ms = (ns: number): number => Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) : 0
     const { pool, websockets, auto, worker } = this.#sources
     const sample: ProcessSample = {
       pid: process.pid,
@@ -129,9 +126,9 @@ export class ProcessSampler {
       errors: Object.fromEntries(this.#errors),
       latency: this.#latency,
       loop: {
-        delayP50Ms: ms(loop.percentile(50)),
-        delayP99Ms: ms(loop.percentile(99)),
-        delayMaxMs: ms(loop.max),
+        delayP50Ms: loopDelayMs(loop.percentile(50)),
+        delayP99Ms: loopDelayMs(loop.percentile(99)),
+        delayMaxMs: loopDelayMs(loop.max),
         utilization: performance.eventLoopUtilization(elu, this.#elu).utilization
       },
       ...(pool === undefined ? {} : { pool: this.#poolFigures(pool, now) }),

@@ -4,10 +4,10 @@ import type { FastifyRequest } from 'fastify'
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
 
 /**
- * With AUTH_TOKEN set, every route but /health needs `Authorization: Bearer <token>`; /ws and the
- * dashboard also take `?token=`, since browsers cannot set headers on a WebSocket, an EventSource
- * or an image. Checked in onRequest (see
- * hooks.ts), so a refused client costs no body parsing, no job, and no WebSocket handshake. Both
+ * With AUTH_TOKEN set, every route but /health needs `Authorization: Bearer <token>`; the routes
+ * marked `queryToken` (/ws, the dashboard) also take `?token=`, since browsers cannot set headers
+ * on a WebSocket, an EventSource or an image. Checked in onRequest (see hooks.ts), so a refused
+ * client costs no body parsing, no job, and no WebSocket handshake. Both
  * sides are hashed first: comparing equal-length digests in constant time says nothing about the
  * token's length.
  */

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster'
 import { AggregatorRegistry } from 'prom-client'
-import { answerWorker, askPrimary } from '../ipc.js'
+import { answer, askPrimary } from '../ipc.js'
 
 /** A cluster worker asks the primary for the metrics of every worker, summed. */
 export interface MetricsRequest {
@@ -23,6 +23,6 @@ export function serveClusterMetrics (): void {
   const aggregator = new AggregatorRegistry()
   cluster.on('message', (worker, m: MetricsRequest) => {
     if (m?.type !== 'metrics-request') return
-    answerWorker(worker, 'metrics-response', m.id, aggregator.clusterMetrics())
+    answer(worker, 'metrics-response', m.id, aggregator.clusterMetrics())
   })
 }

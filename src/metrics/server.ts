@@ -7,7 +7,10 @@ import type { ThreadPool } from '../placement/pool.js'
 import type { WsConnections } from '../ws/connections.js'
 
 /** How often the event-loop delay is sampled; each sample counts this interval in, so it is taken back out. */
-const LOOP_RESOLUTION_MS = 10
+export const LOOP_RESOLUTION_MS = 10
+
+/** A reading of a monitorEventLoopDelay histogram (ns) as the loop's delay in ms, its resolution taken back out. */
+export const loopDelayMs = (ns: number): number => Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) : 0
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
@@ -48,7 +51,7 @@ export class ServerMetrics {
       help: 'Event-loop delay since the previous scrape, per process',
       labelNames: ['pid', 'quantile'],
       collect () {
-        const s = (ns: number): number => Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) / 1000 : 0
+        const s = (ns: number): number => loopDelayMs(ns) / 1000
         this.set({ pid, quantile: '0.5' }, s(loopDelay.percentile(50)))
         this.set({ pid, quantile: '0.99' }, s(loopDelay.percentile(99)))
         this.set({ pid, quantile: '1' }, s(loopDelay.max))

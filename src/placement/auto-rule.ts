@@ -128,15 +128,14 @@ export class AutoRule {
 
   /** Where the next job of `task` runs, and why; `loopDelayMs` is how late the event loop is now. */
   decide (task: string, now: number, loopDelayMs = 0): AutoDecision {
-    const state = this.#state(task)
+    const state = this.#state(task, now)
     state.jobs++
     const settled = this.#settled(state, now, loopDelayMs)
     state.placement = settled.via
     state.reason = settled.reason
     const o = this.#options
     // Exploring only where both placements are open: not on a strike, nor while the loop is late;
-    // the first time an interval after the task's first job.
-    if (state.exploredAt === Number.NEGATIVE_INFINITY) state.exploredAt = now
+    // the first time an interval after the task was first seen.
     if (o.exploreEveryMs > 0 && now - state.exploredAt >= o.exploreEveryMs && this.#mayExplore(state, settled.reason)) {
       state.exploredAt = now
       return { via: settled.via === 'inline' ? 'pool' : 'inline', reason: 'explore' }
@@ -147,7 +146,7 @@ export class AutoRule {
   /** A job of `task` ran on `via` for `runMs`, and was answered `totalMs` after it was placed. */
   observe (task: string, via: AutoVia, runMs: number, totalMs: number, now: number): void {
     const o = this.#options
-    const state = this.#state(task)
+    const state = this.#state(task, now)
     if (via === 'inline' && ++state.inlineRuns > o.inlineWarmUp && state.runMs !== undefined) {
       // One slow run is often a garbage collection that landed in it: a strike takes two in a row.
       const over = runMs > o.strikeFactor * state.runMs && runMs > o.strikeFloorMs
@@ -189,10 +188,10 @@ export class AutoRule {
     return reason === 'costly' && (state.runMs ?? Infinity) < o.strikeFactor * o.inlineShare * (this.#roundTripMs ?? 0)
   }
 
-  #state (task: string): TaskState {
+  #state (task: string, now: number): TaskState {
     let state = this.#tasks.get(task)
     if (state === undefined) {
-      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, exploredAt: Number.NEGATIVE_INFINITY, inlineRuns: 0, samples: 0, overRuns: 0 }
+      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, exploredAt: now, inlineRuns: 0, samples: 0, overRuns: 0 }
       this.#tasks.set(task, state)
     }
     return state

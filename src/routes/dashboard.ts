@@ -4,7 +4,6 @@ import { join } from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
 import { fastifySSE } from '@fastify/sse'
 import { marked } from 'marked'
-import { errors } from '../errors.js'
 import { VIEW_EVERY_MS, type Feed } from '../dashboard/feed.js'
 import { projectRoot } from '../paths.js'
 
@@ -45,7 +44,7 @@ export const dashboardRoutes: FastifyPluginAsync<{ feed: Feed }> = async (app, {
 
   app.get<{ Params: { name: string } }>('/dashboard/assets/:name', { config: { open: true, neverShed: true } }, async (request, reply) => {
     const asset = assets.get(request.params.name)
-    if (asset === undefined) throw new errors.NOT_FOUND('GET', request.url.split('?')[0])
+    if (asset === undefined) return reply.callNotFound()
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body)
   })
 
@@ -97,7 +96,7 @@ export const dashboardRoutes: FastifyPluginAsync<{ feed: Feed }> = async (app, {
   app.get<{ Params: { name: string } }>('/dashboard/matrix/charts/:name', { config: data }, async (request, reply) => {
     const { name } = request.params
     const charts: string[] = await readdir(join(resultsDir, 'charts')).catch(() => [])
-    if (!charts.includes(name) || !name.endsWith('.svg')) throw new errors.NOT_FOUND('GET', request.url.split('?')[0])
+    if (!charts.includes(name) || !name.endsWith('.svg')) return reply.callNotFound()
     return reply.type('image/svg+xml').send(await readFile(join(resultsDir, 'charts', name)))
   })
 }
