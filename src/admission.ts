@@ -97,9 +97,13 @@ export class LoopDelay {
     this.#lastTick = clock()
   }
 
-  /** Starts the ticker; a rule whose target is 0 sheds nothing, and the delay is still measured. */
+  /**
+   * Starts the ticker, counting from now: the time before (the process starting up) is not work
+   * waiting for the loop. A rule whose target is 0 sheds nothing, and the delay is still measured.
+   */
   start (): void {
     if (this.#timer !== undefined) return
+    this.#lastTick = this.#clock()
     this.#timer = setInterval(() => this.tick(), LOOP_TICK_MS)
     this.#timer.unref()
   }

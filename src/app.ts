@@ -68,7 +68,9 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   // The loop's delay is read by the shedding (when on) and by CPU_JOBS=auto (which places nothing
   // inline on a late loop, whether or not anything is shed).
   const loopDelay = loopRule.enabled || config.cpuJobs === 'auto' ? new LoopDelay(loopRule, () => performance.now()) : undefined
-  loopDelay?.start()
+  // Measured from when the app is ready: the turns spent building it (modules, routes, files) are
+  // not requests waiting, and counted they left a cluster worker shedding its first requests.
+  app.addHook('onReady', async () => { loopDelay?.start() })
   const runner = new JobRunner(registry, config, (event) => {
     metrics.jobSettled(event)
     sampler.record(event)
