@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { TaskDefinition } from '../src/tasks/types.js'
+import { wait } from '../src/tasks/wait.js'
 
 interface Input { ms: number }
 
@@ -13,8 +13,6 @@ export default {
     required: ['ms'],
     additionalProperties: false
   },
-  run: async ({ ms }, { signal }) => {
-    await sleep(ms, undefined, { signal })
-    return { sleptMs: ms }
-  }
+  // The wait resolves with the result itself: no async frame held while it waits.
+  run: ({ ms }, { signal }) => wait(ms, { sleptMs: ms }, signal)
 } satisfies TaskDefinition<Input, { sleptMs: number }>

@@ -5,6 +5,7 @@ import type { LoopDelay } from './admission.js'
 import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
+import { Deadlines } from './deadlines.js'
 import type { JobAbort, Placement, RunOutcome, Via } from './placement/types.js'
 import { AutoRule, type AutoDecision, type AutoReason, type AutoVia } from './placement/auto-rule.js'
 import type { TaskRegistry } from './tasks/registry.js'
@@ -42,6 +43,23 @@ export interface JobEvent {
   autoReason?: AutoReason
 }
 
+/** A job on its way: what its answer and the auto rule need to know of it when it ends. */
+interface PlacedJob {
+  task: AnyTask
+  placement: Placement
+  decision: AutoDecision | undefined
+  autoKey: string
+  start: number
+  placedAt: number
+  done: JobDone
+}
+
+/** A job's failure, always an error of the catalogue. */
+export type JobError = Error & { code: string }
+
+/** Called once as a job ends: with its error, or with no error and its answer. */
+export type JobDone = (error: JobError | undefined, answer?: JobAnswer) => void
+
 /** What a batch item and a WebSocket frame answer: the job's answer, or its error as an HTTP error body says it. */
 export type JobOutcome = ({ ok: true } & JobAnswer) | { ok: false, error: ErrorBody }
 
@@ -57,10 +75,15 @@ const NEVER = new AbortController()
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
+/** A job's end as a batch item or a WebSocket frame carries it. */
+export function outcomeOf (error: JobError | undefined, answer: JobAnswer | undefined): JobOutcome {
+  return error === undefined ? { ok: true, ...answer as JobAnswer } : { ok: false, error: toErrorBody(error) }
+}
+
 /** Any failure of a job as an error of the catalogue: coded errors as they are, anything else TASK_FAILED. */
-function asJobError (err: unknown, task: AnyTask | undefined): Error & { code: string } {
+function asJobError (err: unknown, task: AnyTask | undefined): JobError {
   const code = (err as { code?: unknown } | null)?.code
-  return isErrorCode(code) ? err as Error & { code: string } : new errors.TASK_FAILED(task?.name, { cause: err })
+  return isErrorCode(code) ? err as JobError : new errors.TASK_FAILED(task?.name, { cause: err })
 }
 
 /**
@@ -73,6 +96,7 @@ export class JobRunner {
   readonly pool: ThreadPool | undefined
   /** `CPU_JOBS=auto`: the rule that places each CPU job, and the two places it chooses between. */
   readonly #auto: { rule: AutoRule, places: Readonly<Record<AutoVia, Placement>> } | undefined
+  readonly #deadlines: Deadlines
 
   constructor (
     readonly registry: TaskRegistry,
@@ -111,6 +135,7 @@ export class JobRunner {
     const onPool = (): Placement => new PoolPlacement(pool as ThreadPool)
     const resources = { upstreamUrl: config.upstreamUrl }
     this.pool = pool
+    this.#deadlines = new Deadlines(config.jobTimeoutMs)
     const inline = new LocalPlacement('inline', resources)
     this.#auto = config.cpuJobs === 'auto' ? { rule: new AutoRule(), places: Object.freeze({ inline, pool: onPool() }) } : undefined
     this.#placements = Object.freeze({
@@ -123,18 +148,43 @@ export class JobRunner {
    * Runs one job (`{ task, input }`, as a client sent it) to its answer, or rejects with an error
    * of the catalogue. `where` names the job in a BAD_INPUT message (`jobs[3]`).
    */
-  async run (job: unknown, control?: Control, where?: string): Promise<JobAnswer> {
+  run (job: unknown, control?: Control, where?: string): Promise<JobAnswer> {
+    return new Promise((resolve, reject) => {
+      this.submit(job, control, where, (error, answer) => {
+        if (error === undefined) resolve(answer as JobAnswer)
+        else reject(error)
+      })
+    })
+  }
+
+  /** As run(), but never rejects: the outcome as a batch item or a WebSocket frame carries it. */
+  settle (job: unknown, control?: Control, where?: string): Promise<JobOutcome> {
+    return new Promise((resolve) => {
+      this.submit(job, control, where, (error, answer) => resolve(outcomeOf(error, answer)))
+    })
+  }
+
+  /**
+   * The one job path, which run() and settle() wrap in a promise: checks the job, runs it where it
+   * belongs, and calls `done` once, with the job's answer or its error. A callback, so that a
+   * transport holding thousands of jobs that wait on I/O (a WebSocket) holds no promise of its
+   * own for each.
+   */
+  submit (job: unknown, control: Control | undefined, where: string | undefined, done: JobDone): void {
     const start = performance.now()
     let task: AnyTask | undefined
     let placement: Placement | undefined
+    let placed: PlacedJob
+    let input: unknown
     try {
       const resolved = this.registry.resolve(job, where)
       task = resolved.task
+      input = resolved.input
       placement = this.#placements[task.kind]
       let decision: AutoDecision | undefined
       let autoKey = ''
       if (task.kind === 'cpu' && this.#auto !== undefined) {
-        autoKey = this.#auto.rule.keyOf(task.name, resolved.input)
+        autoKey = this.#auto.rule.keyOf(task.name, input)
         decision = this.#auto.rule.decide(autoKey, start, this.loop?.delayMs())
         placement = this.#auto.places[decision.via]
       }
@@ -143,72 +193,95 @@ export class JobRunner {
         if (refusal !== undefined) throw refusal
       }
       const placedAt = decision === undefined ? 0 : performance.now()
-      const outcome = await this.#runPlaced(placement, task, resolved.input, control)
-      const end = performance.now()
-      const totalMs = round(end - start)
-      // A pool job's time here less its wait for a thread (in the pool's line, or for a thread
-      // still starting): the crossing to a thread and back, what running it inline would save.
-      if (decision !== undefined) {
-        this.#auto?.rule.observe(autoKey, decision.via, outcome.runMs, end - placedAt - outcome.queuedMs, end)
-      }
-      this.observer?.({
-        task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, runMs: outcome.runMs, totalMs, autoReason: decision?.reason
-      })
-      return {
-        task: task.name,
-        kind: task.kind,
-        result: outcome.result,
-        timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs },
-        ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
-      }
+      placed = { task, placement, decision, autoKey, start, placedAt, done }
     } catch (err) {
       // A job refused for its input still counts under its task's name, when that is in the catalogue.
-      task ??= this.registry.taskOf(job)
-      const failure = asJobError(err, task)
-      this.observer?.({ task: task?.name ?? '(unknown)', kind: task?.kind ?? 'none', via: placement?.via ?? 'none', outcome: failure.code })
-      throw failure
+      done(this.#failure(err, task ?? this.registry.taskOf(job), placement))
+      return
+    }
+    this.#runPlaced(placed, input, control)
+  }
+
+  #answer (placed: PlacedJob, outcome: RunOutcome): void {
+    let answer: JobAnswer
+    try {
+      answer = this.#answerOf(placed, outcome)
+    } catch (err) {
+      this.#fail(placed, err)
+      return
+    }
+    placed.done(undefined, answer)
+  }
+
+  #fail ({ task, placement, done }: PlacedJob, err: unknown): void {
+    done(this.#failure(err, task, placement))
+  }
+
+  #answerOf ({ task, placement, decision, autoKey, start, placedAt }: PlacedJob, outcome: RunOutcome): JobAnswer {
+    const end = performance.now()
+    const totalMs = round(end - start)
+    // A pool job's time here less its wait for a thread (in the pool's line, or for a thread
+    // still starting): the crossing to a thread and back, what running it inline would save.
+    if (decision !== undefined) {
+      this.#auto?.rule.observe(autoKey, decision.via, outcome.runMs, end - placedAt - outcome.queuedMs, end)
+    }
+    this.observer?.({
+      task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, runMs: outcome.runMs, totalMs, autoReason: decision?.reason
+    })
+    return {
+      task: task.name,
+      kind: task.kind,
+      result: outcome.result,
+      timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs },
+      ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
     }
   }
 
-  /** As run(), but never rejects: the outcome as a batch item or a WebSocket frame carries it. */
-  async settle (job: unknown, control?: Control, where?: string): Promise<JobOutcome> {
-    try {
-      return { ok: true, ...await this.run(job, control, where) }
-    } catch (err) {
-      return { ok: false, error: toErrorBody(err) }
-    }
+  /** Any failure as the catalogue error the caller gets, told to the observer. */
+  #failure (err: unknown, task: AnyTask | undefined, placement: Placement | undefined): JobError {
+    const failure = asJobError(err, task)
+    this.observer?.({ task: task?.name ?? '(unknown)', kind: task?.kind ?? 'none', via: placement?.via ?? 'none', outcome: failure.code })
+    return failure
   }
 
   /**
-   * The placement's run, bounded by JOB_TIMEOUT_MS: past it the job is answered TIMEOUT at once,
-   * even if its task ignores the signal, and the abort frees what the job holds. A caller that
-   * aborts the job (its client went away) is not waiting for the answer, so nothing listens for
-   * that here: the job stops where it is, and settles when it does.
+   * The placement's run to the job's answer, bounded by JOB_TIMEOUT_MS: past it the job is answered
+   * TIMEOUT at once, even if its task ignores the signal, and the abort frees what the job holds. A
+   * caller that aborts the job (its client went away) is not waiting for the answer, so nothing
+   * listens for that here: the job stops where it is, and settles when it does.
+   *
+   * Callbacks, not an async function, and no timer of its own: a job waiting on I/O holds what it
+   * holds for as long as it waits, and thousands of them wait at once (see src/deadlines.ts).
    */
-  async #runPlaced (
-    placement: Placement, task: AnyTask, input: unknown, control: Control | undefined
-  ): Promise<RunOutcome> {
+  #runPlaced (placed: PlacedJob, input: unknown, control: Control | undefined): void {
+    const { placement, task } = placed
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
     // land while it runs, so it gets neither (they would only cost every trivial job).
-    if (placement.via === 'inline') return await placement.run(task, input, NEVER)
+    if (placement.via === 'inline') {
+      placement.run(task, input, NEVER).then(
+        (outcome) => this.#answer(placed, outcome),
+        (err: unknown) => this.#fail(placed, err)
+      )
+      return
+    }
     const abort = placement.newAbort()
     control?.(abort)
     const { signal } = abort
-    if (signal.aborted) throw signal.reason
-    const timeoutMs = this.config.jobTimeoutMs
-    return await new Promise<RunOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const timeout = new errors.TIMEOUT(timeoutMs)
-        abort.abort(timeout)
-        reject(timeout)
-      }, timeoutMs)
-      placement.run(task, input, abort).then((outcome) => {
-        clearTimeout(timer)
-        resolve(outcome)
-      }, (err: unknown) => {
-        clearTimeout(timer)
-        reject(signal.aborted ? signal.reason : err)
-      })
+    if (signal.aborted) {
+      this.#fail(placed, signal.reason)
+      return
+    }
+    const deadlines = this.#deadlines
+    const deadline = deadlines.add(() => {
+      const timeout = new errors.TIMEOUT(deadlines.timeoutMs)
+      abort.abort(timeout)
+      this.#fail(placed, timeout)
+    })
+    // Off the line first: a job that ends after its deadline was answered TIMEOUT then.
+    placement.run(task, input, abort).then((outcome) => {
+      if (deadlines.remove(deadline)) this.#answer(placed, outcome)
+    }, (err: unknown) => {
+      if (deadlines.remove(deadline)) this.#fail(placed, signal.aborted ? signal.reason : err)
     })
   }
 
@@ -218,6 +291,7 @@ export class JobRunner {
   }
 
   async close (): Promise<void> {
+    this.#deadlines.close()
     await this.pool?.close()
   }
 }

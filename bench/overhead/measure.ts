@@ -204,7 +204,7 @@ async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
 }
 
 /** RSS per WebSocket `sleep` job in flight: `jobs` at once over 10 connections, twice; the second round counts. */
-async function memory (mode: string, jobs: number): Promise<Memory> {
+export async function memory (mode: string, jobs: number): Promise<Memory> {
   const server = await startServer({ MODE: mode })
   try {
     const pid = server.proc.pid as number

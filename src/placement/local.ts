@@ -19,15 +19,21 @@ export class LocalPlacement implements Placement<AbortController> {
     return new AbortController()
   }
 
-  async run (task: AnyTask, input: unknown, abort: AbortController): Promise<RunOutcome> {
+  run (task: AnyTask, input: unknown, abort: AbortController): Promise<RunOutcome> {
     const start = performance.now()
-    const returned = task.run(input, { ...this.resources, signal: abort.signal })
-    // A CPU task returns its result: its run ends here, not when this function resumes after an
+    let returned: unknown
+    try {
+      returned = task.run(input, { ...this.resources, signal: abort.signal })
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    // A CPU task returns its result: its run ends here, not when a continuation runs after an
     // await, which on a busy loop comes after every other callback queued meanwhile.
-    const ranMs = performance.now() - start
-    if (!(returned instanceof Promise)) return { result: returned, queuedMs: 0, runMs: ranMs, threadId }
-    const result = await returned
-    return { result, queuedMs: 0, runMs: performance.now() - start, threadId }
+    if (!(returned instanceof Promise)) {
+      return Promise.resolve({ result: returned, queuedMs: 0, runMs: performance.now() - start, threadId })
+    }
+    // Not an async function: an I/O job's frames are held for as long as it waits.
+    return returned.then((result: unknown) => ({ result, queuedMs: 0, runMs: performance.now() - start, threadId }))
   }
 
   async close (): Promise<void> {}

@@ -1,7 +1,7 @@
 import type { WebSocket, RawData } from 'ws'
 import { errors, toErrorBody } from '../errors.js'
 import { decodeJson, decodeMsgpack, encodeMsgpack } from '../http/codec.js'
-import type { JobOutcome, JobRunner } from '../jobs.js'
+import { outcomeOf, type JobOutcome, type JobRunner } from '../jobs.js'
 import type { JobAbort } from '../placement/types.js'
 
 export interface ConnectionLimits {
@@ -134,24 +134,29 @@ export class JobConnection {
       this.#send(failure(id, new errors.OVERLOADED(`at most ${this.#limits.maxInFlight} jobs in flight per connection`)), isBinary)
       return
     }
-    void this.#runJob(id, job, isBinary)
+    this.#runJob(id, job, isBinary)
   }
 
-  async #runJob (id: string | number, job: unknown, binary: boolean): Promise<void> {
+  #runJob (id: string | number, job: unknown, binary: boolean): void {
     this.#inFlight++
     let abort: JobAbort | undefined
-    const outcome = await this.#runner.settle(job, (a) => {
+    // A callback, not a promise: thousands of jobs wait here at once, and each holds what it holds.
+    this.#runner.submit(job, (a) => {
       abort = a
       this.#cancellable.add(a)
-    }, 'frame')
-    this.#inFlight--
-    if (abort !== undefined) this.#cancellable.delete(abort)
-    if (this.#closed) return // the socket is gone: nobody to answer
-    const answer: Answer = { id, ...outcome }
+    }, 'frame', (error, answer) => {
+      this.#inFlight--
+      if (abort !== undefined) this.#cancellable.delete(abort)
+      if (this.#closed) return // the socket is gone: nobody to answer
+      this.#answer({ id, ...outcomeOf(error, answer) }, binary)
+    })
+  }
+
+  #answer (answer: Answer, binary: boolean): void {
     try {
       this.#send(answer, binary)
     } catch (err) {
-      this.#send(failure(id, err), binary) // a result that would not encode: answered, not dropped
+      this.#send(failure(answer.id, err), binary) // a result that would not encode: answered, not dropped
     }
     this.#closeIfDrained()
   }
