@@ -75,6 +75,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     metrics.jobSettled(event)
     sampler.record(event)
   }, backends, loopDelay)
+  await runner.start()
   const websockets = new WsConnections()
   // Made after the runner (it reads its pool); the runner tells it of jobs only once they run.
   const metrics = new ServerMetrics({ pool: runner.pool, websockets, auto: runner.auto })

@@ -3,12 +3,14 @@ import { availableParallelism } from 'node:os'
 export const MODES = ['event-loop', 'threads', 'processes', 'hybrid', 'auto'] as const
 export const CPU_PLACEMENTS = ['inline', 'pool', 'auto'] as const
 export const IO_PLACEMENTS = ['event-loop', 'pool'] as const
+export const DISPATCHES = ['local', 'bullmq'] as const
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 export type Mode = (typeof MODES)[number]
 export type CpuPlacement = (typeof CPU_PLACEMENTS)[number]
 export type IoPlacement = (typeof IO_PLACEMENTS)[number]
 export type LogLevel = (typeof LOG_LEVELS)[number]
+export type Dispatch = (typeof DISPATCHES)[number]
 
 export interface Config {
   readonly mode: Mode
@@ -20,6 +22,11 @@ export interface Config {
   readonly minThreads: number
   readonly cpuJobs: CpuPlacement
   readonly ioJobs: IoPlacement
+  /**
+   * Where CPU jobs that go to a pool run: `local`, this process's Piscina pool; `bullmq`, a BullMQ
+   * queue on REDIS_URL that `npm run worker` hosts take them from (src/placement/queue.ts).
+   */
+  readonly dispatch: Dispatch
   readonly port: number
   readonly host: string
   readonly jobTimeoutMs: number
@@ -156,14 +163,24 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
   const preset = presets(cores)[mode]
   const processes = integer('PROCESSES', read('PROCESSES'), 1, 1024) ?? preset.processes
   const threads = integer('THREADS', read('THREADS'), 1, 1024) ?? preset.threads(processes)
+  const cpuJobs = oneOf('CPU_JOBS', read('CPU_JOBS'), CPU_PLACEMENTS) ?? preset.cpuJobs
+  const redisUrl = serviceUrl('REDIS_URL', read('REDIS_URL'), ['redis:', 'rediss:'])
+  const dispatch = oneOf('DISPATCH', read('DISPATCH'), DISPATCHES) ?? 'local'
+  if (dispatch === 'bullmq' && redisUrl === undefined) {
+    throw new ConfigError('DISPATCH', 'bullmq', 'expected with REDIS_URL, the Redis its queue lives on')
+  }
+  if (dispatch === 'bullmq' && cpuJobs !== 'pool') {
+    throw new ConfigError('DISPATCH', 'bullmq', `expected with CPU_JOBS=pool (it sends the jobs a pool would run to worker hosts), not ${cpuJobs}`)
+  }
 
   return Object.freeze({
     mode,
     processes,
     threads,
     minThreads: Math.min(threads, cores),
-    cpuJobs: oneOf('CPU_JOBS', read('CPU_JOBS'), CPU_PLACEMENTS) ?? preset.cpuJobs,
+    cpuJobs,
     ioJobs: oneOf('IO_JOBS', read('IO_JOBS'), IO_PLACEMENTS) ?? preset.ioJobs,
+    dispatch,
     port: integer('PORT', read('PORT'), 0, 65_535) ?? DEFAULTS.port,
     host: hostname('HOST', read('HOST')) ?? DEFAULTS.host,
     jobTimeoutMs: integer('JOB_TIMEOUT_MS', read('JOB_TIMEOUT_MS'), 1, 3_600_000) ?? DEFAULTS.jobTimeoutMs,
@@ -182,7 +199,7 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     shedLoopIntervalMs: integer('SHED_LOOP_INTERVAL_MS', read('SHED_LOOP_INTERVAL_MS'), 1, 60_000) ?? DEFAULTS.shedLoopIntervalMs,
     ...httpTimeouts(read),
     databaseUrl: serviceUrl('DATABASE_URL', read('DATABASE_URL'), ['postgres:', 'postgresql:']),
-    redisUrl: serviceUrl('REDIS_URL', read('REDIS_URL'), ['redis:', 'rediss:']),
+    redisUrl,
     ...pgPool(read),
     pgStatementTimeoutMs: integer('PG_STATEMENT_TIMEOUT_MS', read('PG_STATEMENT_TIMEOUT_MS'), 1, 3_600_000) ?? DEFAULTS.pgStatementTimeoutMs,
     pgMaxUses: integer('PG_MAX_USES', read('PG_MAX_USES'), 1, 1_000_000_000) ?? DEFAULTS.pgMaxUses,
@@ -194,8 +211,8 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
 }
 
 /** Whether any job runs on a Piscina pool in this configuration (`auto` may put any CPU job there). */
-export function usesPool (config: Pick<Config, 'cpuJobs' | 'ioJobs'>): boolean {
-  return config.cpuJobs !== 'inline' || config.ioJobs === 'pool'
+export function usesPool (config: Pick<Config, 'cpuJobs' | 'ioJobs'> & { dispatch?: Dispatch }): boolean {
+  return (config.cpuJobs !== 'inline' && config.dispatch !== 'bullmq') || config.ioJobs === 'pool'
 }
 
 function oneOf<T extends string> (name: string, value: string | undefined, allowed: readonly T[]): T | undefined {

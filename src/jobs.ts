@@ -5,6 +5,7 @@ import type { LoopDelay } from './admission.js'
 import { errors, isErrorCode, toErrorBody, type ErrorBody } from './errors.js'
 import { LocalPlacement } from './placement/local.js'
 import { PoolPlacement, ThreadPool } from './placement/pool.js'
+import { QueueDispatch } from './placement/queue.js'
 import { Deadlines } from './deadlines.js'
 import type { JobAbort, Placement, RunOutcome, Via } from './placement/types.js'
 import { AutoRule, type AutoDecision, type AutoReason, type AutoVia } from './placement/auto-rule.js'
@@ -25,7 +26,8 @@ export interface JobAnswer {
   kind: TaskKind
   result: unknown
   timing: JobTiming
-  ranOn: { pid: number, threadId: number, via: Via }
+  /** Where it ran; `host` for a job a worker host ran (`DISPATCH=bullmq`), whose `pid` is that worker's. */
+  ranOn: { host?: string, pid: number, threadId: number, via: Via }
 }
 
 /** What the runner tells its observer (the metrics) of each job as it ends, answered or failed. */
@@ -94,13 +96,15 @@ function asJobError (err: unknown, task: AnyTask | undefined): JobError {
 export class JobRunner {
   readonly #placements: Readonly<Record<TaskKind, Placement>>
   readonly pool: ThreadPool | undefined
+  /** `DISPATCH=bullmq`: the queue CPU jobs go to instead of the pool. */
+  readonly queue: QueueDispatch | undefined
   /** `CPU_JOBS=auto`: the rule that places each CPU job, and the two places it chooses between. */
   readonly #auto: { rule: AutoRule, places: Readonly<Record<AutoVia, Placement>> } | undefined
   readonly #deadlines: Deadlines
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs' | 'upstreamUrl'> & BackendsConfig,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'dispatch' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs' | 'upstreamUrl'> & BackendsConfig,
     /** Told of every job's end, answered or failed: the metrics. */
     private readonly observer?: (event: JobEvent) => void,
     /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
@@ -138,8 +142,11 @@ export class JobRunner {
     this.#deadlines = new Deadlines(config.jobTimeoutMs)
     const inline = new LocalPlacement('inline', resources)
     this.#auto = config.cpuJobs === 'auto' ? { rule: new AutoRule(), places: Object.freeze({ inline, pool: onPool() }) } : undefined
+    this.queue = config.dispatch === 'bullmq' && config.redisUrl !== undefined
+      ? new QueueDispatch({ redisUrl: config.redisUrl, maxQueue: config.maxQueue })
+      : undefined
     this.#placements = Object.freeze({
-      cpu: config.cpuJobs === 'inline' ? inline : onPool(),
+      cpu: config.cpuJobs === 'inline' ? inline : this.queue ?? onPool(),
       io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', { ...resources, ...backends })
     })
   }
@@ -233,7 +240,9 @@ export class JobRunner {
       kind: task.kind,
       result: outcome.result,
       timing: { queuedMs: round(outcome.queuedMs), runMs: round(outcome.runMs), totalMs },
-      ranOn: { pid: process.pid, threadId: outcome.threadId, via: placement.via }
+      ranOn: outcome.host === undefined
+        ? { pid: process.pid, threadId: outcome.threadId, via: placement.via }
+        : { host: outcome.host, pid: outcome.pid ?? process.pid, threadId: outcome.threadId, via: placement.via }
     }
   }
 
@@ -290,8 +299,14 @@ export class JobRunner {
     return this.#auto?.rule
   }
 
+  /** Connects what the placements need before the first job (the queue's Redis, `DISPATCH=bullmq`). */
+  async start (): Promise<void> {
+    await this.queue?.start()
+  }
+
   async close (): Promise<void> {
     this.#deadlines.close()
+    await this.queue?.close()
     await this.pool?.close()
   }
 }

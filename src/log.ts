@@ -14,6 +14,7 @@ export function describe (config: Config, address: string): Record<string, unkno
     threadsPerProcess: usesPool(config) ? config.threads : 0,
     cpuJobs: config.cpuJobs,
     ioJobs: config.ioJobs,
+    dispatch: config.dispatch,
     jobTimeoutMs: config.jobTimeoutMs,
     maxQueue: config.maxQueue,
     shedding: {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig } from '../src/config.js'
+import { ConfigError, parseConfig, usesPool } from '../src/config.js'
 import { childEnv, serverFile } from './helpers.js'
 
 describe('parseConfig', () => {
@@ -41,6 +41,17 @@ describe('parseConfig', () => {
     expect(parseConfig({ AUTH_TOKEN: 'abc', WS_MAX_IN_FLIGHT: '5' }, 2)).toMatchObject({ authToken: 'abc', wsMaxInFlight: 5 })
   })
 
+  it('dispatches CPU jobs to worker hosts only with REDIS_URL and a pool placement, and then runs no pool of its own', () => {
+    expect(parseConfig({}, 2).dispatch).toBe('local')
+    const queued = parseConfig({ DISPATCH: 'bullmq', REDIS_URL: 'redis://127.0.0.1:6379' }, 2)
+    expect(queued).toMatchObject({ dispatch: 'bullmq', cpuJobs: 'pool' })
+    expect(usesPool(queued)).toBe(false)
+    expect(usesPool(parseConfig({ DISPATCH: 'bullmq', REDIS_URL: 'redis://127.0.0.1:6379', IO_JOBS: 'pool' }, 2))).toBe(true)
+    for (const cpuJobs of ['inline', 'auto']) {
+      expect(() => parseConfig({ DISPATCH: 'bullmq', REDIS_URL: 'redis://127.0.0.1:6379', CPU_JOBS: cpuJobs }, 2)).toThrow(/expected with CPU_JOBS=pool/)
+    }
+  })
+
   it('is frozen', () => {
     expect(Object.isFrozen(parseConfig({}, 2))).toBe(true)
   })
@@ -58,7 +69,8 @@ describe('parseConfig', () => {
     ['LOG_LEVEL', 'verbose'],
     ['AUTH_TOKEN', ''], ['AUTH_TOKEN', 'has space'],
     ['WS_MAX_IN_FLIGHT', '0'], ['WS_MAX_FRAME_BYTES', '10'], ['WS_MAX_BUFFERED_BYTES', 'lots'], ['WS_PING_INTERVAL_MS', '5'],
-    ['SHED_TARGET_MS', '-1'], ['SHED_TARGET_MS', '0.5'], ['SHED_INTERVAL_MS', '0'], ['SHED_LOOP_TARGET_MS', 'ten'], ['SHED_LOOP_INTERVAL_MS', '0']
+    ['SHED_TARGET_MS', '-1'], ['SHED_TARGET_MS', '0.5'], ['SHED_INTERVAL_MS', '0'], ['SHED_LOOP_TARGET_MS', 'ten'], ['SHED_LOOP_INTERVAL_MS', '0'],
+    ['DISPATCH', 'redis'], ['DISPATCH', 'bullmq']
   ])('refuses %s=%s, naming the variable, the value and what is allowed', (variable, value) => {
     let error: unknown
     try {

@@ -30,8 +30,9 @@ function variablesRead (): Set<string> {
   return seen
 }
 
-// Variables bounded by another: set it to its widest, so that each bound is tried alone.
-const WIDEST = { REQUEST_TIMEOUT_MS: '3600000', PG_POOL_MAX: '1000' }
+// Variables bounded by another: set it to its widest, so that each bound is tried alone (and
+// DISPATCH=bullmq, which needs a Redis, has one).
+const WIDEST = { REQUEST_TIMEOUT_MS: '3600000', PG_POOL_MAX: '1000', REDIS_URL: 'redis://127.0.0.1:6379' }
 const parses = (env: Record<string, string>): boolean => {
   try {
     parseConfig({ ...WIDEST, ...env }, 2)

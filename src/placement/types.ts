@@ -1,13 +1,16 @@
 import type { AnyTask } from '../tasks/types.js'
 
 /** Where a job really ran, as the answer's `ranOn.via` says. */
-export type Via = 'inline' | 'event-loop' | 'pool'
+export type Via = 'inline' | 'event-loop' | 'pool' | 'queue'
 
 export interface RunOutcome {
   result: unknown
   queuedMs: number
   runMs: number
   threadId: number
+  /** A job run by another process (a worker host, `DISPATCH=bullmq`): its pid and host name. */
+  pid?: number
+  host?: string
 }
 
 /**

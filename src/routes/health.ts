@@ -11,6 +11,8 @@ export const healthRoutes: FastifyPluginAsync<{ config: Config }> = async (app, 
     threads: usesPool(config) ? config.threads : 0,
     cpuJobs: config.cpuJobs,
     ioJobs: config.ioJobs,
+    // Where pool jobs run: this process's pool, or worker hosts through BullMQ.
+    dispatch: config.dispatch,
     pid: process.pid
   }
   app.get('/health', { config: { open: true, neverShed: true } }, async () => ({ ...fixed, uptimeS: Math.round(process.uptime()) }))
