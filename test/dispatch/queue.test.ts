@@ -1,12 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { projectRoot } from '../../src/paths.js'
 import { backendsAvailable, startRedis, type BackendServer } from '../support/backends.js'
-import { childEnv, startServer, type ServerProcess } from '../support/server-process.js'
+import { startServer, type ServerProcess } from '../support/server-process.js'
+import { startWorkerHost, type WorkerHost } from '../support/worker-host.js'
 
 // DISPATCH=bullmq end to end: a throwaway Redis, a server (one process) and `npm run worker` hosts
 // as real process trees. Skipped without Debian's redis-server, loudly, unless REQUIRE_BACKENDS=1
@@ -15,12 +12,6 @@ const runnable = backendsAvailable().redis || process.env.REQUIRE_BACKENDS === '
 if (!runnable) process.stderr.write('test/dispatch: Redis not installed (apt-get install redis-server); skipping the BullMQ tests\n')
 
 const JOB_TIMEOUT_MS = 20_000
-
-interface WorkerHost {
-  proc: ChildProcess
-  pid: number
-  stop: (signal?: NodeJS.Signals) => Promise<number | null>
-}
 
 let redis: BackendServer
 let keys: Redis
@@ -45,27 +36,7 @@ afterAll(async () => {
 })
 
 async function startWorker (env: Record<string, string> = {}): Promise<WorkerHost> {
-  const proc = spawn(process.execPath, [`${projectRoot}/dist/src/worker/main.js`], {
-    env: childEnv({ REDIS_URL: redis.url, THREADS: '1', JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS), ...env }),
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stderr = ''
-  proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker host did not start: ${stderr}`)), 20_000)
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker host exited with ${code}: ${stderr}`)) })
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (line.includes('"worker host ready"')) { clearTimeout(timer); resolve() }
-    })
-  })
-  proc.removeAllListeners('exit')
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
-    const exited = once(proc, 'exit') as Promise<[number | null]>
-    proc.kill(signal)
-    return (await exited)[0]
-  }
-  const host = { proc, pid: proc.pid as number, stop }
+  const host = await startWorkerHost({ REDIS_URL: redis.url, THREADS: '1', JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS), ...env })
   started.push(host)
   return host
 }
@@ -123,6 +94,11 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     // A task's own refusal crosses as the same coded error.
     expect((await post(server.url, { task: 'fib', input: { n: 'x' } })).body.code).toBe('BAD_INPUT')
     expect(await jobKeys()).toEqual([])
+    // Connections, as docs/hosts.md counts them: 2 per worker host; the server's queue and its
+    // QueueEvents, and the one its user service opens on the same REDIS_URL; and this test's own.
+    const clients = (await keys.client('LIST') as string).trim().split('\n')
+    expect(clients).toHaveLength(2 * 2 + 3 + 1)
+    expect(clients.filter((c) => c.includes(':w:'))).toHaveLength(2)
   }, 60_000)
 
   it('runs again on another host the jobs of a host SIGKILLed mid-job, each answered once', async () => {

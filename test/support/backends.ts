@@ -20,6 +20,8 @@ export interface BackendServer {
   start: () => Promise<void>
   /** Stops it and removes its data. */
   destroy: () => Promise<void>
+  /** The server's process id while it runs (a benchmark reads its CPU time). */
+  pid: () => number | undefined
 }
 
 export async function freePort (): Promise<number> {
@@ -90,11 +92,13 @@ async function stopProcess (proc: ChildProcess | undefined, signal: NodeJS.Signa
 }
 
 function backendServer (
-  url: string, port: number, dir: string, start: () => Promise<void>, stop: () => Promise<void>
+  url: string, port: number, dir: string,
+  start: () => Promise<void>, stop: () => Promise<void>, pid: () => number | undefined
 ): BackendServer {
   return {
     url,
     port,
+    pid,
     stop,
     start,
     destroy: async () => {
@@ -127,7 +131,7 @@ export async function startPostgres (): Promise<BackendServer> {
   await start()
   // SIGINT is PostgreSQL's "fast" shutdown: open connections are closed, nothing waits for clients.
   const stop = (): Promise<void> => stopProcess(proc, 'SIGINT')
-  return backendServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, start, stop)
+  return backendServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, start, stop, () => proc?.pid)
 }
 
 /** A Redis server of its own, in memory only (no snapshots, no append-only file). */
@@ -146,5 +150,5 @@ export async function startRedis (): Promise<BackendServer> {
   }
   await start()
   const stop = (): Promise<void> => stopProcess(proc, 'SIGTERM')
-  return backendServer(`redis://127.0.0.1:${port}`, port, dir, start, stop)
+  return backendServer(`redis://127.0.0.1:${port}`, port, dir, start, stop, () => proc?.pid)
 }

@@ -1,0 +1,45 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { projectRoot } from '../../src/paths.js'
+import { childEnv } from './server-process.js'
+
+export interface WorkerHost {
+  proc: ChildProcess
+  pid: number
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/**
+ * Starts `node dist/src/worker/main.js` (what `npm run worker` runs) with only `env` and PATH, and
+ * resolves once it logs "worker host ready". The caller stops it.
+ */
+export async function startWorkerHost (env: Record<string, string>, timeoutMs = 20_000): Promise<WorkerHost> {
+  const proc = spawn(process.execPath, [`${projectRoot}/dist/src/worker/main.js`], {
+    env: childEnv({ LOG_LEVEL: 'info', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stderr = ''
+  proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`worker host did not start in ${timeoutMs} ms: ${stderr}`))
+    }, timeoutMs)
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker host exited with ${code}: ${stderr}`)) })
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      if (line.includes('"worker host ready"')) { clearTimeout(timer); resolve() }
+    })
+  })
+  proc.removeAllListeners('exit')
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
+    const exited = once(proc, 'exit') as Promise<[number | null]>
+    proc.kill(signal)
+    const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+    const [code] = await exited
+    clearTimeout(kill)
+    return code
+  }
+  return { proc, pid: proc.pid as number, stop }
+}
