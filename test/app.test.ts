@@ -16,7 +16,7 @@ describe('GET /health', () => {
     const res = await app.inject({ url: '/health' })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({
-      status: 'ok', mode: 'event-loop', processes: 1, threads: 0, cpuJobs: 'inline', ioJobs: 'event-loop', pid: process.pid, uptimeS: expect.any(Number)
+      status: 'ok', mode: 'event-loop', processes: 1, threads: 0, cpuJobs: 'inline', ioJobs: 'event-loop', dispatch: 'local', pid: process.pid, uptimeS: expect.any(Number)
     })
     expect(res.headers['server-timing']).toMatch(/^total;dur=\d+(\.\d+)?$/)
   })
