@@ -72,14 +72,17 @@ export async function startServer (
   })
   const startMs = performance.now() - started
   proc.removeAllListeners('exit')
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
-    const exited = once(proc, 'exit') as Promise<[number | null]>
-    proc.kill(signal)
-    const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000)
-    const [code] = await exited
-    clearTimeout(kill)
-    return code
-  }
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => await stopChild(proc, signal)
   return { url, proc, startMs, logs, stderr: () => stderr, stop }
+}
+
+/** Signals a child and resolves with its exit code once it has exited; SIGKILL after 15 s. */
+export async function stopChild (proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
+  const exited = once(proc, 'exit') as Promise<[number | null]>
+  proc.kill(signal)
+  const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+  const [code] = await exited
+  clearTimeout(kill)
+  return code
 }

@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { projectRoot } from '../../src/paths.js'
-import { childEnv } from './server-process.js'
+import { childEnv, stopChild } from './server-process.js'
 
 export interface WorkerHost {
   proc: ChildProcess
@@ -32,14 +31,6 @@ export async function startWorkerHost (env: Record<string, string>, timeoutMs = 
     })
   })
   proc.removeAllListeners('exit')
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
-    const exited = once(proc, 'exit') as Promise<[number | null]>
-    proc.kill(signal)
-    const kill = setTimeout(() => proc.kill('SIGKILL'), 15_000)
-    const [code] = await exited
-    clearTimeout(kill)
-    return code
-  }
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => await stopChild(proc, signal)
   return { proc, pid: proc.pid as number, stop }
 }
