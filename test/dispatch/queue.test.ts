@@ -58,8 +58,9 @@ async function post (url: string, job: unknown, signal?: AbortSignal): Promise<A
 /** Every key of the queue that holds a job or a list of jobs: none once every job is answered. */
 async function jobKeys (): Promise<string[]> {
   const all = await keys.keys('bull:cpu-jobs:*')
-  // The queue's own bookkeeping: its id counter, its settings, its event stream, the stalled check's lock.
-  return all.filter((k) => !/:(id|meta|events|stalled-check)$/.test(k)).sort()
+  // The queue's own bookkeeping: its id counter, its settings, its event stream, the stalled check's
+  // lock, and the marker that wakes a waiting worker (left behind when a waiting job is removed).
+  return all.filter((k) => !/:(id|meta|events|stalled-check|marker)$/.test(k)).sort()
 }
 
 const waitFor = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
