@@ -77,8 +77,8 @@ const NEVER = new AbortController()
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
-/** A job's end as a batch item or a WebSocket frame carries it. */
-export function outcomeOf (error: JobError | undefined, answer: JobAnswer | undefined): JobOutcome {
+/** A job's end as a batch item carries it. */
+function outcomeOf (error: JobError | undefined, answer: JobAnswer | undefined): JobOutcome {
   return error === undefined ? { ok: true, ...answer as JobAnswer } : { ok: false, error: toErrorBody(error) }
 }
 
@@ -97,7 +97,7 @@ export class JobRunner {
   readonly #placements: Readonly<Record<TaskKind, Placement>>
   readonly pool: ThreadPool | undefined
   /** `DISPATCH=bullmq`: the queue CPU jobs go to instead of the pool. */
-  readonly queue: QueueDispatch | undefined
+  readonly #queue: QueueDispatch | undefined
   /** `CPU_JOBS=auto`: the rule that places each CPU job, and the two places it chooses between. */
   readonly #auto: { rule: AutoRule, places: Readonly<Record<AutoVia, Placement>> } | undefined
   readonly #deadlines: Deadlines
@@ -142,11 +142,11 @@ export class JobRunner {
     this.#deadlines = new Deadlines(config.jobTimeoutMs)
     const inline = new LocalPlacement('inline', resources)
     this.#auto = config.cpuJobs === 'auto' ? { rule: new AutoRule(), places: Object.freeze({ inline, pool: onPool() }) } : undefined
-    this.queue = config.dispatch === 'bullmq' && config.redisUrl !== undefined
+    this.#queue = config.dispatch === 'bullmq' && config.redisUrl !== undefined
       ? new QueueDispatch({ redisUrl: config.redisUrl, maxQueue: config.maxQueue })
       : undefined
     this.#placements = Object.freeze({
-      cpu: config.cpuJobs === 'inline' ? inline : this.queue ?? onPool(),
+      cpu: config.cpuJobs === 'inline' ? inline : this.#queue ?? onPool(),
       io: config.ioJobs === 'pool' ? onPool() : new LocalPlacement('event-loop', { ...resources, ...backends })
     })
   }
@@ -301,12 +301,12 @@ export class JobRunner {
 
   /** Connects what the placements need before the first job (the queue's Redis, `DISPATCH=bullmq`). */
   async start (): Promise<void> {
-    await this.queue?.start()
+    await this.#queue?.start()
   }
 
   async close (): Promise<void> {
     this.#deadlines.close()
-    await this.queue?.close()
+    await this.#queue?.close()
     await this.pool?.close()
   }
 }

@@ -150,17 +150,17 @@ const two = r('throughput fib 25, queue, 2 hosts')
 const carry = r('throughput trivial, queue, 2 hosts')
 const redisCeiling = 1000 / carry.cpuPerJobMs.redis
 const serverCeiling = 1000 / carry.cpuPerJobMs.server
-const perThread = 1000 / one.cpuPerJobMs.hosts
+const perCore = 1000 / one.cpuPerJobMs.hosts
 lines.push('', '## For N hosts', '',
   `Two hosts gave ${fmt(two.jobsPerS / one.jobsPerS)} x one host's fib 25 rate. On ${availableParallelism()} cores that is what the cores allow, ` +
   'not what hosts would give: the server, Redis, the load client and both hosts share the same two cores.',
   '',
   `From the measured costs: a worker host spends ${fmt(one.cpuPerJobMs.hosts, 3)} ms of CPU per fib 25 job, its thread's run ` +
-  `and its event loop's BullMQ work together (${fmt(perThread, 0)} jobs/s per worker core); Redis spends ${fmt(carry.cpuPerJobMs.redis, 3)} ms per job whatever the job ` +
+  `and its event loop's BullMQ work together (${fmt(perCore, 0)} jobs/s per worker core); Redis spends ${fmt(carry.cpuPerJobMs.redis, 3)} ms per job whatever the job ` +
   `(${fmt(redisCeiling, 0)} jobs/s on its one core); a server process ${fmt(carry.cpuPerJobMs.server, 3)} ms per trivial job ` +
-  `(${fmt(serverCeiling, 0)} jobs/s per server core). So N hosts of C cores each carry about min(N x C x ${fmt(perThread, 0)}, ` +
+  `(${fmt(serverCeiling, 0)} jobs/s per server core). So N hosts of C cores each carry about min(N x C x ${fmt(perCore, 0)}, ` +
   `${fmt(redisCeiling, 0)}, server processes x ${fmt(serverCeiling, 0)}) fib 25 jobs/s: Redis is the ceiling from about ` +
-  `${fmt(redisCeiling / perThread, 0)} worker cores on, and sooner for shorter jobs (its cost per job does not shrink with the job).`)
+  `${fmt(redisCeiling / perCore, 0)} worker cores on, and sooner for shorter jobs (its cost per job does not shrink with the job).`)
 const md = lines.join('\n') + '\n'
 await writeFile(join(dir, 'hosts.md'), md)
 await writeFile(join(dir, 'hosts.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, cores: availableParallelism(), windowS: WINDOW_S, results }, null, 2) + '\n')

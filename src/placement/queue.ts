@@ -216,12 +216,8 @@ export class QueueDispatch implements Placement<PoolAbort> {
   }
 
   async #checkLiveness (): Promise<void> {
-    if (this.#queueClientStatus() !== 'ready') {
-      this.#workers = 0
-      this.#failAll(unavailable('Redis'))
-      return
-    }
     try {
+      if (this.#queueClientStatus() !== 'ready') throw unavailable('Redis')
       this.#workers = await this.#queue.getWorkersCount()
     } catch {
       this.#workers = 0

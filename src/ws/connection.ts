@@ -1,7 +1,7 @@
 import type { WebSocket, RawData } from 'ws'
 import { errors, toErrorBody } from '../errors.js'
 import { decodeJson, decodeMsgpack, encodeMsgpack } from '../http/codec.js'
-import { outcomeOf, type JobOutcome, type JobRunner } from '../jobs.js'
+import type { JobAnswer, JobOutcome, JobRunner } from '../jobs.js'
 import type { JobAbort } from '../placement/types.js'
 
 export interface ConnectionLimits {
@@ -148,7 +148,7 @@ export class JobConnection {
       this.#inFlight--
       if (abort !== undefined) this.#cancellable.delete(abort)
       if (this.#closed) return // the socket is gone: nobody to answer
-      this.#answer({ id, ...outcomeOf(error, answer) }, binary)
+      this.#answer(error === undefined ? { id, ok: true, ...answer as JobAnswer } : failure(id, error), binary)
     })
   }
 
