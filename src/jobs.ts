@@ -52,7 +52,6 @@ interface PlacedJob {
   decision: AutoDecision | undefined
   autoKey: string
   start: number
-  placedAt: number
   done: JobDone
 }
 
@@ -76,6 +75,9 @@ export type Control = (abort: JobAbort) => void
 const NEVER = new AbortController()
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
+
+/** CPU_JOBS=auto: crossings to the pool timed at start, one after another. */
+const START_PROBES = 5
 
 /** A job's end as a batch item carries it. */
 function outcomeOf (error: JobError | undefined, answer: JobAnswer | undefined): JobOutcome {
@@ -199,8 +201,7 @@ export class JobRunner {
         const refusal = this.loop?.refusal()
         if (refusal !== undefined) throw refusal
       }
-      const placedAt = decision === undefined ? 0 : performance.now()
-      placed = { task, placement, decision, autoKey, start, placedAt, done }
+      placed = { task, placement, decision, autoKey, start, done }
     } catch (err) {
       // A job refused for its input still counts under its task's name, when that is in the catalogue.
       done(this.#failure(err, task ?? this.registry.taskOf(job), placement))
@@ -224,14 +225,10 @@ export class JobRunner {
     done(this.#failure(err, task, placement))
   }
 
-  #answerOf ({ task, placement, decision, autoKey, start, placedAt }: PlacedJob, outcome: RunOutcome): JobAnswer {
+  #answerOf ({ task, placement, decision, autoKey, start }: PlacedJob, outcome: RunOutcome): JobAnswer {
     const end = performance.now()
     const totalMs = round(end - start)
-    // A pool job's time here less its wait for a thread (in the pool's line, or for a thread
-    // still starting): the crossing to a thread and back, what running it inline would save.
-    if (decision !== undefined) {
-      this.#auto?.rule.observe(autoKey, decision.via, outcome.runMs, end - placedAt - outcome.queuedMs, end)
-    }
+    if (decision !== undefined) this.#auto?.rule.observe(autoKey, decision.via, outcome.runMs, outcome.crossing, end)
     this.observer?.({
       task: task.name, kind: task.kind, via: placement.via, outcome: 'ok', queuedMs: outcome.queuedMs, runMs: outcome.runMs, totalMs, autoReason: decision?.reason
     })
@@ -302,6 +299,11 @@ export class JobRunner {
   /** Connects what the placements need before the first job (the queue's Redis, `DISPATCH=bullmq`). */
   async start (): Promise<void> {
     await this.#queue?.start()
+    // CPU_JOBS=auto: the pool's round trip, known before the first job (the first probe may wait
+    // for its thread to start; the estimate is the lowest).
+    if (this.#auto !== undefined && this.pool !== undefined) {
+      for (let i = 0; i < START_PROBES; i++) this.#auto.rule.crossed(await this.pool.probe())
+    }
   }
 
   async close (): Promise<void> {

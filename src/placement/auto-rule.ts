@@ -4,10 +4,19 @@
  *
  * - Each task, per size class of its input (`sizeClass`), keeps a moving estimate of its run time
  *   (from its jobs' own `runMs`, wherever they ran).
- * - The pool keeps one of its round trip: what a pool job costs beyond its run and its wait for a
- *   thread (the crossing to a thread and back: messages, copies, a thread woken), from its own
- *   answers, so that it follows the machine's load. A wait for a free thread is not part of it: a
- *   saturated pool does not make a costly job cheap, and the loop it would block is what answers.
+ * - The pool keeps one of its round trip: the crossing to a thread and back (messages, copies, a
+ *   thread woken), timed one way, from handing a job to Piscina until its thread begins it, and
+ *   counted twice. The way back, timed on the event loop, would also hold the loop's backlog
+ *   (answers wait while it runs inline jobs), which grows with every job kept inline and would
+ *   make ever costlier jobs look cheap beside the pool. It is the crossing of a pool in use: a
+ *   sample counts when its thread was free and had run a job within `inUseMs`. A thread left idle
+ *   longer (as while the tasks run inline, when an explored job finds it) must be woken and
+ *   scheduled on cores the inline work keeps busy, which the jobs of a pool in use do not pay:
+ *   counted, it would keep on the loop the tasks that would pay on the pool. Nor is a job that
+ *   waited for a thread a sample (it is handed over just as its thread finishes), and that wait
+ *   is no part of the crossing: a saturated pool does not make a costly job cheap, and the loop
+ *   it would block is what answers. Probes at start, one after another, give the first value;
+ *   pool jobs keep it current under load.
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
  * - A strike: two inline runs in a row far over the estimate (`strikeFactor` times, and over
@@ -22,7 +31,7 @@
  *   only while its estimate is near the line (under `strikeFactor` times it), for its run time is
  *   measured on the pool as well, and a costly job explored inline would only block the loop.
  */
-import type { Via } from './types.js'
+import type { Crossing, Via } from './types.js'
 
 export type AutoVia = Extract<Via, 'inline' | 'pool'>
 export const AUTO_REASONS = ['unseen', 'cheap', 'costly', 'strike', 'loop-late', 'explore'] as const
@@ -54,6 +63,8 @@ export interface AutoRuleOptions {
   alpha: number
   /** A task explores the other placement at most once in this many ms (0: never). */
   exploreEveryMs: number
+  /** A crossing is a sample of the round trip when its thread had run a job within this many ms. */
+  inUseMs: number
   /** An inline run over this many times its estimate... */
   strikeFactor: number
   /** ...and over this many ms is a strike. */
@@ -70,6 +81,7 @@ export const AUTO_DEFAULTS: Readonly<AutoRuleOptions> = Object.freeze({
   inlineShare: 0.5,
   alpha: 0.2,
   exploreEveryMs: 500,
+  inUseMs: 1,
   strikeFactor: 4,
   strikeFloorMs: 1,
   strikeDecayMs: 5000,
@@ -97,8 +109,11 @@ interface TaskState extends AutoTaskState {
 /** Inline runs over the bar in a row that make a strike. */
 const STRIKE_RUNS = 2
 
-/** A task's first samples, of which its estimate keeps the lowest. */
+/** A task's first samples, of which its estimate keeps the lowest; the same for the round trip. */
 const FIRST_SAMPLES = 5
+
+/** The least the round trip's estimate is taken to be when it bounds a sample's weight. */
+const MIN_ROUND_TRIP_MS = 0.01
 
 const ewma = (previous: number | undefined, sample: number, alpha: number): number =>
   previous === undefined ? sample : previous + alpha * (sample - previous)
@@ -107,12 +122,13 @@ export class AutoRule {
   readonly #options: AutoRuleOptions
   readonly #tasks = new Map<string, TaskState>()
   #roundTripMs: number | undefined
+  #crossings = 0
 
   constructor (options: Partial<AutoRuleOptions> = {}) {
     this.#options = { ...AUTO_DEFAULTS, ...options }
   }
 
-  /** The pool's round trip estimate in ms: undefined until a pool job has answered. */
+  /** The pool's round trip estimate in ms: undefined until a crossing has been timed. */
   get roundTripMs (): number | undefined {
     return this.#roundTripMs
   }
@@ -143,8 +159,8 @@ export class AutoRule {
     return settled
   }
 
-  /** A job of `task` ran on `via` for `runMs`, and was answered `totalMs` after it was placed. */
-  observe (task: string, via: AutoVia, runMs: number, totalMs: number, now: number): void {
+  /** A job of `task` ran on `via` for `runMs`; a pool job that found a thread free crossed to it so. */
+  observe (task: string, via: AutoVia, runMs: number, crossing: Crossing | undefined, now: number): void {
     const o = this.#options
     const state = this.#state(task, now)
     if (via === 'inline' && ++state.inlineRuns > o.inlineWarmUp && state.runMs !== undefined) {
@@ -159,7 +175,25 @@ export class AutoRule {
     state.samples++
     if (state.runMs === undefined || (state.samples <= FIRST_SAMPLES && runMs < state.runMs)) state.runMs = runMs
     else state.runMs = ewma(state.runMs, Math.min(runMs, o.strikeFactor * state.runMs), o.alpha)
-    if (via === 'pool') this.#roundTripMs = ewma(this.#roundTripMs, Math.max(0, totalMs - runMs), o.alpha)
+    if (crossing !== undefined && crossing.threadIdleMs <= o.inUseMs) this.crossed(crossing.handOffMs)
+  }
+
+  /**
+   * A crossing to a thread in use took `handOffMs` one way (a pool job's, or a probe's): the round
+   * trip is estimated as twice it. As with run times, the first samples keep the lowest (a thread
+   * still starting is not the crossing), and one sample moves the estimate by at most
+   * strikeFactor times.
+   */
+  crossed (handOffMs: number): void {
+    const o = this.#options
+    const sample = 2 * handOffMs
+    const estimate = this.#roundTripMs
+    this.#crossings++
+    if (estimate === undefined || (this.#crossings <= FIRST_SAMPLES && sample < estimate)) this.#roundTripMs = sample
+    else {
+      const bound = o.strikeFactor * Math.max(estimate, MIN_ROUND_TRIP_MS)
+      this.#roundTripMs = ewma(estimate, Math.min(sample, bound), o.alpha)
+    }
   }
 
   /** Every task seen so far, by name. */
@@ -169,8 +203,9 @@ export class AutoRule {
 
   #settled (state: TaskState, now: number, loopDelayMs: number): AutoDecision {
     const o = this.#options
-    if (state.runMs === undefined || this.#roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
-    const costly = state.runMs >= o.inlineShare * this.#roundTripMs
+    const roundTripMs = this.#roundTripMs
+    if (state.runMs === undefined || roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
+    const costly = state.runMs >= o.inlineShare * roundTripMs
     if (state.strikeAt !== undefined) {
       // A strike bridges the time the estimate takes to learn a new cost: once the estimate says
       // costly by itself, it is in charge again, and follows the task back down when it gets cheap.

@@ -18,11 +18,20 @@ export interface PoolRequest {
 
 export const CONTROL_ABORT = 'abort'
 
-interface Ran {
+/**
+ * A task name no task can have (theirs are lower-case letters, digits and hyphens): the thread
+ * answers it at once, running nothing, so that the event loop can time the crossing to a thread
+ * (`CPU_JOBS=auto`).
+ */
+export const PROBE_TASK = '(probe)'
+
+export interface Ran {
   /** When the thread began the task: performance.timeOrigin + performance.now(), comparable across threads. */
   startedAt: number
   runMs: number
   threadId: number
+  /** How long the thread had been without a job when it began this one, in ms (Infinity: its first). */
+  idleMs: number
 }
 
 /**

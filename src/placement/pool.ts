@@ -6,14 +6,17 @@ import { QueueDelayRule, type DelayRuleOptions } from '../admission.js'
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
-import { CONTROL_ABORT, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
-import type { JobAbort, Placement, RunOutcome } from './types.js'
+import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import type { Crossing, JobAbort, Placement, RunOutcome } from './types.js'
 import { WaitingLine } from './waiting-line.js'
 
 function threadEnv (): NodeJS.ProcessEnv {
   const { NODE_OPTIONS: _preloads, ...env } = process.env
   return env
 }
+
+const crossingOf = (reply: PoolReply, handedAt: number): Crossing =>
+  ({ handOffMs: Math.max(0, reply.startedAt - handedAt), threadIdleMs: reply.idleMs })
 
 /**
  * A pool job's abort: what Piscina listens to (it takes an emitter of 'abort' as well as an
@@ -103,7 +106,8 @@ export class ThreadPool {
 
   async run (task: AnyTask, input: unknown, signal: PoolAbort): Promise<RunOutcome> {
     const now = performance.now()
-    if (this.#running < this.#maxThreads && this.#line.size === 0) {
+    const threadFree = this.#running < this.#maxThreads && this.#line.size === 0
+    if (threadFree) {
       this.#running++
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
     } else {
@@ -116,6 +120,7 @@ export class ThreadPool {
     }
     // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
     const arrivedAt = performance.timeOrigin + now
+    const handedAt = performance.timeOrigin + performance.now()
     let reply: PoolReply
     try {
       reply = task.kind === 'cpu'
@@ -133,8 +138,19 @@ export class ThreadPool {
       result: reply.result,
       queuedMs: Math.max(0, reply.startedAt - arrivedAt),
       runMs: reply.runMs,
-      threadId: reply.threadId
+      threadId: reply.threadId,
+      // A job that waited is handed to a thread just as it finishes: no crossing of its own.
+      crossing: threadFree ? crossingOf(reply, handedAt) : undefined
     }
+  }
+
+  /**
+   * The way out of the crossing to a thread, once, timed with a request that runs nothing, in ms.
+   * For the start-up, before any job: it does not wait in the line.
+   */
+  async probe (): Promise<number> {
+    const handedAt = performance.timeOrigin + performance.now()
+    return crossingOf(await this.#piscina.run({ task: PROBE_TASK, input: null }), handedAt).handOffMs
   }
 
   /**

@@ -8,9 +8,19 @@ export interface RunOutcome {
   queuedMs: number
   runMs: number
   threadId: number
+  /** A pool job that found a thread free: its crossing there (`CPU_JOBS=auto` learns from it). */
+  crossing?: Crossing
   /** A job run by another process (a worker host, `DISPATCH=bullmq`): its pid and host name. */
   pid?: number
   host?: string
+}
+
+/** The way out of the crossing to a thread, timed on both sides: no event loop backlog in it. */
+export interface Crossing {
+  /** From handing the job to Piscina until its thread began it. */
+  handOffMs: number
+  /** How long that thread had been without a job then. */
+  threadIdleMs: number
 }
 
 /**

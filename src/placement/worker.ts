@@ -5,7 +5,7 @@ import { workerData } from 'piscina'
 import type { Backends } from '../backends/connections.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode } from '../errors.js'
-import { CONTROL_ABORT, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData, type Ran } from './messages.js'
 
 const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorkerData
 // The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
@@ -37,22 +37,35 @@ function listen (control: MessagePort): AbortSignal {
   return controller.signal
 }
 
+/** When this thread last finished a job (one at a time: Piscina hands each thread one). */
+let lastEnd = -Infinity
+
+/** What a reply says of its run: begun at `start` (this thread's clock), after `idleMs` without a job. */
+function ranSince (start: number, idleMs: number): Ran {
+  return { startedAt: performance.timeOrigin + start, runMs: performance.now() - start, threadId, idleMs }
+}
+
 async function runJob ({ task: name, input, control }: PoolRequest): Promise<PoolReply> {
+  const start = performance.now()
+  const idleMs = start - lastEnd
+  if (name === PROBE_TASK) {
+    lastEnd = start
+    return { ok: true, result: null, ...ranSince(start, idleMs) }
+  }
   const task = tasks.get(name)
   if (task === undefined) throw new Error(`pool thread has no task ${name}`)
-  const start = performance.now()
-  const startedAt = performance.timeOrigin + start
   const signal = control === undefined ? never : listen(control)
   try {
     // Only a task that uses the backends waits for them; every other job goes straight to its task.
     const own = task.usesBackends === true && backendsConfigured ? await backendsOfThisThread() : undefined
     const result = await task.run(input, { signal, upstreamUrl, postgres: own?.postgres, redis: own?.redis })
-    return { ok: true, result, startedAt, runMs: performance.now() - start, threadId }
+    return { ok: true, result, ...ranSince(start, idleMs) }
   } catch (err) {
     const code = (err as { code?: unknown }).code
     if (!isErrorCode(code)) throw err
-    return { ok: false, code, message: (err as Error).message, startedAt, runMs: performance.now() - start, threadId }
+    return { ok: false, code, message: (err as Error).message, ...ranSince(start, idleMs) }
   } finally {
+    lastEnd = performance.now()
     control?.close()
   }
 }

@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { AutoRule, MAX_AUTO_KEYS, sizeClass } from '../../src/placement/auto-rule.js'
+import type { Crossing } from '../../src/placement/types.js'
 
 // The rule on a made-up clock and made-up costs: `now` is passed in, nothing runs.
 describe('CPU_JOBS=auto: the placement rule', () => {
-  /** A rule that has seen pool jobs cost `roundTripMs` beyond their run. */
+  /** A crossing to a thread in use, of `roundTripMs` there and back. */
+  const crossing = (roundTripMs: number, threadIdleMs = 0): Crossing => ({ handOffMs: roundTripMs / 2, threadIdleMs })
+
+  /** A rule whose pool crossings have cost `roundTripMs` there and back. */
   const warmed = (roundTripMs = 0.2, options = {}): AutoRule => {
     const rule = new AutoRule({ exploreEveryMs: 0, inlineWarmUp: 0, ...options })
-    rule.observe('warm-up', 'pool', 1, 1 + roundTripMs, 0)
+    rule.observe('warm-up', 'pool', 1, crossing(roundTripMs), 0)
     return rule
   }
 
@@ -14,69 +18,84 @@ describe('CPU_JOBS=auto: the placement rule', () => {
     const rule = new AutoRule()
     expect(rule.decide('fib', 0)).toEqual({ via: 'pool', reason: 'unseen' })
     // Measured, but the pool's round trip is not known yet: still the pool.
-    rule.observe('fib', 'inline', 0.01, 0.01, 1)
+    rule.observe('fib', 'inline', 0.01, undefined, 1)
     expect(rule.decide('fib', 2)).toEqual({ via: 'pool', reason: 'unseen' })
   })
 
   it('runs a task inline when it costs well under the round trip, on the pool when it does not', () => {
     const rule = warmed(0.2)
-    rule.observe('cheap', 'pool', 0.01, 0.21, 1)
-    rule.observe('costly', 'pool', 7, 7.2, 1)
+    rule.observe('cheap', 'pool', 0.01, crossing(0.2), 1)
+    rule.observe('costly', 'pool', 7, crossing(0.2), 1)
     expect(rule.decide('cheap', 2)).toEqual({ via: 'inline', reason: 'cheap' })
     expect(rule.decide('costly', 2)).toEqual({ via: 'pool', reason: 'costly' })
     // At half the round trip (0.1 ms) a task goes to the pool.
-    rule.observe('edge', 'pool', 0.1, 0.3, 1)
+    rule.observe('edge', 'pool', 0.1, crossing(0.2), 1)
     expect(rule.decide('edge', 2).via).toBe('pool')
   })
 
-  it('follows a busier pool: a longer round trip keeps more tasks on the loop', () => {
+  it('follows dearer crossings of a pool in use, each sample moving the estimate 4x at most', () => {
     const rule = warmed(0.2, { alpha: 1 })
-    rule.observe('mid', 'pool', 2, 2.2, 1)
+    rule.observe('mid', 'pool', 2, crossing(0.2), 1)
     expect(rule.decide('mid', 2).via).toBe('pool')
-    // Jobs now wait 20 ms for a thread: a 2 ms task is cheap beside that.
-    rule.observe('other', 'pool', 1, 21, 3)
+    // A crossing to a thread left idle for 500 ms (an explored job's, a pool nobody used) is no
+    // sample: its wake-up is not what the jobs of a pool in use pay.
+    rule.observe('other', 'pool', 1, crossing(20, 500), 3)
+    expect(rule.roundTripMs).toBe(0.2)
+    // Crossings of a pool in use now take 20 ms there and back: 0.8, 3.2, 12.8, then 20.
+    for (let t = 4; t < 7; t++) rule.observe('other', 'pool', 1, crossing(20), t)
+    expect(rule.roundTripMs).toBe(12.8)
+    rule.observe('other', 'pool', 1, crossing(20), 7)
     expect(rule.roundTripMs).toBe(20)
-    expect(rule.decide('mid', 4)).toEqual({ via: 'inline', reason: 'cheap' })
+    // A 2 ms task is cheap beside that.
+    expect(rule.decide('mid', 8)).toEqual({ via: 'inline', reason: 'cheap' })
+  })
+
+  it('takes the lowest of its first crossings: a thread still starting is not the crossing', () => {
+    const rule = new AutoRule()
+    rule.crossed(40) // the start-up's first probe, its thread starting
+    expect(rule.roundTripMs).toBe(80)
+    rule.crossed(0.1)
+    expect(rule.roundTripMs).toBe(0.2)
   })
 
   it('keeps cheap tasks off a late loop', () => {
     const rule = warmed(0.2)
-    rule.observe('cheap', 'pool', 0.01, 0.21, 1)
+    rule.observe('cheap', 'pool', 0.01, crossing(0.2), 1)
     expect(rule.decide('cheap', 2, 25)).toEqual({ via: 'pool', reason: 'loop-late' })
     expect(rule.decide('cheap', 3, 2)).toEqual({ via: 'inline', reason: 'cheap' })
   })
 
   it('sends a task to the pool after a strike, until the strike decays and its estimate is cheap again', () => {
     const rule = warmed(0.2, { strikeDecayMs: 5000 })
-    rule.observe('shifty', 'pool', 0.01, 0.21, 0)
+    rule.observe('shifty', 'pool', 0.01, crossing(0.2), 0)
     expect(rule.decide('shifty', 1).via).toBe('inline')
     // Two inline runs in a row of 5 ms against an estimate of 0.01 ms: a strike.
-    rule.observe('shifty', 'inline', 5, 5, 10)
+    rule.observe('shifty', 'inline', 5, undefined, 10)
     expect(rule.decide('shifty', 10).via).toBe('inline') // one slow run may be a garbage collection
-    rule.observe('shifty', 'inline', 5, 5, 10)
+    rule.observe('shifty', 'inline', 5, undefined, 10)
     expect(rule.decide('shifty', 11)).toEqual({ via: 'pool', reason: 'strike' })
     // On the pool it is cheap again; the strike holds until 5 s after it.
-    for (let t = 12; t < 40; t++) rule.observe('shifty', 'pool', 0.01, 0.21, t)
+    for (let t = 12; t < 40; t++) rule.observe('shifty', 'pool', 0.01, crossing(0.2), t)
     expect(rule.decide('shifty', 5009)).toEqual({ via: 'pool', reason: 'strike' })
     expect(rule.decide('shifty', 5011)).toEqual({ via: 'inline', reason: 'cheap' })
   })
 
   it('follows a cost that really changed: a strike, then the estimate in charge, back inline once cheap again', () => {
     const rule = warmed(0.2, { strikeDecayMs: 5000 })
-    rule.observe('shift', 'pool', 0.02, 0.22, 0)
+    rule.observe('shift', 'pool', 0.02, crossing(0.2), 0)
     expect(rule.decide('shift', 1).via).toBe('inline')
-    rule.observe('shift', 'inline', 2, 2, 10)
-    rule.observe('shift', 'inline', 2, 2, 10)
+    rule.observe('shift', 'inline', 2, undefined, 10)
+    rule.observe('shift', 'inline', 2, undefined, 10)
     expect(rule.decide('shift', 11)).toEqual({ via: 'pool', reason: 'strike' })
     // Its pool runs cost 2 ms too: a few of them and the estimate says costly on its own.
     let t = 12
-    while (rule.decide('shift', t).reason === 'strike') rule.observe('shift', 'pool', 2, 2.2, t++)
+    while (rule.decide('shift', t).reason === 'strike') rule.observe('shift', 'pool', 2, crossing(0.2), t++)
     expect(t).toBeLessThan(20)
     expect(rule.decide('shift', t)).toEqual({ via: 'pool', reason: 'costly' })
     expect(rule.tasks().get('shift')?.strikeAt).toBeUndefined()
     // Cheap again, long before the strike would have decayed: back inline within a few dozen pool runs.
     const from = t
-    while (rule.decide('shift', t).via === 'pool') rule.observe('shift', 'pool', 0.02, 0.22, t++)
+    while (rule.decide('shift', t).via === 'pool') rule.observe('shift', 'pool', 0.02, crossing(0.2), t++)
     expect(t - from).toBeLessThan(40)
     expect(t).toBeLessThan(5000)
     expect(rule.decide('shift', t)).toEqual({ via: 'inline', reason: 'cheap' })
@@ -84,27 +103,27 @@ describe('CPU_JOBS=auto: the placement rule', () => {
 
   it('is not struck by its first inline runs, which run code the loop has not compiled yet', () => {
     const rule = warmed(0.2, { inlineWarmUp: 2 })
-    rule.observe('cold', 'pool', 0.01, 0.21, 0)
-    rule.observe('cold', 'inline', 3, 3, 1)
-    rule.observe('cold', 'inline', 3, 3, 2)
+    rule.observe('cold', 'pool', 0.01, crossing(0.2), 0)
+    rule.observe('cold', 'inline', 3, undefined, 1)
+    rule.observe('cold', 'inline', 3, undefined, 2)
     expect(rule.tasks().get('cold')?.strikeAt).toBeUndefined()
-    for (let t = 3; t < 30; t++) rule.observe('cold', 'inline', 0.01, 0.01, t)
-    rule.observe('cold', 'inline', 3, 3, 30) // past the warm-up, but one slow run alone
+    for (let t = 3; t < 30; t++) rule.observe('cold', 'inline', 0.01, undefined, t)
+    rule.observe('cold', 'inline', 3, undefined, 30) // past the warm-up, but one slow run alone
     expect(rule.tasks().get('cold')?.strikeAt).toBeUndefined()
-    rule.observe('cold', 'inline', 3, 3, 31) // two in a row: a strike
+    rule.observe('cold', 'inline', 3, undefined, 31) // two in a row: a strike
     expect(rule.tasks().get('cold')?.strikeAt).toBe(31)
   })
 
   it('is not struck by a slow run of a task that is costly anyway, nor by one under the floor', () => {
     const rule = warmed(0.2, { strikeFloorMs: 1 })
-    rule.observe('tiny', 'pool', 0.001, 0.2, 0)
-    rule.observe('tiny', 'inline', 0.5, 0.5, 1) // 500x its estimate, but under 1 ms
+    rule.observe('tiny', 'pool', 0.001, crossing(0.199), 0)
+    rule.observe('tiny', 'inline', 0.5, undefined, 1) // 500x its estimate, but under 1 ms
     expect(rule.tasks().get('tiny')?.strikeAt).toBeUndefined()
   })
 
   it('explores the other placement at most once per exploreEveryMs, and only where both are open', () => {
     const rule = warmed(0.2, { exploreEveryMs: 500 })
-    rule.observe('cheap', 'pool', 0.01, 0.21, 0)
+    rule.observe('cheap', 'pool', 0.01, crossing(0.2), 0)
     // A job every 10 ms for 1.2 s: the first explores 500 ms after the task's first job, then every 500 ms.
     const vias = Array.from({ length: 120 }, (_, i) => rule.decide('cheap', i * 10))
     expect(vias.filter((d) => d.reason === 'explore')).toEqual([{ via: 'pool', reason: 'explore' }, { via: 'pool', reason: 'explore' }])
@@ -116,8 +135,8 @@ describe('CPU_JOBS=auto: the placement rule', () => {
 
   it('explores inline only a costly task near the line: a far costlier one would only block the loop', () => {
     const rule = warmed(0.2, { exploreEveryMs: 500 })
-    rule.observe('near', 'pool', 0.15, 0.35, 0) // 1.5x the line (0.1 ms): could be cheaper inline
-    rule.observe('far', 'pool', 8, 8.2, 0) // 80x the line
+    rule.observe('near', 'pool', 0.15, crossing(0.2), 0) // 1.5x the line (0.1 ms): could be cheaper inline
+    rule.observe('far', 'pool', 8, crossing(0.2), 0) // 80x the line
     const near = Array.from({ length: 120 }, (_, i) => rule.decide('near', i * 10))
     const far = Array.from({ length: 120 }, (_, i) => rule.decide('far', i * 10))
     expect(near.filter((d) => d.reason === 'explore').map((d) => d.via)).toEqual(['inline', 'inline'])
@@ -126,7 +145,7 @@ describe('CPU_JOBS=auto: the placement rule', () => {
 
   it('keeps what /tasks and /metrics show: estimate, placement, reason, jobs', () => {
     const rule = warmed(0.2)
-    rule.observe('cheap', 'pool', 0.01, 0.21, 0)
+    rule.observe('cheap', 'pool', 0.01, crossing(0.2), 0)
     rule.decide('cheap', 1)
     expect(rule.tasks().get('cheap')).toMatchObject({ runMs: 0.01, placement: 'inline', reason: 'cheap', jobs: 1 })
   })

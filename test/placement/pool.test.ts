@@ -1,5 +1,10 @@
 import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
+import { backendsConfig } from '../../src/backends/connections.js'
+import { parseConfig } from '../../src/config.js'
+import { PoolAbort, ThreadPool } from '../../src/placement/pool.js'
+import type { RunOutcome } from '../../src/placement/types.js'
+import type { AnyTask } from '../../src/tasks/types.js'
 import { build, startServer, waitFor } from '../helpers.js'
 
 const job = (task: string, input: unknown): { method: 'POST', url: string, payload: object } =>
@@ -114,5 +119,39 @@ describe('jobs on the pool', () => {
       [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181]
     )
     expect(results.every((r) => r.ok && r.ranOn.via === 'pool')).toBe(true)
+  })
+})
+
+// What CPU_JOBS=auto learns the pool's round trip from (src/placement/auto-rule.ts).
+describe('the crossing to a pool thread', () => {
+  it('is timed for a job that finds a thread free, with how long that thread had idled; not for one that waited', async () => {
+    const config = parseConfig({ MODE: 'hybrid' })
+    const pool = new ThreadPool({
+      minThreads: 1,
+      maxThreads: 1,
+      maxQueue: 10,
+      heapMb: 64,
+      shedding: { targetMs: 0, intervalMs: 100 },
+      workerData: { faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(config), logLevel: 'silent' }
+    })
+    const fib = { name: 'fib', kind: 'cpu' } as AnyTask
+    try {
+      // A probe runs no task: it crosses and comes back (the first one waits for the thread to start).
+      for (let i = 0; i < 3; i++) expect(await pool.probe()).toBeGreaterThanOrEqual(0)
+      const run = async (): Promise<RunOutcome> => await pool.run(fib, { n: 20 }, new PoolAbort())
+      const [first, second] = await Promise.all([run(), run()])
+      expect(first.result).toBe(6765)
+      expect(first.crossing?.handOffMs).toBeGreaterThanOrEqual(0)
+      expect(first.crossing?.threadIdleMs).toBeGreaterThanOrEqual(0)
+      expect(first.crossing?.threadIdleMs).toBeLessThan(Infinity)
+      // The second waited in the line and was handed to the thread as the first ended.
+      expect(second.result).toBe(6765)
+      expect(second.crossing).toBeUndefined()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const later = await run()
+      expect(later.crossing?.threadIdleMs).toBeGreaterThanOrEqual(90)
+    } finally {
+      await pool.close()
+    }
   })
 })
