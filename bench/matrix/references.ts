@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { Piscina } from 'piscina'
 import { projectRoot } from '../../src/paths.js'
 import { processTreeRss } from '../lib/proc.js'
-import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
+import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
 import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
@@ -25,9 +25,18 @@ export interface References {
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
   performanceTester: PerformanceTester
-  /** `autoPerS` (CPU_JOBS=auto, the same layout as the pool's) is absent from runs made before it. */
+  /**
+   * `autoPerS` (CPU_JOBS=auto, the same layout as the pool's) is absent from runs made before it;
+   * `rounds` and `windowS` from runs that measured each server's whole sweep in turn, one window per cost.
+   */
   offload?: {
-    costsMs: number[], inlinePerS: number[], poolPerS: number[], autoPerS?: number[], thresholdMs: number | undefined
+    costsMs: number[],
+    inlinePerS: number[],
+    poolPerS: number[],
+    autoPerS?: number[],
+    thresholdMs: number | undefined,
+    rounds?: number,
+    windowS?: number
   }
   /** Full run only: a cost that jumps and comes back, inline, on the pool and under CPU_JOBS=auto. */
   shift?: ShiftResult
@@ -153,29 +162,38 @@ async function performanceTester (
   }
 }
 
-/** jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one process. */
-async function offload (upstreamUrl: string, windowS: number, costsMs: number[]): Promise<References['offload']> {
+/**
+ * jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one
+ * process, and the same pool's layout with each job placed by its measured cost (`auto`). The three
+ * servers are up at once and, at each cost, measured in alternation (`rounds` windows each, the
+ * mean kept), so that the machine's drift falls on all three.
+ */
+async function offload (upstreamUrl: string, windowS: number, rounds: number, costsMs: number[]): Promise<References['offload']> {
   const cores = availableParallelism()
-  const sweep = async (env: Record<string, string>): Promise<number[]> => {
-    const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
-    try {
-      const out: number[] = []
-      for (const ms of costsMs) {
-        const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
-        await runLoad(loadOptions(server.url, load, 0.2))
-        out.push((await runLoad(loadOptions(server.url, load, windowS))).jobsPerS)
+  const envs: Array<Record<string, string>> = [{ MODE: 'event-loop' }, { MODE: 'hybrid', PROCESSES: '1' }, { MODE: 'auto', PROCESSES: '1' }]
+  const servers: ServerProcess[] = []
+  try {
+    for (const env of envs) servers.push(await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl }))
+    const perS: number[][] = envs.map(() => [])
+    for (const ms of costsMs) {
+      const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
+      const sums = envs.map(() => 0)
+      // Auto learns the new cost from its warm-up, as from any first jobs of a task.
+      for (const server of servers) await runLoad(loadOptions(server.url, load, 0.2))
+      for (let r = 0; r < rounds; r++) {
+        for (const [i, server] of servers.entries()) {
+          const { jobsPerS } = await runLoad(loadOptions(server.url, load, windowS))
+          sums[i] = (sums[i] ?? 0) + jobsPerS
+        }
       }
-      return out
-    } finally {
-      await server.stop()
+      sums.forEach((sum, i) => perS[i]?.push(sum / rounds))
     }
+    const [inlinePerS = [], poolPerS = [], autoPerS = []] = perS
+    const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
+    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs: at < 0 ? undefined : costsMs[at], rounds, windowS }
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()))
   }
-  const inlinePerS = await sweep({ MODE: 'event-loop' })
-  const poolPerS = await sweep({ MODE: 'hybrid', PROCESSES: '1' })
-  // The pool's layout with each job placed by its measured cost: the warm-up at each cost is what it learns from.
-  const autoPerS = await sweep({ MODE: 'auto', PROCESSES: '1' })
-  const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
-  return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs: at < 0 ? undefined : costsMs[at] }
 }
 
 /** Everything measured beside the matrix, in the same run. `progress` reports each step. */
@@ -196,7 +214,7 @@ export async function measureReferences (
   if (full) progress('memory per I/O job and per thread')
   const mem = full ? await memory(upstreamUrl, 10_000, 2000) : undefined
   if (full) progress('CPU offload threshold')
-  const off = full ? await offload(upstreamUrl, 1.5, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
+  const off = full ? await offload(upstreamUrl, 1.5, plan.repeats, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
   if (full) progress('a shifting cost: inline, pool and CPU_JOBS=auto')
   const shift = full
     ? await measureShift(upstreamUrl, {

@@ -238,7 +238,8 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push('\n### When sending a CPU job to the pool pays\n')
     const sweep = autoSweep(refs.offload)
     out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1)` +
-      `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.\n`)
+      `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.` +
+      `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
       ['inline jobs/s', ...refs.offload.inlinePerS.map(fmt)],
       ['pool jobs/s', ...refs.offload.poolPerS.map(fmt)],
