@@ -171,28 +171,29 @@ async function performanceTester (
 async function offload (upstreamUrl: string, windowS: number, rounds: number, costsMs: number[]): Promise<References['offload']> {
   const cores = availableParallelism()
   const envs: Array<Record<string, string>> = [{ MODE: 'event-loop' }, { MODE: 'hybrid', PROCESSES: '1' }, { MODE: 'auto', PROCESSES: '1' }]
-  const servers: ServerProcess[] = []
+  const sweeps: Array<{ server: ServerProcess, perS: number[], sum: number }> = []
   try {
-    for (const env of envs) servers.push(await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl }))
-    const perS: number[][] = envs.map(() => [])
+    for (const env of envs) {
+      const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
+      sweeps.push({ server, perS: [], sum: 0 })
+    }
     for (const ms of costsMs) {
       const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
-      const sums = envs.map(() => 0)
       // Auto learns the new cost from its warm-up, as from any first jobs of a task.
-      for (const server of servers) await runLoad(loadOptions(server.url, load, 0.2))
-      for (let r = 0; r < rounds; r++) {
-        for (const [i, server] of servers.entries()) {
-          const { jobsPerS } = await runLoad(loadOptions(server.url, load, windowS))
-          sums[i] = (sums[i] ?? 0) + jobsPerS
-        }
+      for (const s of sweeps) {
+        await runLoad(loadOptions(s.server.url, load, 0.2))
+        s.sum = 0
       }
-      sums.forEach((sum, i) => perS[i]?.push(sum / rounds))
+      for (let r = 0; r < rounds; r++) {
+        for (const s of sweeps) s.sum += (await runLoad(loadOptions(s.server.url, load, windowS))).jobsPerS
+      }
+      for (const s of sweeps) s.perS.push(s.sum / rounds)
     }
-    const [inlinePerS = [], poolPerS = [], autoPerS = []] = perS
+    const [inlinePerS = [], poolPerS = [], autoPerS = []] = sweeps.map((s) => s.perS)
     const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
     return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs: at < 0 ? undefined : costsMs[at], rounds, windowS }
   } finally {
-    await Promise.all(servers.map((s) => s.stop()))
+    await Promise.all(sweeps.map((s) => s.server.stop()))
   }
 }
 

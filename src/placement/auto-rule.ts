@@ -118,6 +118,18 @@ const MIN_ROUND_TRIP_MS = 0.01
 const ewma = (previous: number | undefined, sample: number, alpha: number): number =>
   previous === undefined ? sample : previous + alpha * (sample - previous)
 
+/**
+ * An estimate after its `count`-th sample: the first FIRST_SAMPLES keep the lowest (a first run
+ * is not the cost), and after them one sample moves it by at most strikeFactor times the
+ * estimate (or times `floor`, if higher).
+ */
+function nextEstimate (
+  estimate: number | undefined, sample: number, count: number, o: AutoRuleOptions, floor = 0
+): number {
+  if (estimate === undefined || (count <= FIRST_SAMPLES && sample < estimate)) return sample
+  return ewma(estimate, Math.min(sample, o.strikeFactor * Math.max(estimate, floor)), o.alpha)
+}
+
 export class AutoRule {
   readonly #options: AutoRuleOptions
   readonly #tasks = new Map<string, TaskState>()
@@ -172,28 +184,18 @@ export class AutoRule {
     // A thread's first runs of a task (its code not compiled yet, or a task that calibrates itself
     // once per thread) are not its cost: the first samples keep the lowest, and after them one
     // sample moves the estimate by at most strikeFactor times.
-    state.samples++
-    if (state.runMs === undefined || (state.samples <= FIRST_SAMPLES && runMs < state.runMs)) state.runMs = runMs
-    else state.runMs = ewma(state.runMs, Math.min(runMs, o.strikeFactor * state.runMs), o.alpha)
+    state.runMs = nextEstimate(state.runMs, runMs, ++state.samples, o)
     if (crossing !== undefined && crossing.threadIdleMs <= o.inUseMs) this.crossed(crossing.handOffMs)
   }
 
   /**
    * A crossing to a thread in use took `handOffMs` one way (a pool job's, or a probe's): the round
-   * trip is estimated as twice it. As with run times, the first samples keep the lowest (a thread
-   * still starting is not the crossing), and one sample moves the estimate by at most
-   * strikeFactor times.
+   * trip is estimated as twice it, as run times are estimated (a thread still starting is not the
+   * crossing).
    */
   crossed (handOffMs: number): void {
-    const o = this.#options
-    const sample = 2 * handOffMs
-    const estimate = this.#roundTripMs
-    this.#crossings++
-    if (estimate === undefined || (this.#crossings <= FIRST_SAMPLES && sample < estimate)) this.#roundTripMs = sample
-    else {
-      const bound = o.strikeFactor * Math.max(estimate, MIN_ROUND_TRIP_MS)
-      this.#roundTripMs = ewma(estimate, Math.min(sample, bound), o.alpha)
-    }
+    const count = ++this.#crossings
+    this.#roundTripMs = nextEstimate(this.#roundTripMs, 2 * handOffMs, count, this.#options, MIN_ROUND_TRIP_MS)
   }
 
   /** Every task seen so far, by name. */
@@ -203,9 +205,8 @@ export class AutoRule {
 
   #settled (state: TaskState, now: number, loopDelayMs: number): AutoDecision {
     const o = this.#options
-    const roundTripMs = this.#roundTripMs
-    if (state.runMs === undefined || roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
-    const costly = state.runMs >= o.inlineShare * roundTripMs
+    if (state.runMs === undefined || this.#roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
+    const costly = state.runMs >= o.inlineShare * this.#roundTripMs
     if (state.strikeAt !== undefined) {
       // A strike bridges the time the estimate takes to learn a new cost: once the estimate says
       // costly by itself, it is in charge again, and follows the task back down when it gets cheap.

@@ -120,7 +120,6 @@ export class ThreadPool {
     }
     // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
     const arrivedAt = performance.timeOrigin + now
-    const handedAt = performance.timeOrigin + performance.now()
     let reply: PoolReply
     try {
       reply = task.kind === 'cpu'
@@ -139,8 +138,9 @@ export class ThreadPool {
       queuedMs: Math.max(0, reply.startedAt - arrivedAt),
       runMs: reply.runMs,
       threadId: reply.threadId,
-      // A job that waited is handed to a thread just as it finishes: no crossing of its own.
-      crossing: threadFree ? crossingOf(reply, handedAt) : undefined
+      // A job that found a thread free was handed to Piscina as it arrived; one that waited is
+      // handed to a thread just as it finishes: no crossing of its own.
+      crossing: threadFree ? crossingOf(reply, arrivedAt) : undefined
     }
   }
 
