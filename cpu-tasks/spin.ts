@@ -10,13 +10,11 @@ function work (iterations: number): void {
   checksum = x
 }
 
-let perMs: number | undefined
 /**
- * Iterations of `work` per millisecond of CPU on this thread, measured once. The best of several
- * short rounds, so that a round in which the thread was preempted does not count.
+ * Iterations of `work` per millisecond of CPU on this thread, measured: the best of several short
+ * rounds, so that a round in which the thread was preempted does not count.
  */
-function iterationsPerMs (): number {
-  if (perMs !== undefined) return perMs
+export function measureIterationsPerMs (): number {
   let best = 0
   const n = 200_000
   for (let round = 0; round < 15; round++) {
@@ -24,8 +22,20 @@ function iterationsPerMs (): number {
     work(n)
     best = Math.max(best, n / (performance.now() - start))
   }
-  perMs = best
   return best
+}
+
+let perMs: number | undefined
+/**
+ * SPIN_ITERATIONS_PER_MS when it is set (src/config.ts checks it at start-up; cluster workers and
+ * pool threads inherit the environment), else measured on this thread at its first job and kept.
+ * Measured, it is only as steady as the machine at that moment: on a shared machine two threads'
+ * measures differed by up to 16%, and two servers compared side by side would then do different
+ * work for the same `ms`. The bench measures it once and gives every server it compares the same.
+ */
+function iterationsPerMs (): number {
+  perMs ??= Number(process.env.SPIN_ITERATIONS_PER_MS ?? '') || measureIterationsPerMs()
+  return perMs
 }
 
 /** Busy for `ms` of CPU on an idle core; the iterations it ran. `phased` spins by this too. */

@@ -82,6 +82,11 @@ export interface Config {
   readonly userCacheTtlS: number
   /** Registers the `fault` task (throws, exits its thread, exhausts its heap, loops): for fault tests only. */
   readonly faultTasks: boolean
+  /**
+   * The `spin` task's work per ms of CPU, pinned; undefined: each thread measures it at its first
+   * `spin` job. The task reads the variable itself (cpu-tasks/spin.ts); it is checked here.
+   */
+  readonly spinIterationsPerMs: number | undefined
 }
 
 /** A bad environment value: names the variable, the value and what is allowed. */
@@ -206,7 +211,8 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     pgConnectTimeoutMs: integer('PG_CONNECT_TIMEOUT_MS', read('PG_CONNECT_TIMEOUT_MS'), 1, 600_000) ?? DEFAULTS.pgConnectTimeoutMs,
     redisCommandTimeoutMs: integer('REDIS_COMMAND_TIMEOUT_MS', read('REDIS_COMMAND_TIMEOUT_MS'), 1, 600_000) ?? DEFAULTS.redisCommandTimeoutMs,
     userCacheTtlS: integer('USER_CACHE_TTL_S', read('USER_CACHE_TTL_S'), 1, 31_536_000) ?? DEFAULTS.userCacheTtlS,
-    faultTasks: (oneOf('FAULT_TASKS', read('FAULT_TASKS'), ['on', 'off'] as const) ?? 'off') === 'on'
+    faultTasks: (oneOf('FAULT_TASKS', read('FAULT_TASKS'), ['on', 'off'] as const) ?? 'off') === 'on',
+    spinIterationsPerMs: integer('SPIN_ITERATIONS_PER_MS', read('SPIN_ITERATIONS_PER_MS'), 1000, 1_000_000_000)
   })
 }
 

@@ -52,6 +52,11 @@ describe('parseConfig', () => {
     }
   })
 
+  it('leaves spin to measure itself unless SPIN_ITERATIONS_PER_MS pins it', () => {
+    expect(parseConfig({}, 2).spinIterationsPerMs).toBeUndefined()
+    expect(parseConfig({ SPIN_ITERATIONS_PER_MS: '150000' }, 2).spinIterationsPerMs).toBe(150_000)
+  })
+
   it('is frozen', () => {
     expect(Object.isFrozen(parseConfig({}, 2))).toBe(true)
   })
@@ -70,7 +75,8 @@ describe('parseConfig', () => {
     ['AUTH_TOKEN', ''], ['AUTH_TOKEN', 'has space'],
     ['WS_MAX_IN_FLIGHT', '0'], ['WS_MAX_FRAME_BYTES', '10'], ['WS_MAX_BUFFERED_BYTES', 'lots'], ['WS_PING_INTERVAL_MS', '5'],
     ['SHED_TARGET_MS', '-1'], ['SHED_TARGET_MS', '0.5'], ['SHED_INTERVAL_MS', '0'], ['SHED_LOOP_TARGET_MS', 'ten'], ['SHED_LOOP_INTERVAL_MS', '0'],
-    ['DISPATCH', 'redis'], ['DISPATCH', 'bullmq']
+    ['DISPATCH', 'redis'], ['DISPATCH', 'bullmq'],
+    ['SPIN_ITERATIONS_PER_MS', '999'], ['SPIN_ITERATIONS_PER_MS', '1.5e5'], ['SPIN_ITERATIONS_PER_MS', 'fast']
   ])('refuses %s=%s, naming the variable, the value and what is allowed', (variable, value) => {
     let error: unknown
     try {

@@ -10,6 +10,7 @@ import type { CellSpec, Load, Plan } from './plan.js'
 import { measureOverhead, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
 import { measureShift, type ShiftResult } from './shift.js'
+import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 
@@ -36,7 +37,9 @@ export interface References {
     autoPerS?: number[],
     thresholdMs: number | undefined,
     rounds?: number,
-    windowS?: number
+    windowS?: number,
+    /** SPIN_ITERATIONS_PER_MS given to the three servers (absent from runs where each thread measured its own). */
+    spinIterationsPerMs?: number
   }
   /** Full run only: a cost that jumps and comes back, inline, on the pool and under CPU_JOBS=auto. */
   shift?: ShiftResult
@@ -168,13 +171,16 @@ async function performanceTester (
  * servers are up at once and, at each cost, measured in alternation (`rounds` windows each, the
  * mean kept), so that the machine's drift falls on all three.
  */
-async function offload (upstreamUrl: string, windowS: number, rounds: number, costsMs: number[]): Promise<References['offload']> {
+async function offload (
+  upstreamUrl: string, windowS: number, rounds: number, costsMs: number[], spinIterationsPerMs: number
+): Promise<References['offload']> {
   const cores = availableParallelism()
   const envs: Array<Record<string, string>> = [{ MODE: 'event-loop' }, { MODE: 'hybrid', PROCESSES: '1' }, { MODE: 'auto', PROCESSES: '1' }]
+  const shared = { ...NO_SHEDDING, UPSTREAM_URL: upstreamUrl, SPIN_ITERATIONS_PER_MS: String(spinIterationsPerMs) }
   const sweeps: Array<{ server: ServerProcess, perS: number[], sum: number }> = []
   try {
     for (const env of envs) {
-      const server = await startServer({ ...NO_SHEDDING, ...env, UPSTREAM_URL: upstreamUrl })
+      const server = await startServer({ ...shared, ...env })
       sweeps.push({ server, perS: [], sum: 0 })
     }
     for (const ms of costsMs) {
@@ -191,7 +197,8 @@ async function offload (upstreamUrl: string, windowS: number, rounds: number, co
     }
     const [inlinePerS = [], poolPerS = [], autoPerS = []] = sweeps.map((s) => s.perS)
     const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
-    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs: at < 0 ? undefined : costsMs[at], rounds, windowS }
+    const thresholdMs = at < 0 ? undefined : costsMs[at]
+    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))
   }
@@ -214,8 +221,12 @@ export async function measureReferences (
   const tester = await performanceTester(upstreamUrl, full ? [10, 100, 1000, 3000] : [100], full)
   if (full) progress('memory per I/O job and per thread')
   const mem = full ? await memory(upstreamUrl, 10_000, 2000) : undefined
+  // One measure of `spin`'s work per ms for every server of the sweep and the shift: each thread
+  // measuring its own, the servers compared would do different work for the same `ms`.
+  const spinIterationsPerMs = full ? Math.round(measureIterationsPerMs()) : 0
   if (full) progress('CPU offload threshold')
-  const off = full ? await offload(upstreamUrl, 1.5, plan.repeats, [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]) : undefined
+  const costsMs = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
+  const off = full ? await offload(upstreamUrl, 1.5, plan.repeats, costsMs, spinIterationsPerMs) : undefined
   if (full) progress('a shifting cost: inline, pool and CPU_JOBS=auto')
   const shift = full
     ? await measureShift(upstreamUrl, {
@@ -226,7 +237,8 @@ export async function measureReferences (
       binMs: 100,
       connections: 2 * availableParallelism(),
       repeats: plan.repeats,
-      threads: availableParallelism()
+      threads: availableParallelism(),
+      spinIterationsPerMs
     }, (step) => progress(step))
     : undefined
   return {

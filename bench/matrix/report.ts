@@ -239,7 +239,8 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     const sweep = autoSweep(refs.offload)
     out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1)` +
       `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.` +
-      `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}\n`)
+      `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}` +
+      `${pinnedSpin(refs.offload.spinIterationsPerMs)}\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
       ['inline jobs/s', ...refs.offload.inlinePerS.map(fmt)],
       ['pool jobs/s', ...refs.offload.poolPerS.map(fmt)],
@@ -267,6 +268,13 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   return out.join('\n')
 }
 
+/** What the servers of the sweep and the shift were told a ms of `spin` is, where the run pinned it. */
+function pinnedSpin (perMs: number | undefined): string {
+  return perMs === undefined
+    ? ''
+    : ` Every server does the same work per ms: \`SPIN_ITERATIONS_PER_MS=${perMs}\`, measured once by the bench (measured by each thread, it differed by up to 16% between threads).`
+}
+
 /** The shifting row: each phase's rates, and how long auto took to follow each shift. */
 function shiftSection (shift: ShiftResult): string {
   const o = shift.options
@@ -277,7 +285,7 @@ function shiftSection (shift: ShiftResult): string {
       `phases of ${o.phaseMs / 1000} s, ${shift.runs.length} round${shift.runs.length > 1 ? 's' : ''}, the three servers in alternation. ` +
       `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
       `${FOLLOW_SHARE} of the best placement's; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them ` +
-      '(the slowest round of each).\n',
+      `(the slowest round of each).${pinnedSpin(o.spinIterationsPerMs)}\n`,
     table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in'], shift.phases.map((p, i) => [
       p.name, String(p.costMs), fmtSpread(p.perS.inline), fmtSpread(p.perS.pool), fmtSpread(p.perS.auto),
       fmt(p.autoRatio),

@@ -20,6 +20,8 @@ export interface ShiftOptions {
   connections: number
   repeats: number
   threads: number
+  /** SPIN_ITERATIONS_PER_MS for the three servers (absent from runs where each thread measured its own). */
+  spinIterationsPerMs?: number
 }
 
 export type Placement = 'inline' | 'pool' | 'auto'
@@ -93,9 +95,13 @@ async function drive (
   return { bins, poolBins, errors }
 }
 
-const envOf = (placement: Placement, threads: number): Record<string, string> => placement === 'auto'
-  ? { MODE: 'auto', PROCESSES: '1', THREADS: String(threads) }
-  : { MODE: 'hybrid', PROCESSES: '1', THREADS: String(threads), CPU_JOBS: placement }
+function envOf (placement: Placement, { threads, spinIterationsPerMs }: ShiftOptions): Record<string, string> {
+  const layout: Record<string, string> = { PROCESSES: '1', THREADS: String(threads) }
+  if (spinIterationsPerMs !== undefined) layout.SPIN_ITERATIONS_PER_MS = String(spinIterationsPerMs)
+  return placement === 'auto'
+    ? { MODE: 'auto', ...layout }
+    : { MODE: 'hybrid', CPU_JOBS: placement, ...layout }
+}
 
 /**
  * Each placement through low, high, low; `repeats` times, the three servers in alternation (they are
@@ -107,7 +113,7 @@ export async function measureShift (
   const servers: ServerProcess[] = []
   try {
     for (const p of PLACEMENTS) {
-      servers.push(await startServer({ ...NO_SHEDDING, ...envOf(p, options.threads), UPSTREAM_URL: upstreamUrl }))
+      servers.push(await startServer({ ...NO_SHEDDING, ...envOf(p, options), UPSTREAM_URL: upstreamUrl }))
     }
     const runs: ShiftRun[] = []
     for (let r = 0; r < options.repeats; r++) {

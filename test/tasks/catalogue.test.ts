@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { TaskRegistry } from '../../src/tasks/registry.js'
 import { loadTasks } from '../../src/tasks/load.js'
 import type { TaskContext } from '../../src/tasks/types.js'
+import { postJob, startServer } from '../helpers.js'
 
 let registry: TaskRegistry
 beforeAll(async () => { registry = await TaskRegistry.load() })
@@ -105,6 +106,20 @@ describe('task results', () => {
     const a = await run('spin', { ms: 5 }) as { iterations: number }
     const b = await run('spin', { ms: 10 }) as { iterations: number }
     expect(Math.abs(b.iterations - 2 * a.iterations)).toBeLessThanOrEqual(1)
+  })
+  it.each([
+    ['a cluster worker\'s event loop', { MODE: 'processes', PROCESSES: '2' }, 'inline'],
+    ['a pool thread', { MODE: 'hybrid', PROCESSES: '1', THREADS: '1' }, 'pool']
+  ])('spin on %s does SPIN_ITERATIONS_PER_MS per ms when it is set', async (_, env, via) => {
+    const server = await startServer({ ...env, SPIN_ITERATIONS_PER_MS: '12345' })
+    try {
+      const { status, body } = await postJob(server.url, 'spin', { ms: 4 })
+      expect(status).toBe(200)
+      expect(body.ranOn.via).toBe(via)
+      expect(body.result).toEqual({ ms: 4, iterations: 49_380 })
+    } finally {
+      await server.stop()
+    }
   })
   it('phased spins for highMs between from and to, for lowMs outside', async () => {
     const now = Date.now()
