@@ -79,9 +79,17 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000
 /** CPU_JOBS=auto: crossings to the pool timed at start, one after another. */
 const START_PROBES = 5
 
+/**
+ * A job's answer marked `ok`, as a batch item and a WebSocket frame carry it. Each field written
+ * out: `{ ok: true, ...answer }` builds the object through V8's runtime, slowly, on every job.
+ */
+function answered ({ task, kind, result, timing, ranOn }: JobAnswer): { ok: true } & JobAnswer {
+  return { ok: true, task, kind, result, timing, ranOn }
+}
+
 /** A job's end as a batch item carries it. */
 function outcomeOf (error: JobError | undefined, answer: JobAnswer | undefined): JobOutcome {
-  return error === undefined ? { ok: true, ...answer as JobAnswer } : { ok: false, error: toErrorBody(error) }
+  return error === undefined ? answered(answer as JobAnswer) : { ok: false, error: toErrorBody(error) }
 }
 
 /** Any failure of a job as an error of the catalogue: coded errors as they are, anything else TASK_FAILED. */

@@ -21,9 +21,12 @@ export class LocalPlacement implements Placement<AbortController> {
 
   run (task: AnyTask, input: unknown, abort: AbortController): Promise<RunOutcome> {
     const start = performance.now()
+    const { upstreamUrl, postgres, redis } = this.resources
     let returned: unknown
     try {
-      returned = task.run(input, { ...this.resources, signal: abort.signal })
+      // Each field written out: a literal that spreads an object and adds to it goes through V8's
+      // runtime, a few microseconds per job where this one has one shape every time.
+      returned = task.run(input, { signal: abort.signal, upstreamUrl, postgres, redis })
     } catch (err) {
       return Promise.reject(err)
     }
