@@ -4,8 +4,8 @@ import { threadId, type MessagePort } from 'node:worker_threads'
 import { workerData } from 'piscina'
 import type { Backends } from '../backends/connections.js'
 import { loadTasks } from '../tasks/load.js'
-import { isErrorCode } from '../errors.js'
-import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData, type Ran } from './messages.js'
+import { isErrorCode, type ErrorCode } from '../errors.js'
+import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 
 const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorkerData
 // The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
@@ -40,9 +40,18 @@ function listen (control: MessagePort): AbortSignal {
 /** When this thread last finished a job (one at a time: Piscina hands each thread one). */
 let lastEnd = -Infinity
 
-/** What a reply says of its run: begun at `start` (this thread's clock), after `idleMs` without a job. */
-function ranSince (start: number, idleMs: number): Ran {
-  return { startedAt: performance.timeOrigin + start, runMs: performance.now() - start, threadId, idleMs }
+// Each reply's fields written out: a literal that spreads an object after its own properties is
+// built through V8's runtime, slowly, on every job.
+/** A job's result, begun at `start` (this thread's clock), after `idleMs` without a job. */
+function answered (result: unknown, start: number, idleMs: number): PoolReply {
+  const runMs = performance.now() - start
+  return { ok: true, result, startedAt: performance.timeOrigin + start, runMs, threadId, idleMs }
+}
+
+/** A job's coded error, as answered() says its result. */
+function refused (code: ErrorCode, message: string, start: number, idleMs: number): PoolReply {
+  const runMs = performance.now() - start
+  return { ok: false, code, message, startedAt: performance.timeOrigin + start, runMs, threadId, idleMs }
 }
 
 async function runJob ({ task: name, input, control }: PoolRequest): Promise<PoolReply> {
@@ -50,7 +59,7 @@ async function runJob ({ task: name, input, control }: PoolRequest): Promise<Poo
   const idleMs = start - lastEnd
   if (name === PROBE_TASK) {
     lastEnd = start
-    return { ok: true, result: null, ...ranSince(start, idleMs) }
+    return answered(null, start, idleMs)
   }
   const task = tasks.get(name)
   if (task === undefined) throw new Error(`pool thread has no task ${name}`)
@@ -59,11 +68,11 @@ async function runJob ({ task: name, input, control }: PoolRequest): Promise<Poo
     // Only a task that uses the backends waits for them; every other job goes straight to its task.
     const own = task.usesBackends === true && backendsConfigured ? await backendsOfThisThread() : undefined
     const result = await task.run(input, { signal, upstreamUrl, postgres: own?.postgres, redis: own?.redis })
-    return { ok: true, result, ...ranSince(start, idleMs) }
+    return answered(result, start, idleMs)
   } catch (err) {
     const code = (err as { code?: unknown }).code
     if (!isErrorCode(code)) throw err
-    return { ok: false, code, message: (err as Error).message, ...ranSince(start, idleMs) }
+    return refused(code, (err as Error).message, start, idleMs)
   } finally {
     lastEnd = performance.now()
     control?.close()
