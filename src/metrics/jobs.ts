@@ -25,7 +25,9 @@ interface Series {
  */
 abstract class JobMetric<L extends string> {
   readonly aggregator = 'sum' as const
-  protected readonly series = new Map<string, Series>()
+  protected readonly series: Series[] = []
+  /** Each label set's series, one level of Map per label: found without building a key string. */
+  #byLabels = new Map<string, unknown>()
 
   constructor (
     readonly name: string,
@@ -36,12 +38,21 @@ abstract class JobMetric<L extends string> {
   ) {}
 
   protected seriesOf (values: readonly string[]): Series {
-    const key = values.join('\u0000')
-    let s = this.series.get(key)
+    let level = this.#byLabels
+    const last = values.length - 1
+    for (let i = 0; i < last; i++) {
+      const value = values[i] as string
+      let next = level.get(value) as Map<string, unknown> | undefined
+      if (next === undefined) level.set(value, next = new Map())
+      level = next
+    }
+    const value = values[last] as string
+    let s = level.get(value) as Series | undefined
     if (s === undefined) {
       const labels = Object.fromEntries(this.labelNames.map((name, i) => [name, values[i] as string]))
       s = { labels, buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 }
-      this.series.set(key, s)
+      level.set(value, s)
+      this.series.push(s)
     }
     return s
   }
@@ -49,7 +60,8 @@ abstract class JobMetric<L extends string> {
   abstract get (): Promise<Exported>
 
   reset (): void {
-    this.series.clear()
+    this.series.length = 0
+    this.#byLabels = new Map()
   }
 }
 
@@ -63,7 +75,7 @@ export class JobCounter<L extends string> extends JobMetric<L> {
   }
 
   async get (): Promise<Exported> {
-    const values = [...this.series.values()].map((s) => ({ labels: s.labels, value: s.count }))
+    const values = this.series.map((s) => ({ labels: s.labels, value: s.count }))
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator }
   }
 }
@@ -87,7 +99,7 @@ export class JobHistogram<L extends string> extends JobMetric<L> {
 
   async get (): Promise<Exported> {
     const values: Exported['values'] = []
-    for (const s of this.series.values()) {
+    for (const s of this.series) {
       let cumulated = 0
       this.bounds.forEach((le, i) => {
         cumulated += s.buckets[i] as number
