@@ -162,19 +162,9 @@ export class JobRunner {
   }
 
   /**
-   * Runs one job (`{ task, input }`, as a client sent it) to its answer, or rejects with an error
-   * of the catalogue. `where` names the job in a BAD_INPUT message (`jobs[3]`).
+   * Runs one job (`{ task, input }`, as a client sent it) to its outcome as a batch item carries it;
+   * never rejects. `where` names the job in a BAD_INPUT message (`jobs[3]`).
    */
-  run (job: unknown, control?: Control, where?: string): Promise<JobAnswer> {
-    return new Promise((resolve, reject) => {
-      this.submit(job, control, where, (error, answer) => {
-        if (error === undefined) resolve(answer as JobAnswer)
-        else reject(error)
-      })
-    })
-  }
-
-  /** As run(), but never rejects: the outcome as a batch item or a WebSocket frame carries it. */
   settle (job: unknown, control?: Control, where?: string): Promise<JobOutcome> {
     return new Promise((resolve) => {
       this.submit(job, control, where, (error, answer) => resolve(outcomeOf(error, answer)))
@@ -182,10 +172,10 @@ export class JobRunner {
   }
 
   /**
-   * The one job path, which run() and settle() wrap in a promise: checks the job, runs it where it
-   * belongs, and calls `done` once, with the job's answer or its error. A callback, so that a
-   * transport holding thousands of jobs that wait on I/O (a WebSocket) holds no promise of its
-   * own for each.
+   * The one job path (`POST /jobs` and a WebSocket frame call it; settle() wraps it in a promise
+   * for a batch): checks the job, runs it where it belongs, and calls `done` once, with the job's
+   * answer or its error. A callback, so that a transport holding thousands of jobs that wait on I/O
+   * (a WebSocket) holds no promise of its own for each.
    */
   submit (job: unknown, control: Control | undefined, where: string | undefined, done: JobDone): void {
     const start = performance.now()
