@@ -160,6 +160,8 @@ async function sample (server: ServerProcess, atS: number): Promise<ProcessSampl
   for (const { pid, role } of await tree(server.proc.pid as number)) {
     try {
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
+      // A worker just killed and not yet reaped is a zombie: no memory, no fds, nothing to sample.
+      if (/^State:\s+Z/m.test(status)) continue
       const rssBytes = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
       // utime and stime, fields 14 and 15 of /proc/PID/stat, in USER_HZ ticks (100 a second on Linux).
       const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? []
