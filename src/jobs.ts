@@ -80,8 +80,8 @@ const round = (ms: number): number => Math.round(ms * 1000) / 1000
 const START_PROBES = 5
 
 /**
- * A job's answer marked `ok`, as a batch item and a WebSocket frame carry it. Each field written
- * out: `{ ok: true, ...answer }` builds the object through V8's runtime, slowly, on every job.
+ * A job's answer marked `ok`, as a batch item carries it: each field written out, since
+ * `{ ok: true, ...answer }` is built through V8's runtime (docs/performance.md).
  */
 function answered ({ task, kind, result, timing, ranOn }: JobAnswer): { ok: true } & JobAnswer {
   return { ok: true, task, kind, result, timing, ranOn }

@@ -24,8 +24,7 @@ export class LocalPlacement implements Placement<AbortController> {
     const { upstreamUrl, postgres, redis } = this.resources
     let returned: unknown
     try {
-      // Each field written out: a literal that spreads an object and adds to it goes through V8's
-      // runtime, a few microseconds per job where this one has one shape every time.
+      // Each field written out: `{ ...resources, signal }` is built through V8's runtime, per job.
       returned = task.run(input, { signal: abort.signal, upstreamUrl, postgres, redis })
     } catch (err) {
       return Promise.reject(err)

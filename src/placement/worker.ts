@@ -40,9 +40,10 @@ function listen (control: MessagePort): AbortSignal {
 /** When this thread last finished a job (one at a time: Piscina hands each thread one). */
 let lastEnd = -Infinity
 
-// Each reply's fields written out: a literal that spreads an object after its own properties is
-// built through V8's runtime, slowly, on every job.
-/** A job's result, begun at `start` (this thread's clock), after `idleMs` without a job. */
+/**
+ * A job's result, begun at `start` (this thread's clock), after `idleMs` without a job. Each field
+ * written out, here and in refused(): a literal that spreads an object is built through V8's runtime.
+ */
 function answered (result: unknown, start: number, idleMs: number): PoolReply {
   const runMs = performance.now() - start
   return { ok: true, result, startedAt: performance.timeOrigin + start, runMs, threadId, idleMs }

@@ -24,7 +24,7 @@ function isId (id: unknown): id is string | number {
   return (typeof id === 'string' && id.length <= MAX_ID_LENGTH) || (typeof id === 'number' && Number.isFinite(id))
 }
 
-// Each field written out: `{ id, ok: true, ...answer }` builds the frame through V8's runtime, slowly.
+// Each field written out, as the runner's batch items: `{ id, ok: true, ...answer }` is built through V8's runtime.
 function answeredFrame (id: Id, { task, kind, result, timing, ranOn }: JobAnswer): Answer {
   return { id, ok: true, task, kind, result, timing, ranOn }
 }
