@@ -138,7 +138,7 @@ export const DEFAULTS = Object.freeze({
   wsMaxFrameBytes: 1024 * 1024,
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsPingIntervalMs: 30_000,
-  threadHeapMb: 512,
+  threadHeapMb: 2048,
   shedTargetMs: 50,
   shedIntervalMs: 100,
   shedLoopTargetMs: 10,
