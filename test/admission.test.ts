@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LOOP_TICK_MS, LoopDelay, QueueDelayRule } from '../src/admission.js'
+import { LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm } from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
 const rule = (now = 0): QueueDelayRule => new QueueDelayRule({ targetMs: 10, intervalMs: 100 }, now)
@@ -153,5 +153,60 @@ describe('WaitingLine: jobs waiting for a pool thread, with the age of the oldes
     while (line.next()) { /* let everyone through */ }
     await Promise.all(all)
     expect(order).toEqual(Array.from({ length: 5000 }, (_, i) => i))
+  })
+})
+
+describe('RetryStorm: refused clients that come straight back, on a fake clock', () => {
+  const INTERVAL = 100
+  /** One interval from `from`: `admitted` jobs and `refused` refusals spread over it; the refusals' holds. */
+  function interval (storm: RetryStorm, from: number, admitted: number, refused: number, standing = true): number[] {
+    const holds: number[] = []
+    const events = admitted + refused
+    for (let i = 0; i < events; i++) {
+      const at = from + (i * INTERVAL) / events
+      if (i < admitted) storm.admitted(at)
+      else holds.push(storm.refused(at, standing))
+    }
+    return holds
+  }
+
+  it('holds nothing while each interval refuses no more than the ratio allows: an open loop at twice the capacity', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    for (let t = 0; t < 2000; t += INTERVAL) expect(interval(storm, t, 10, 10)).toEqual(Array(10).fill(0))
+    expect(interval(storm, 2000, 10, RETRY_STORM_RATIO * 10)).toEqual(Array(RETRY_STORM_RATIO * 10).fill(0))
+  })
+
+  it('after an interval of a standing queue refusing past the ratio, holds each refusal for an interval', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    // The storm's own interval is answered at once: it is recognised when it has been seen whole.
+    expect(interval(storm, 0, 10, 400).every((h) => h === 0)).toBe(true)
+    expect(interval(storm, 100, 10, 5)).toEqual(Array(5).fill(INTERVAL))
+  })
+
+  it('keeps holding while the queue stands, though the held refusals are now few', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    interval(storm, 0, 10, 400)
+    for (let t = 100; t < 1000; t += INTERVAL) expect(interval(storm, t, 10, 2)).toEqual([INTERVAL, INTERVAL])
+  })
+
+  it('stops holding once a refusal finds the queue no longer standing, until another storm is seen whole', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    interval(storm, 0, 10, 400)
+    expect(interval(storm, 100, 10, 1)).toEqual([INTERVAL])
+    expect(storm.refused(205, false)).toBe(0)
+    expect(storm.refused(210, true)).toBe(0) // standing again, but the interval before held no storm
+    expect(interval(storm, 300, 10, 3)).toEqual([0, 0, 0])
+  })
+
+  it('does not take a storm followed by a quiet spell for a storm now', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    interval(storm, 0, 0, 400)
+    expect(storm.refused(350, true)).toBe(0)
+  })
+
+  it('counts a refusal with nothing admitted against one admitted job: a few refusals of an idle queue are not a storm', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    interval(storm, 0, 0, RETRY_STORM_RATIO)
+    expect(storm.refused(100, true)).toBe(0)
   })
 })

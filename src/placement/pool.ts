@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
-import { QueueDelayRule, type DelayRuleOptions } from '../admission.js'
+import { QueueDelayRule, RetryStorm, type DelayRuleOptions } from '../admission.js'
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
@@ -61,6 +62,7 @@ export class ThreadPool {
   readonly #piscina: Piscina<PoolRequest, PoolReply>
   readonly #line = new WaitingLine()
   readonly #delayRule: QueueDelayRule
+  readonly #storm: RetryStorm
   readonly #maxThreads: number
   readonly #maxQueue: number
   /** Jobs handed to Piscina and not yet settled: at most one per thread. */
@@ -82,6 +84,7 @@ export class ThreadPool {
       workerData: options.workerData
     })
     this.#delayRule = new QueueDelayRule(options.shedding, performance.now())
+    this.#storm = new RetryStorm(options.shedding.intervalMs, performance.now())
     this.#maxThreads = options.maxThreads
     this.#maxQueue = options.maxQueue
   }
@@ -110,12 +113,14 @@ export class ThreadPool {
     if (threadFree) {
       this.#running++
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
+      this.#storm.admitted(now)
     } else {
-      if (this.#line.size >= this.#maxQueue) throw new errors.OVERLOADED('every pool thread busy and MAX_QUEUE jobs waiting')
+      if (this.#line.size >= this.#maxQueue) return await this.#refuse('every pool thread busy and MAX_QUEUE jobs waiting', now)
       const delayMs = this.#line.oldestWaitMs(now)
       if (!this.#delayRule.admits(delayMs, now)) {
-        throw new errors.OVERLOADED(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`)
+        return await this.#refuse(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`, now)
       }
+      this.#storm.admitted(now)
       await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
     }
     // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
@@ -172,6 +177,13 @@ export class ThreadPool {
       signal.off('abort', onAbort)
       port1.close()
     }
+  }
+
+  /** OVERLOADED, answered at once, or an interval later while clients retry in a storm (RetryStorm says why). */
+  async #refuse (message: string, now: number): Promise<never> {
+    const holdMs = this.#storm.refused(now, this.#delayRule.standing)
+    if (holdMs > 0) await sleep(holdMs)
+    throw new errors.OVERLOADED(message)
   }
 
   /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. */
