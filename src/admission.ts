@@ -76,8 +76,8 @@ export class QueueDelayRule {
   }
 }
 
-/** Refused jobs per admitted job, over one interval, past which the refused are taken to come straight back. */
-export const RETRY_STORM_RATIO = 4
+/** Refused jobs per job finished, over one interval, past which the refused are taken to come straight back. */
+export const RETRY_STORM_RATIO = 8
 
 /**
  * Refusing only works on clients that go away when refused. A closed-loop client that sends the
@@ -88,18 +88,22 @@ export const RETRY_STORM_RATIO = 4
  * 17,857 refusals against 412 answers in 4 s, and half the throughput of the same server with
  * shedding off.
  *
- * Such a storm is recognised by its ratio: over a whole interval in which the queue stood, more
- * than RETRY_STORM_RATIO jobs refused for each one admitted. An open-loop overload twice the
- * capacity refuses about one job per job admitted and is not one. From then until the queue
- * stops standing, each refusal is held for one interval before it is answered: a client that
- * comes straight back does so about once per interval, not once per round trip. The refusal is
- * the same 503 with Retry-After, only later; nothing admitted waits longer for it.
+ * Such a storm is recognised by its ratio: over an interval, more than RETRY_STORM_RATIO jobs
+ * refused for each job the pool finishes in an interval (a moving average, so that one interval
+ * in which a thread stalled does not make an ordinary overload look like a storm). An open-loop
+ * overload refuses what is offered beyond capacity: twice the capacity refuses about one job per
+ * job finished. A storm refuses at the speed of a round trip, tens per job finished. From then
+ * until the queue stops standing, each refusal is held for one interval before it is answered: a
+ * client that comes straight back does so about once per interval, not once per round trip. The
+ * refusal is the same 503 with Retry-After, only later; nothing admitted waits longer for it.
  */
 export class RetryStorm {
   readonly #intervalMs: number
   #windowStart: number
-  #admitted = 0
+  #ran = 0
   #refused = 0
+  /** Jobs finished per interval: a moving average over the intervals so far (undefined before the first). */
+  #ranPerInterval: number | undefined
   /** Whether the last whole interval refused past the ratio. */
   #lastWasStorm = false
   #on = false
@@ -109,10 +113,10 @@ export class RetryStorm {
     this.#windowStart = now
   }
 
-  /** A job admitted at `now`. */
-  admitted (now: number): void {
+  /** A job the pool finished at `now`. */
+  ran (now: number): void {
     this.#roll(now)
-    this.#admitted++
+    this.#ran++
   }
 
   /** A job refused at `now` by a queue that is `standing` or not: how long to hold its answer, in ms. */
@@ -128,9 +132,11 @@ export class RetryStorm {
     if (elapsed < this.#intervalMs) return
     // An interval followed by a quiet one says nothing about now.
     const quietSince = elapsed >= 2 * this.#intervalMs
-    this.#lastWasStorm = !quietSince && this.#refused > RETRY_STORM_RATIO * Math.max(1, this.#admitted)
+    const before = quietSince ? undefined : this.#ranPerInterval
+    this.#ranPerInterval = before === undefined ? this.#ran : (before + this.#ran) / 2
+    this.#lastWasStorm = !quietSince && this.#refused > RETRY_STORM_RATIO * Math.max(1, this.#ranPerInterval)
     this.#windowStart = now
-    this.#admitted = 0
+    this.#ran = 0
     this.#refused = 0
   }
 }

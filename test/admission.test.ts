@@ -158,13 +158,13 @@ describe('WaitingLine: jobs waiting for a pool thread, with the age of the oldes
 
 describe('RetryStorm: refused clients that come straight back, on a fake clock', () => {
   const INTERVAL = 100
-  /** One interval from `from`: `admitted` jobs and `refused` refusals spread over it; the refusals' holds. */
-  function interval (storm: RetryStorm, from: number, admitted: number, refused: number, standing = true): number[] {
+  /** One interval from `from`: `ran` jobs finished and `refused` refusals spread over it; the refusals' holds. */
+  function interval (storm: RetryStorm, from: number, ran: number, refused: number, standing = true): number[] {
     const holds: number[] = []
-    const events = admitted + refused
+    const events = ran + refused
     for (let i = 0; i < events; i++) {
       const at = from + (i * INTERVAL) / events
-      if (i < admitted) storm.admitted(at)
+      if (i < ran) storm.ran(at)
       else holds.push(storm.refused(at, standing))
     }
     return holds
@@ -174,9 +174,17 @@ describe('RetryStorm: refused clients that come straight back, on a fake clock',
     const storm = new RetryStorm(INTERVAL, 0)
     for (let t = 0; t < 2000; t += INTERVAL) expect(interval(storm, t, 10, 10)).toEqual(Array(10).fill(0))
     expect(interval(storm, 2000, 10, RETRY_STORM_RATIO * 10)).toEqual(Array(RETRY_STORM_RATIO * 10).fill(0))
+    expect(interval(storm, 2100, 10, 10)).toEqual(Array(10).fill(0))
   })
 
-  it('after an interval of a standing queue refusing past the ratio, holds each refusal for an interval', () => {
+  it('does not take an interval in which a thread stalled, amid an open-loop overload, for a storm', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    for (let t = 0; t < 1000; t += INTERVAL) interval(storm, t, 10, 10)
+    expect(interval(storm, 1000, 0, 20)).toEqual(Array(20).fill(0)) // nothing finished, everything refused
+    expect(interval(storm, 1100, 10, 10)).toEqual(Array(10).fill(0))
+  })
+
+  it('after an interval refusing past the ratio, holds each refusal for an interval while the queue stands', () => {
     const storm = new RetryStorm(INTERVAL, 0)
     // The storm's own interval is answered at once: it is recognised when it has been seen whole.
     expect(interval(storm, 0, 10, 400).every((h) => h === 0)).toBe(true)
@@ -204,7 +212,7 @@ describe('RetryStorm: refused clients that come straight back, on a fake clock',
     expect(storm.refused(350, true)).toBe(0)
   })
 
-  it('counts a refusal with nothing admitted against one admitted job: a few refusals of an idle queue are not a storm', () => {
+  it('counts a refusal with nothing finished against one finished job: a few refusals of an idle queue are not a storm', () => {
     const storm = new RetryStorm(INTERVAL, 0)
     interval(storm, 0, 0, RETRY_STORM_RATIO)
     expect(storm.refused(100, true)).toBe(0)

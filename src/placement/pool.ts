@@ -113,14 +113,12 @@ export class ThreadPool {
     if (threadFree) {
       this.#running++
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
-      this.#storm.admitted(now)
     } else {
       if (this.#line.size >= this.#maxQueue) return await this.#refuse('every pool thread busy and MAX_QUEUE jobs waiting', now)
       const delayMs = this.#line.oldestWaitMs(now)
       if (!this.#delayRule.admits(delayMs, now)) {
         return await this.#refuse(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`, now)
       }
-      this.#storm.admitted(now)
       await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
     }
     // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
@@ -188,6 +186,7 @@ export class ThreadPool {
 
   /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. */
   #settled (): void {
+    this.#storm.ran(performance.now())
     if (!this.#line.next()) {
       this.#running--
       this.#delayRule.observe(0, performance.now()) // the line has run dry
