@@ -84,9 +84,8 @@ export const RETRY_STORM_RATIO = 8
  * refused job again at once (autocannon, most load tests, a naive retry loop) does not: each
  * refusal is answered in a fraction of a millisecond and comes straight back, so a standing queue
  * turns into thousands of refusals a second, and the event loops answering them take the cores
- * the pool threads compute on. Measured here (`hybrid`, 16 connections of `fib` 30 on 2 cores):
- * 17,857 refusals against 412 answers in 4 s, and half the throughput of the same server with
- * shedding off.
+ * the pool threads compute on (docs/performance.md, "Clients that come straight back", has the
+ * figures).
  *
  * Such a storm is recognised by its ratio: over an interval, more than RETRY_STORM_RATIO jobs
  * refused for each job the pool finishes in an interval (a moving average, so that one interval

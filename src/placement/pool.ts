@@ -186,10 +186,11 @@ export class ThreadPool {
 
   /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. */
   #settled (): void {
-    this.#storm.ran(performance.now())
+    const now = performance.now()
+    this.#storm.ran(now)
     if (!this.#line.next()) {
       this.#running--
-      this.#delayRule.observe(0, performance.now()) // the line has run dry
+      this.#delayRule.observe(0, now) // the line has run dry
     }
   }
 
