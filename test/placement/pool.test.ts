@@ -2,6 +2,7 @@ import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { backendsConfig } from '../../src/backends/connections.js'
 import { parseConfig } from '../../src/config.js'
+import { errors } from '../../src/errors.js'
 import { PoolAbort, ThreadPool } from '../../src/placement/pool.js'
 import type { RunOutcome } from '../../src/placement/types.js'
 import type { AnyTask } from '../../src/tasks/types.js'
@@ -150,6 +151,80 @@ describe('the crossing to a pool thread', () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
       const later = await run()
       expect(later.crossing?.threadIdleMs).toBeGreaterThanOrEqual(90)
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
+// A thread costs far more to start than a short job costs to finish (ThreadPool.cancelGraceMs).
+describe('a CPU job whose client went away', () => {
+  const onePool = (): ThreadPool => new ThreadPool({
+    minThreads: 1,
+    maxThreads: 1,
+    maxQueue: 10,
+    heapMb: 64,
+    shedding: { targetMs: 0, intervalMs: 100 },
+    workerData: {
+      faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
+    }
+  })
+  const spin = { name: 'spin', kind: 'cpu' } as AnyTask
+  const fib = { name: 'fib', kind: 'cpu' } as AnyTask
+  const threadOf = async (pool: ThreadPool): Promise<number | undefined> =>
+    (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+
+  /** Runs `ms` of spin and cancels it 20 ms in: what the run was answered, and how long the pool held its thread. */
+  async function cancelSpin (pool: ThreadPool, ms: number): Promise<{ reason: unknown, heldMs: number }> {
+    const abort = new PoolAbort()
+    const startedAt = performance.now()
+    const running = pool.run(spin, { ms }, abort)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    abort.abort(new errors.CANCELLED())
+    const reason = await running.then(() => 'answered', (err: unknown) => err)
+    return { reason, heldMs: performance.now() - startedAt }
+  }
+
+  it('keeps its thread when the job ends within the time a thread takes to start; its result is dropped', async () => {
+    const pool = onePool()
+    try {
+      const before = await threadOf(pool)
+      const graceMs = pool.cancelGraceMs
+      expect(graceMs).toBeGreaterThan(0) // measured on the first thread
+      // A job that needs a third of the grace after its client left ends by itself.
+      const { reason } = await cancelSpin(pool, 20 + graceMs / 3)
+      expect(reason).toMatchObject({ code: 'CANCELLED' })
+      expect(await threadOf(pool)).toBe(before)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('terminates the thread of a job still running when the grace is over', async () => {
+    const pool = onePool()
+    try {
+      const before = await threadOf(pool)
+      const graceMs = pool.cancelGraceMs
+      const { reason, heldMs } = await cancelSpin(pool, 10_000)
+      expect(reason).toMatchObject({ code: 'CANCELLED' })
+      expect(heldMs).toBeGreaterThanOrEqual(20 + graceMs - 1) // timers may fire up to 1 ms early
+      expect(heldMs).toBeLessThan(5_000) // not held for the job's 10 s
+      expect(await threadOf(pool)).not.toBe(before)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('is terminated at once on a timeout', async () => {
+    const pool = onePool()
+    try {
+      const before = await threadOf(pool)
+      const abort = new PoolAbort()
+      const running = pool.run(spin, { ms: 10_000 }, abort)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      abort.abort(new errors.TIMEOUT(20))
+      await expect(running).rejects.toMatchObject({ code: 'TIMEOUT' })
+      expect(await threadOf(pool)).not.toBe(before)
     } finally {
       await pool.close()
     }
