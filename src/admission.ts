@@ -6,9 +6,10 @@ import { errors } from './errors.js'
  * still answers in a few milliseconds is healthy; a queue that stays long is not.
  *
  * The rule is CoDel's (Nichols and Jacobson, 2012), applied at admission as Facebook's servers do
- * ("Fail at Scale", 2015): the queueing delay is sampled (the age of the oldest waiting job, or
- * how far behind the event loop is); while it has been above `targetMs` for less than
- * `intervalMs`, the queue is absorbing a burst and a job may wait up to `intervalMs`; once it has
+ * ("Fail at Scale", 2015): the queueing delay is sampled (for the pool's line, how long a job
+ * would wait there, src/placement/pool.ts; for the event loop, how far behind it is); while it has
+ * been above `targetMs` for less than `intervalMs`, the queue is absorbing a burst and a job may
+ * wait up to `intervalMs`; once it has
  * stayed above the target for a whole interval, the queue is standing, and a job is admitted only
  * while the delay is under the target. The queue stands until the delay has stayed at or under
  * the target for a whole interval in turn: one quick moment (a turn of the loop spent refusing)

@@ -157,20 +157,45 @@ describe('the crossing to a pool thread', () => {
   })
 })
 
-// A thread costs far more to start than a short job costs to finish (ThreadPool.cancelGraceMs).
-describe('a CPU job whose client went away', () => {
-  const onePool = (): ThreadPool => new ThreadPool({
-    minThreads: 1,
-    maxThreads: 1,
-    maxQueue: 10,
-    heapMb: 64,
-    shedding: { targetMs: 0, intervalMs: 100 },
-    workerData: {
-      faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
+/** A pool of one thread, in process, shedding by `shedding` (none by default). */
+const onePool = (shedding = { targetMs: 0, intervalMs: 100 }): ThreadPool => new ThreadPool({
+  minThreads: 1,
+  maxThreads: 1,
+  maxQueue: 100,
+  heapMb: 64,
+  shedding,
+  workerData: {
+    faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
+  }
+})
+const spin = { name: 'spin', kind: 'cpu' } as AnyTask
+const fib = { name: 'fib', kind: 'cpu' } as AnyTask
+
+describe('admission to the pool\'s line', () => {
+  it('judges a job by how long it would wait, not only by how long the oldest has waited', async () => {
+    // A burst arrives at once: the oldest waiting job is a few microseconds old when the last one
+    // arrives, yet the last would wait for all the others' runs. Allowed a wait of 100 ms (the
+    // burst allowance: the line has not stood over its target yet), with jobs of 20 ms, only
+    // those that would start within it are admitted.
+    const pool = onePool({ targetMs: 50, intervalMs: 100 })
+    try {
+      for (let i = 0; i < 3; i++) await pool.run(spin, { ms: 20 }, new PoolAbort()) // a job's turn is learnt
+      const run = async (): Promise<RunOutcome> => await pool.run(spin, { ms: 20 }, new PoolAbort())
+      const burst = await Promise.allSettled(Array.from({ length: 20 }, run))
+      const admitted = burst.filter((r) => r.status === 'fulfilled').length
+      const refused = burst.filter((r) => r.status === 'rejected')
+      expect(refused.every((r) => (r.reason as { code?: string }).code === 'OVERLOADED')).toBe(true)
+      // The one that found the thread free, and about 100 / 20 behind it; never all 20.
+      expect(admitted).toBeGreaterThanOrEqual(2)
+      expect(admitted).toBeLessThanOrEqual(8)
+    } finally {
+      await pool.close()
     }
   })
-  const spin = { name: 'spin', kind: 'cpu' } as AnyTask
-  const fib = { name: 'fib', kind: 'cpu' } as AnyTask
+})
+
+// A thread costs far more to start than a short job costs to finish (ThreadPool.cancelGraceMs).
+describe('a CPU job whose client went away', () => {
   const threadOf = async (pool: ThreadPool): Promise<number | undefined> =>
     (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
 
