@@ -61,8 +61,10 @@ export class PoolAbort extends EventEmitter implements JobAbort {
   }
 }
 
-/** How many jobs the moving average of a job's turn on a thread reaches back over, about. */
-const TURN_AVERAGE_OVER = 16
+/** How many jobs the moving average of a job's run time reaches back over, about. */
+const RUN_AVERAGE_OVER = 16
+/** How many times the average a single run counts for at most. */
+const RUN_OUTLIER = 4
 
 export interface ThreadPoolOptions {
   minThreads: number
@@ -93,11 +95,11 @@ export class ThreadPool {
   /** Jobs handed to Piscina and not yet settled: at most one per thread. */
   #running = 0
   /**
-   * How long a job holds its thread, in ms, as this line sees it: from being handed to Piscina
-   * until it settles, the crossings both ways included (on a busy machine they are a good part of
-   * a short job's turn). A moving average over the jobs so far.
+   * A job's run on its thread, in ms, as the thread timed it: a moving average over the jobs so
+   * far. The crossings to and from the thread are left out: how long they take depends on how
+   * busy the event loop is, not on the jobs ahead, and the oldest job's age accounts for them.
    */
-  #turnMs = 0
+  #runMs = 0
   /** What a thread costs to start here, in ms, once measured (0 until then): see #cancelGraceMs. */
   #threadStartMs = 0
 
@@ -160,7 +162,6 @@ export class ThreadPool {
   async run (task: AnyTask, input: unknown, signal: PoolAbort): Promise<RunOutcome> {
     const now = performance.now()
     const threadFree = this.#running < this.#maxThreads && this.#line.size === 0
-    let handedAt = now
     if (threadFree) {
       this.#running++
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
@@ -171,7 +172,6 @@ export class ThreadPool {
         return await this.#refuse(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`, now)
       }
       await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
-      handedAt = performance.now()
     }
     // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
     const arrivedAt = performance.timeOrigin + now
@@ -190,10 +190,9 @@ export class ThreadPool {
       throw signal.aborted ? signal.reason : err
     } finally {
       signal.settled()
-      const settledAt = this.#settled()
-      const turnMs = settledAt - handedAt
-      this.#turnMs = this.#turnMs === 0 ? turnMs : this.#turnMs + (turnMs - this.#turnMs) / TURN_AVERAGE_OVER
+      this.#settled()
     }
+    this.#learnRun(reply.runMs)
     // A job that ended within its grace: its client is gone, and so is its result.
     if (signal.aborted) throw signal.reason
     if (!reply.ok) throw codedError(reply.code, reply.message)
@@ -209,15 +208,29 @@ export class ThreadPool {
   }
 
   /**
+   * A job's run into the average, each at most RUN_OUTLIER times the average: a 5 us job whose
+   * thread the machine preempted for 30 ms is not a sign that jobs got costly, and counted in
+   * full it made the line refuse jobs that would have waited a millisecond. A real change of cost
+   * still shows within a few dozen jobs (the average can grow by about a fifth per job).
+   */
+  #learnRun (runMs: number): void {
+    if (this.#runMs === 0) {
+      this.#runMs = runMs
+      return
+    }
+    this.#runMs += (Math.min(runMs, RUN_OUTLIER * this.#runMs) - this.#runMs) / RUN_AVERAGE_OVER
+  }
+
+  /**
    * The queueing delay admission judges a job arriving at `now` by: the longer of how long the
-   * oldest waiting job has waited, and how long this one would wait (the turns of the jobs ahead
-   * of it, spread over the threads). The first alone lags: in a burst the line fills faster than the
+   * oldest waiting job has waited, and how long this one would wait (the runs of the jobs ahead of
+   * it, spread over the threads). The first alone lags: in a burst the line fills faster than the
    * threads empty it, while its oldest job is still young, and those admitted last then wait far
    * longer than the target (at twice the sustainable rate of 5 ms jobs, a p99 wait of 177 ms
    * against a target of 50 ms; docs/performance.md has the run).
    */
   #waitMs (now: number): number {
-    return Math.max(this.#line.oldestWaitMs(now), this.#line.size * this.#turnMs / this.#maxThreads)
+    return Math.max(this.#line.oldestWaitMs(now), this.#line.size * this.#runMs / this.#maxThreads)
   }
 
   /**
@@ -257,15 +270,14 @@ export class ThreadPool {
     throw new errors.OVERLOADED(message)
   }
 
-  /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. Returns now. */
-  #settled (): number {
+  /** A job handed to Piscina has settled: its thread takes the oldest waiting job, if any. */
+  #settled (): void {
     const now = performance.now()
     this.#storm.ran(now)
     if (!this.#line.next()) {
       this.#running--
       this.#delayRule.observe(0, now) // the line has run dry
     }
-    return now
   }
 
   async close (): Promise<void> {
