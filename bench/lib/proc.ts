@@ -74,6 +74,24 @@ export async function cpuSecondsEach (pids: number[]): Promise<number[]> {
   }))
 }
 
+/**
+ * CPU time used so far by the main threads only (a Node process's event loop) of these processes
+ * together, in seconds: what their other threads (pool threads, V8's and libuv's helpers) used is
+ * the process's total less this.
+ */
+export async function mainThreadCpuSeconds (pids: number[]): Promise<number> {
+  const each = await Promise.all(pids.map(async (pid) => {
+    try {
+      const stat = await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S
+    } catch {
+      return 0
+    }
+  }))
+  return each.reduce((a, b) => a + b, 0)
+}
+
 /** CPU time (user + system, every thread) used so far by these processes together, in seconds. */
 export async function cpuSeconds (pids: number[]): Promise<number> {
   return (await cpuSecondsEach(pids)).reduce((a, b) => a + b, 0)

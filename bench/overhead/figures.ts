@@ -60,7 +60,12 @@ export function overheadFigures (run: Overhead): Figure[] {
     how: `${fmt(c.oursPerS)} / (${c.cores} x ${fmt(c.directPerS)}), direct rate measured in windows alternating with ours. ` +
       `The same cores running fib 30 on ${c.cores} bare threads at once gave ${fmt(c.parallelPerS)} (${fmt(ratio(c.parallelPerS, ceiling))} of ${c.cores} x direct), ` +
       `so this server reached ${fmt(ratio(c.oursPerS, c.parallelPerS))} of what the machine's cores give together; ` +
-      `the load client used ${fmt(c.clientCpu)} of a core and the server tree ${fmt(c.serverCpu)} cores`
+      `the load client used ${fmt(c.clientCpu)} of a core and the server tree ${fmt(c.serverCpu)} cores` +
+      (c.serverLoopsCpu === undefined ? '' : `, ${fmt(c.serverLoopsCpu)} of them in its event loops`) +
+      (c.naivePerS === undefined || c.naiveCpu === undefined || c.naiveLoopsCpu === undefined
+        ? ''
+        : `. The naive cluster + Fastify + Piscina server, in the same alternation: ${fmt(c.naivePerS)} ` +
+          `(${fmt(ratio(c.naivePerS, ceiling))} of ${c.cores} x direct), its tree ${fmt(c.naiveCpu)} cores, ${fmt(c.naiveLoopsCpu)} in its event loops`)
   })
   for (const m of run.memory) {
     out.push({

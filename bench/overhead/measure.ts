@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import autocannon from 'autocannon'
 import { projectRoot } from '../../src/paths.js'
-import { processTreeCpuSeconds, processTreeRss } from '../lib/proc.js'
+import { cpuSeconds, mainThreadCpuSeconds, processTree, processTreeRss } from '../lib/proc.js'
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
@@ -114,9 +114,19 @@ export interface CpuCeiling {
   cores: number
   /** hybrid fib 30, 8 connections, by the load client, answered jobs/s. */
   oursPerS: number
-  /** CPU seconds per second used in that window by the load client (this process) and by the server tree. */
+  /** CPU seconds per second used in our windows by the load client (this process) and by the server tree. */
   clientCpu: number
   serverCpu: number
+  /**
+   * Measured since runs of 2026-12-04 (absent from earlier reports): of serverCpu, what the
+   * server's event loops (each process's main thread) used, the rest being pool threads and
+   * helpers; and the naive cluster + Fastify + Piscina server, the same drive in the same
+   * alternation, with its tree's CPU and its loops' share.
+   */
+  serverLoopsCpu?: number
+  naivePerS?: number
+  naiveCpu?: number
+  naiveLoopsCpu?: number
 }
 
 export interface Memory {
@@ -163,43 +173,83 @@ async function parallelFib (threads: number, ms: number): Promise<number> {
   return counts.reduce((a, b) => a + b, 0) / ((performance.now() - start) / 1000)
 }
 
+/** CPU seconds used so far by a server tree: in all, and by its event loops (each process's main thread). */
+async function treeCpu (root: number): Promise<{ all: number, loops: number }> {
+  const pids = await processTree(root)
+  const [all, loops] = await Promise.all([cpuSeconds(pids), mainThreadCpuSeconds(pids)])
+  return { all, loops }
+}
+
+/** CPU seconds a server tree used over `seconds`: in all, and in its event loops. */
+interface Metered {
+  seconds: number
+  all: number
+  loops: number
+}
+
+/** Answered jobs/s over one window of `drive` against `server`, with the CPU its tree used meanwhile. */
+async function meteredWindow (
+  server: ServerProcess, drive: Drive, seconds: number
+): Promise<Metered & { perS: number }> {
+  const pid = server.proc.pid as number
+  const [before, t0] = [await treeCpu(pid), performance.now()]
+  const perS = await window('load client', server.url, drive, seconds)
+  const elapsed = (performance.now() - t0) / 1000
+  const after = await treeCpu(pid)
+  return { perS, seconds: elapsed, all: after.all - before.all, loops: after.loops - before.loops }
+}
+
 /**
  * `hybrid` fib 30 against what the cores give without a server: one window of the direct
- * single-thread rate and one of `cores` bare threads before each window of ours, so that the
- * shared machine's drift falls on all three; the CPU of the load client and of the server tree
- * is counted in our windows only.
+ * single-thread rate, one of `cores` bare threads and one of the naive cluster + Fastify + Piscina
+ * server before each window of ours, so that the shared machine's drift falls on all four; the
+ * CPU of the load client is counted in our windows, and each server tree's, split into its event
+ * loops and the rest, in its own.
  */
 async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
   const cores = availableParallelism()
   const server = await startServer({})
+  const naive = await startServer({}, 20_000, `${servers}/naive.js`)
   try {
     const drive = { connections: 8, path: '/jobs', body: { task: 'fib', input: { n: 30 } } }
-    await window('load client', server.url, drive, plan.warmupS)
-    const pid = server.proc.pid as number
+    for (const s of [naive, server]) await window('load client', s.url, drive, plan.warmupS)
     const direct: number[] = []
     const parallel: number[] = []
     const ours: number[] = []
-    let [clientCpu, serverCpu, seconds] = [0, 0, 0]
+    const naives: number[] = []
+    const used = { client: 0, ours: { all: 0, loops: 0, seconds: 0 }, naive: { all: 0, loops: 0, seconds: 0 } }
+    const add = (to: Metered, w: Metered): void => {
+      to.all += w.all
+      to.loops += w.loops
+      to.seconds += w.seconds
+    }
     for (let r = 0; r < plan.rounds; r++) {
       direct.push(directRate(plan.windowS * 1000, 30))
       parallel.push(await parallelFib(cores, plan.windowS * 1000))
-      const [cpu0, server0, t0] = [process.cpuUsage(), await processTreeCpuSeconds(pid), performance.now()]
-      ours.push(await window('load client', server.url, drive, plan.windowS))
+      const theirs = await meteredWindow(naive, drive, plan.windowS)
+      naives.push(theirs.perS)
+      add(used.naive, theirs)
+      const cpu0 = process.cpuUsage()
+      const mine = await meteredWindow(server, drive, plan.windowS)
       const cpu = process.cpuUsage(cpu0)
-      seconds += (performance.now() - t0) / 1000
-      clientCpu += (cpu.user + cpu.system) / 1e6
-      serverCpu += await processTreeCpuSeconds(pid) - server0
+      ours.push(mine.perS)
+      add(used.ours, mine)
+      used.client += (cpu.user + cpu.system) / 1e6
     }
     return {
       directPerS: spread(direct).mean,
       parallelPerS: spread(parallel).mean,
       cores,
       oursPerS: spread(ours).mean,
-      clientCpu: clientCpu / seconds,
-      serverCpu: serverCpu / seconds
+      naivePerS: spread(naives).mean,
+      clientCpu: used.client / used.ours.seconds,
+      serverCpu: used.ours.all / used.ours.seconds,
+      serverLoopsCpu: used.ours.loops / used.ours.seconds,
+      naiveCpu: used.naive.all / used.naive.seconds,
+      naiveLoopsCpu: used.naive.loops / used.naive.seconds
     }
   } finally {
-    await server.stop()
+    await Promise.all([server.stop(), naive.stop()])
   }
 }
 
