@@ -171,15 +171,26 @@ const onePool = (shedding = { targetMs: 0, intervalMs: 100 }): ThreadPool => new
 const spin = { name: 'spin', kind: 'cpu' } as AnyTask
 const fib = { name: 'fib', kind: 'cpu' } as AnyTask
 
+/** Runs `use` with a pool of one thread, closed after it whatever happens. */
+async function withOnePool (
+  use: (pool: ThreadPool) => Promise<void>, shedding?: { targetMs: number, intervalMs: number }
+): Promise<void> {
+  const pool = onePool(shedding)
+  try {
+    await use(pool)
+  } finally {
+    await pool.close()
+  }
+}
+
 describe('admission to the pool\'s line', () => {
   it('judges a job by how long it would wait, not only by how long the oldest has waited', async () => {
     // A burst arrives at once: the oldest waiting job is a few microseconds old when the last one
     // arrives, yet the last would wait for all the others' runs. Allowed a wait of 100 ms (the
     // burst allowance: the line has not stood over its target yet), with jobs of 20 ms, only
     // those that would start within it are admitted.
-    const pool = onePool({ targetMs: 50, intervalMs: 100 })
-    try {
-      for (let i = 0; i < 3; i++) await pool.run(spin, { ms: 20 }, new PoolAbort()) // a job's turn is learnt
+    await withOnePool(async (pool) => {
+      for (let i = 0; i < 3; i++) await pool.run(spin, { ms: 20 }, new PoolAbort()) // a job's run is learnt
       const run = async (): Promise<RunOutcome> => await pool.run(spin, { ms: 20 }, new PoolAbort())
       const burst = await Promise.allSettled(Array.from({ length: 20 }, run))
       const admitted = burst.filter((r) => r.status === 'fulfilled').length
@@ -188,9 +199,7 @@ describe('admission to the pool\'s line', () => {
       // The one that found the thread free, and about 100 / 20 behind it; never all 20.
       expect(admitted).toBeGreaterThanOrEqual(2)
       expect(admitted).toBeLessThanOrEqual(8)
-    } finally {
-      await pool.close()
-    }
+    }, { targetMs: 50, intervalMs: 100 })
   })
 })
 
@@ -211,8 +220,7 @@ describe('a CPU job whose client went away', () => {
   }
 
   it('keeps its thread when the job ends within the time a thread takes to start; its result is dropped', async () => {
-    const pool = onePool()
-    try {
+    await withOnePool(async (pool) => {
       const before = await threadOf(pool)
       const graceMs = pool.cancelGraceMs
       expect(graceMs).toBeGreaterThan(0) // measured on the first thread
@@ -220,14 +228,11 @@ describe('a CPU job whose client went away', () => {
       const { reason } = await cancelSpin(pool, 20 + graceMs / 3)
       expect(reason).toMatchObject({ code: 'CANCELLED' })
       expect(await threadOf(pool)).toBe(before)
-    } finally {
-      await pool.close()
-    }
+    })
   })
 
   it('terminates the thread of a job still running when the grace is over', async () => {
-    const pool = onePool()
-    try {
+    await withOnePool(async (pool) => {
       const before = await threadOf(pool)
       const graceMs = pool.cancelGraceMs
       const { reason, heldMs } = await cancelSpin(pool, 10_000)
@@ -235,14 +240,11 @@ describe('a CPU job whose client went away', () => {
       expect(heldMs).toBeGreaterThanOrEqual(20 + graceMs - 1) // timers may fire up to 1 ms early
       expect(heldMs).toBeLessThan(5_000) // not held for the job's 10 s
       expect(await threadOf(pool)).not.toBe(before)
-    } finally {
-      await pool.close()
-    }
+    })
   })
 
   it('is terminated at once on a timeout', async () => {
-    const pool = onePool()
-    try {
+    await withOnePool(async (pool) => {
       const before = await threadOf(pool)
       const abort = new PoolAbort()
       const running = pool.run(spin, { ms: 10_000 }, abort)
@@ -250,8 +252,6 @@ describe('a CPU job whose client went away', () => {
       abort.abort(new errors.TIMEOUT(20))
       await expect(running).rejects.toMatchObject({ code: 'TIMEOUT' })
       expect(await threadOf(pool)).not.toBe(before)
-    } finally {
-      await pool.close()
-    }
+    })
   })
 })
