@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm } from '../src/admission.js'
+import { LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm, TURN_GAP_MS } from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
 const rule = (now = 0): QueueDelayRule => new QueueDelayRule({ targetMs: 10, intervalMs: 100 }, now)
@@ -62,9 +62,12 @@ describe('QueueDelayRule (CoDel, applied at admission), on a fake clock', () => 
 })
 
 describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
+  // Each read its own turn, ended at once, with time between them: the ticker alone decides.
+  const ownTurns = (fn: () => void): void => { fn() }
+
   it('reads how far past its tick the loop is, at any moment, and refuses past the bound', () => {
     let now = 0
-    const loop = new LoopDelay(rule(), () => now)
+    const loop = new LoopDelay(rule(), () => now, ownTurns)
     now = LOOP_TICK_MS
     loop.tick()
     now += 3
@@ -82,7 +85,7 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
 
   it('late ticks make a standing queue; then the first jobs of each turn, though they read a small delay, do not end it', () => {
     let now = 0
-    const loop = new LoopDelay(rule(), () => now)
+    const loop = new LoopDelay(rule(), () => now, ownTurns)
     for (let i = 0; i < 6; i++) {
       now += LOOP_TICK_MS + 25 // every tick 25 ms late: the loop is behind, turn after turn
       loop.tick()
@@ -100,9 +103,38 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
     now += LOOP_TICK_MS + 30
     expect(loop.refusal()).toBeUndefined() // a burst again: 30 ms < 100 ms
   })
+  it('counts what a request waited through the turn before, when the loop went straight on from it', () => {
+    let now = 0
+    let endTurn: (() => void) | undefined
+    const loop = new LoopDelay(rule(), () => now, (fn) => { endTurn = fn })
+    const turnEnds = (): void => { endTurn?.(); endTurn = undefined }
+    now = LOOP_TICK_MS
+    loop.tick()
+    // A turn reads 8 requests and runs 1 ms of inline work after each: the ticker, due 5 ms
+    // after the turn began, says 3 ms behind at its end, and a request read last waited 8 ms.
+    for (let i = 0; i < 8; i++) {
+      expect(loop.refusal()).toBeUndefined()
+      now += 1
+    }
+    turnEnds()
+    // The next turn starts straight away (the ticker first): what it reads may have arrived as the
+    // turn before began, 8 ms ago, and by its 3rd ms it is past the interval's allowance.
+    now += TURN_GAP_MS / 2
+    loop.tick()
+    expect(loop.delayMs()).toBe(0) // the ticker sees nothing
+    expect(loop.refusal()).toBeUndefined() // 8.5 ms: within the 100 ms burst allowance
+    now += 92
+    expect(loop.refusal()?.message).toMatch(/event loop is 101 ms behind, over the 100 ms allowed/)
+    turnEnds()
+    // After a gap the loop waited for I/O: a request read now arrived now.
+    now += 20
+    loop.tick()
+    expect(loop.refusal()).toBeUndefined()
+  })
+
   it('with a target of 0 refuses nothing, however late, and still says how late (CPU_JOBS=auto reads it)', () => {
     let now = 0
-    const loop = new LoopDelay(new QueueDelayRule({ targetMs: 0, intervalMs: 100 }, 0), () => now)
+    const loop = new LoopDelay(new QueueDelayRule({ targetMs: 0, intervalMs: 100 }, 0), () => now, ownTurns)
     now = LOOP_TICK_MS
     loop.tick()
     now += LOOP_TICK_MS + 500
