@@ -160,8 +160,8 @@ export const TURN_GAP_MS = 1
  * ended, the loop went straight on, and what it reads may have arrived as that turn began. Read
  * so, a job is admitted only if it has waited at most the bound however early it arrived, and a
  * turn cannot hold more than the bound's worth of admitted work behind it (by hand, `spin` 1 ms
- * inline at twice the loop's capacity: admitted p99 10.9 ms against 30.9 with the ticker alone,
- * refusals' p99 11-12 ms against 33-35, the same jobs answered; docs/performance.md).
+ * inline at twice the loop's capacity: admitted p99 about 11 ms against 31 with the ticker alone,
+ * refusals' p99 about 12 ms against 34, about as many jobs answered; docs/performance.md).
  */
 export class LoopDelay {
   readonly #rule: QueueDelayRule
