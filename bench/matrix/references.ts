@@ -7,7 +7,7 @@ import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support
 import { runLoad } from '../load/run.js'
 import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
 import type { CellSpec, Load, Plan } from './plan.js'
-import { measureOverhead, type Overhead } from '../overhead/measure.js'
+import { measureOverhead, OVERHEAD_PLAN, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
 import { measureShift, type ShiftResult } from './shift.js'
 import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
@@ -213,7 +213,7 @@ export async function measureReferences (
   // The overhead figures take minutes (two clients, alternating windows): the quick run leaves
   // them to `npm run bench:overhead`.
   if (plan.name === 'full') progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
-  const overhead = plan.name === 'full' ? await measureOverhead({ rounds: plan.repeats, windowS: 3, warmupS: 2 }, (step) => progress(`overhead: ${step}`)) : undefined
+  const overhead = plan.name === 'full' ? await measureOverhead(OVERHEAD_PLAN, (step) => progress(`overhead: ${step}`)) : undefined
   progress('naive server, mixed load')
   const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('the article\'s PerformanceTester')

@@ -14,6 +14,14 @@ export function spread (values: readonly number[]): Spread {
   return { mean: sum / finite.length, min: Math.min(...finite), max: Math.max(...finite), n: finite.length }
 }
 
+/** The middle value (the mean of the two middle ones for an even count); NaN when there is none. */
+export function median (values: readonly number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
 /** a / b, or NaN when either is missing or b is 0. */
 export function ratio (a: number, b: number): number {
   return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : Number.NaN

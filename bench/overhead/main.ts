@@ -8,10 +8,10 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { projectRoot } from '../../src/paths.js'
 import { figuresTable, overheadFigures } from './figures.js'
-import { measureOverhead } from './measure.js'
+import { measureOverhead, OVERHEAD_PLAN } from './measure.js'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
-const plan = values.quick === true ? { rounds: 1, windowS: 2, warmupS: 1 } : { rounds: 3, windowS: 3, warmupS: 2 }
+const plan = values.quick === true ? { rounds: 1, windowS: 2, warmupS: 1 } : OVERHEAD_PLAN
 const dir = values.out ?? join(projectRoot, 'bench', 'results')
 const started = Date.now()
 const run = await measureOverhead(plan, (step) => process.stderr.write(`  ${Math.round((Date.now() - started) / 1000)}s ${step}\n`))
@@ -22,7 +22,7 @@ const md = [
   '',
   `${run.at}, \`npm run bench:overhead${values.quick === true ? ' -- --quick' : ''}\` (${seconds} s), Node ${run.node}, ${run.cores} cores. ` +
   `Each pair alternates windows (reference, this server, ...): ${plan.rounds} x ${plan.windowS} s per server and client, after ${plan.warmupS} s of warm-up; ` +
-  'a figure is the mean with (min-max). Rates count answered jobs only. Every server runs with its defaults. ' +
+  'a ratio is the median of the rounds\' ratios (each round: the two windows back to back), a rate the mean with (min-max). Rates count answered jobs only. Every server runs with its defaults. ' +
   'Both clients run on the same 2 cores as the servers they measure.',
   '',
   figuresTable(figures),

@@ -28,6 +28,14 @@ export interface Plan {
   warmupS: number
 }
 
+/**
+ * The full run's plan: many short rounds rather than a few long ones. On a shared 2-core machine
+ * a rate drifts by 10-30% from one minute to the next; two windows back to back see much the same
+ * machine, and the median of six such ratios is not moved by one window that caught a neighbour's
+ * burst.
+ */
+export const OVERHEAD_PLAN: Plan = { rounds: 6, windowS: 2, warmupS: 2 }
+
 /** What one window drives: posts of `body` (or GETs of `path`), with optional background traffic beside it. */
 export interface Drive {
   connections: number
@@ -74,6 +82,12 @@ export interface Pair {
   client: Client
   ours: Spread
   reference: Spread
+  /**
+   * Each round's two windows, reference then ours, back to back: a figure is read round by round,
+   * so that the machine's drift between rounds (other tenants, CPU frequency) falls on both sides
+   * of each ratio. Absent from runs made before it was kept.
+   */
+  rounds?: { ours: number[], reference: number[] }
 }
 
 /**
@@ -98,7 +112,7 @@ export async function pair (
         values.reference.push(await window(client, reference.url, drive, plan.windowS))
         values.ours.push(await window(client, ours.url, drive, plan.windowS))
       }
-      out.push({ name, client, ours: spread(values.ours), reference: spread(values.reference) })
+      out.push({ name, client, ours: spread(values.ours), reference: spread(values.reference), rounds: values })
     }
     return out
   } finally {

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest'
+import { overheadFigures } from '../../bench/overhead/figures.js'
+import type { Overhead, Pair } from '../../bench/overhead/measure.js'
+import { median, spread } from '../../bench/matrix/stats.js'
+
+const pair = (name: string, ours: number[], reference: number[], kept = true): Pair => ({
+  name,
+  client: 'autocannon',
+  ours: spread(ours),
+  reference: spread(reference),
+  ...(kept ? { rounds: { ours, reference } } : {})
+})
+
+const run = (pairs: Pair[]): Overhead => ({
+  at: '2026-12-04T00:00:00.000Z',
+  node: 'v20.20.2',
+  cores: 2,
+  plan: { rounds: 4, windowS: 2, warmupS: 2 },
+  pairs,
+  rawPiscinaPerS: 20_000,
+  cpuCeiling: { directPerS: 100, parallelPerS: 195, cores: 2, oursPerS: 190, clientCpu: 0.05, serverCpu: 1.9 },
+  memory: []
+})
+
+const figure = (r: Overhead, start: string): { value: number, met: boolean, how: string } => {
+  const found = overheadFigures(r).find((f) => f.name.startsWith(start))
+  if (found === undefined) throw new Error(`no figure ${start}`)
+  return found
+}
+
+describe('median', () => {
+  it('takes the middle value, or the mean of the two middle ones, and skips what is not finite', () => {
+    expect(median([3, 1, 2])).toBe(2)
+    expect(median([4, 1, 3, 2])).toBe(2.5)
+    expect(median([Number.NaN, 5])).toBe(5)
+    expect(median([])).toBeNaN()
+  })
+})
+
+describe('overhead figures', () => {
+  it('reads a pair round by round: one window that caught a burst does not decide the figure', () => {
+    // Three rounds where ours ran at 0.95 of the reference, and one where the machine slowed down
+    // during our window only. The ratio of the means reads 0.84; the rounds read 0.95.
+    const r = run([pair('GET /health', [950, 950, 950, 500], [1000, 1000, 1000, 1000])])
+    const health = figure(r, '`GET /health`')
+    expect(health.value).toBeCloseTo(0.95, 6)
+    expect(health.met).toBe(true)
+    expect(health.how).toContain('median of 4 rounds\' ratios (0.5-0.95)')
+  })
+
+  it('pairs the windows in order, not the sorted rates', () => {
+    // The machine drifts from fast to slow; ours is always 0.8 of the window just before it.
+    const reference = [1000, 800, 600, 400]
+    const r = run([pair('GET /health', reference.map((v) => v * 0.8), reference)])
+    expect(figure(r, '`GET /health`').value).toBeCloseTo(0.8, 6)
+    expect(figure(r, '`GET /health`').met).toBe(false)
+  })
+
+  it('composes each round\'s inline rate with raw Piscina for the pool job', () => {
+    // inline 20,000/s and raw Piscina 20,000/s compose to 10,000/s; ours 8,500/s is 0.85 of it.
+    const r = run([pair('trivial job, pool against inline', [8500, 4250], [20_000, 10_000])])
+    // second round: inline 10,000 composes to 1 / (1/10,000 + 1/20,000) = 6,667; 4,250 is 0.6375 of it
+    const pool = figure(r, 'trivial pool job')
+    expect(pool.value).toBeCloseTo((0.85 + 4250 / (1 / (1 / 10_000 + 1 / 20_000))) / 2, 6)
+  })
+
+  it('falls back to the ratio of the means for a run that kept no rounds', () => {
+    const r = run([pair('GET /health', [900, 500], [1000, 1000], false)])
+    const health = figure(r, '`GET /health`')
+    expect(health.value).toBeCloseTo(0.7, 6)
+    expect(health.how).toContain('ratio of the means')
+  })
+})
