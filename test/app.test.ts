@@ -47,6 +47,14 @@ describe('POST /jobs', () => {
     expect(res.headers['server-timing']).toMatch(/^queue;dur=0, run;dur=[\d.]+, total;dur=[\d.]+$/)
   })
 
+  it('writes the answer\'s fields in the documented order, a structured result as the task returned it', async () => {
+    // The answer is serialized from a response schema; fast-json-stringify writes required
+    // properties first, so an answer schema that listed some as required would reorder them.
+    const app = await build({ MODE: 'event-loop' })
+    const res = await app.inject(job('primes', { limit: 100 }))
+    expect(res.body).toMatch(/^\{"task":"primes","kind":"cpu","result":\{"count":25,"largest":97\},"timing":\{"queuedMs":0,"runMs":[\d.]+,"totalMs":[\d.]+\},"ranOn":\{"pid":\d+,"threadId":0,"via":"inline"\}\}$/)
+  })
+
   it.each(['application/msgpack', 'application/x-msgpack', 'application/vnd.msgpack'])('takes %s and answers MessagePack when Accept asks', async (type) => {
     const app = await build({ MODE: 'event-loop' })
     const res = await app.inject({ method: 'POST', url: '/jobs', headers: { 'content-type': type, accept: type }, payload: encodeMsgpack({ task: 'primes', input: { limit: 100 } }) })
