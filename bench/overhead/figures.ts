@@ -1,6 +1,6 @@
 /** The ratios this server holds itself to, from one overhead run (measure.ts), per client. */
 import type { Client, Overhead, Pair } from './measure.js'
-import { fmt, fmtSpread, median, ratio } from '../matrix/stats.js'
+import { fmt, fmtSpread, median, ratio, spread } from '../matrix/stats.js'
 
 export interface Figure {
   name: string
@@ -21,8 +21,8 @@ function pairRatio (p: Pair, reference: (rate: number) => number): { value: numb
   const rounds = p.rounds
   if (rounds === undefined || rounds.ours.length === 0) return { value: ratio(p.ours.mean, reference(p.reference.mean)), how: 'ratio of the means' }
   const each = rounds.ours.map((ours, i) => ratio(ours, reference(rounds.reference[i] as number)))
-  const finite = each.filter((v) => Number.isFinite(v))
-  const range = finite.length > 1 ? ` (${fmt(Math.min(...finite))}-${fmt(Math.max(...finite))})` : ''
+  const { n, min, max } = spread(each)
+  const range = n > 1 ? ` (${fmt(min)}-${fmt(max)})` : ''
   return { value: median(each), how: `median of ${each.length} rounds' ratios${range}` }
 }
 
