@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm, TURN_GAP_MS } from '../src/admission.js'
+import { LATE_SHARE, LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm, TURN_GAP_MS, WaitCalibration } from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
 const rule = (now = 0): QueueDelayRule => new QueueDelayRule({ targetMs: 10, intervalMs: 100 }, now)
@@ -185,6 +185,62 @@ describe('WaitingLine: jobs waiting for a pool thread, with the age of the oldes
     while (line.next()) { /* let everyone through */ }
     await Promise.all(all)
     expect(order).toEqual(Array.from({ length: 5000 }, (_, i) => i))
+  })
+})
+
+describe('WaitCalibration: the line\'s wait forecast, read through what admitted jobs then waited', () => {
+  const TARGET = 50
+  /** Jobs whose waits are late (past the target) in `lateShare` of cases, evenly spread. */
+  function feed (c: WaitCalibration, jobs: number, lateShare: number): void {
+    let late = 0
+    for (let i = 1; i <= jobs; i++) {
+      const isLate = late < Math.floor(i * lateShare)
+      if (isLate) late++
+      c.waited(isLate ? TARGET + 30 : TARGET - 10, TARGET - 5, TARGET)
+    }
+  }
+
+  it('keeps the forecast as it is while every job starts on time', () => {
+    const c = new WaitCalibration()
+    feed(c, 10_000, 0)
+    expect(c.factor).toBe(1)
+    c.waited(TARGET, TARGET, TARGET) // at the target is on time
+    expect(c.factor).toBe(1)
+  })
+
+  it('counts only jobs admitted on a forecast of at least half the target: a stall under a short line corrects no forecast', () => {
+    const c = new WaitCalibration()
+    for (let i = 0; i < 1000; i++) c.waited(TARGET * 3, TARGET / 2 - 0.1, TARGET)
+    expect(c.factor).toBe(1)
+    c.waited(TARGET * 3, TARGET / 2, TARGET)
+    expect(c.factor).toBeGreaterThan(1)
+  })
+
+  it('counts the forecast for more while more than LATE_SHARE of the jobs wait past the target, and settles where that share is late', () => {
+    const c = new WaitCalibration()
+    feed(c, 1000, 0.2)
+    const raised = c.factor
+    expect(raised).toBeGreaterThan(1)
+    // At exactly LATE_SHARE late, the factor holds (each late job's step is undone by the on-time ones).
+    feed(c, 10_000, LATE_SHARE)
+    expect(c.factor).toBeCloseTo(raised, 1)
+  })
+
+  it('comes back to 1 once jobs start on time again, and never counts a forecast for less than itself', () => {
+    const c = new WaitCalibration()
+    feed(c, 200, 0.5)
+    expect(c.factor).toBeGreaterThan(2)
+    feed(c, 100_000, 0)
+    expect(c.factor).toBe(1)
+  })
+
+  it('is bounded above, and does nothing when shedding is off (target 0)', () => {
+    const c = new WaitCalibration()
+    for (let i = 0; i < 10_000; i++) c.waited(1e6, TARGET, TARGET)
+    expect(c.factor).toBe(5)
+    const off = new WaitCalibration()
+    off.waited(1e6, 1e6, 0)
+    expect(off.factor).toBe(1)
   })
 })
 

@@ -77,6 +77,7 @@ export class ServerMetrics {
       perProcess('pool_max_threads', 'Pool threads allowed, per process', () => pool.maxThreads)
       perProcess('pool_queue_depth', 'Jobs waiting for a pool thread, per process', () => pool.queued)
       perProcess('pool_utilization', 'Share of the pool\'s thread time spent running jobs since it started, per process', () => pool.utilization)
+      perProcess('pool_wait_calibration', 'How many times itself admission counts the pool line\'s wait forecast for (1 while jobs start on time), per process', () => pool.waitCalibration)
     }
     const auto = sources.auto
     if (auto !== undefined) {

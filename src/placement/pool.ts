@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
-import { QueueDelayRule, RetryStorm, type DelayRuleOptions } from '../admission.js'
+import { QueueDelayRule, RetryStorm, WaitCalibration, type DelayRuleOptions } from '../admission.js'
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
@@ -81,7 +81,7 @@ export interface ThreadPoolOptions {
 
 /**
  * One Piscina pool per process, shared by every placement that uses it. Admission is decided here:
- * by the queue's delay (src/admission.ts; #waitMs says how it is read), and by MAX_QUEUE, the
+ * by the queue's delay (src/admission.ts; #forecastMs says how it is read), and by MAX_QUEUE, the
  * memory bound: jobs waiting for a thread, exactly. Piscina is handed one job per thread at a
  * time; the others wait in this pool's own line (waiting-line.ts says why).
  */
@@ -90,6 +90,7 @@ export class ThreadPool {
   readonly #line = new WaitingLine()
   readonly #delayRule: QueueDelayRule
   readonly #storm: RetryStorm
+  readonly #calibration = new WaitCalibration()
   readonly #maxThreads: number
   readonly #maxQueue: number
   /** Jobs handed to Piscina and not yet settled: at most one per thread. */
@@ -162,12 +163,15 @@ export class ThreadPool {
   async run (task: AnyTask, input: unknown, signal: PoolAbort): Promise<RunOutcome> {
     const now = performance.now()
     const threadFree = this.#running < this.#maxThreads && this.#line.size === 0
+    /** The wait forecast this job was admitted on, the factor applied (0: it found a thread free). */
+    let forecastMs = 0
     if (threadFree) {
       this.#running++
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
     } else {
       if (this.#line.size >= this.#maxQueue) return await this.#refuse('every pool thread busy and MAX_QUEUE jobs waiting', now)
-      const delayMs = this.#waitMs(now)
+      forecastMs = this.#forecastMs()
+      const delayMs = Math.max(this.#line.oldestWaitMs(now), forecastMs)
       if (!this.#delayRule.admits(delayMs, now)) {
         return await this.#refuse(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`, now)
       }
@@ -193,12 +197,14 @@ export class ThreadPool {
       this.#settled()
     }
     this.#learnRun(reply.runMs)
+    const queuedMs = Math.max(0, reply.startedAt - arrivedAt)
+    this.#calibration.waited(queuedMs, forecastMs, this.#delayRule.targetMs)
     // A job that ended within its grace: its client is gone, and so is its result.
     if (signal.aborted) throw signal.reason
     if (!reply.ok) throw codedError(reply.code, reply.message)
     return {
       result: reply.result,
-      queuedMs: Math.max(0, reply.startedAt - arrivedAt),
+      queuedMs,
       runMs: reply.runMs,
       threadId: reply.threadId,
       // A job that found a thread free was handed to Piscina as it arrived; one that waited is
@@ -222,15 +228,21 @@ export class ThreadPool {
   }
 
   /**
-   * The queueing delay admission judges a job arriving at `now` by: the longer of how long the
-   * oldest waiting job has waited, and how long this one would wait (the runs of the jobs ahead of
-   * it, spread over the threads). The first alone lags: in a burst the line fills faster than the
+   * How long a job arriving now would wait: the runs of the jobs ahead of it, spread over the
+   * threads. Admission judges a job by the longer of this and how long the oldest waiting job has
+   * waited. The second alone lags: in a burst the line fills faster than the
    * threads empty it, while its oldest job is still young, and those admitted last then wait far
    * longer than the target (at twice the sustainable rate of 5 ms jobs, a p99 wait of 177 ms
-   * against a target of 50 ms; docs/performance.md has the run).
+   * against a target of 50 ms; docs/performance.md has the run). The forecast is read through
+   * what the jobs admitted on it then waited (WaitCalibration): 1 while they start on time.
    */
-  #waitMs (now: number): number {
-    return Math.max(this.#line.oldestWaitMs(now), this.#line.size * this.#runMs / this.#maxThreads)
+  #forecastMs (): number {
+    return this.#line.size * this.#runMs / this.#maxThreads * this.#calibration.factor
+  }
+
+  /** How many times itself the line's wait forecast counts for (WaitCalibration): 1 while jobs start on time. */
+  get waitCalibration (): number {
+    return this.#calibration.factor
   }
 
   /**

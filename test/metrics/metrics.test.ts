@@ -32,7 +32,7 @@ describe('GET /metrics', () => {
     expect(text).not.toContain('x/../y')
     expect(sum(text, 'job_duration_seconds_count', { task: 'fib' })).toBe(2)
     expect(sum(text, 'job_queue_wait_seconds_count')).toBe(2)
-    for (const name of ['event_loop_delay_seconds', 'event_loop_utilization', 'pool_threads', 'pool_max_threads', 'pool_queue_depth', 'pool_utilization',
+    for (const name of ['event_loop_delay_seconds', 'event_loop_utilization', 'pool_threads', 'pool_max_threads', 'pool_queue_depth', 'pool_utilization', 'pool_wait_calibration',
       'websocket_connections', 'websocket_jobs_in_flight', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']) {
       expect(text, name).toMatch(new RegExp(`^${name}(\\{| )`, 'm'))
     }
