@@ -38,6 +38,11 @@ export interface References {
     thresholdMs: number | undefined,
     rounds?: number,
     windowS?: number,
+    /**
+     * Each round's jobs/s, [cost][round], inline, pool and auto (absent from runs before it): the
+     * auto line's ratio is then the median of the rounds' ratios (report.ts, autoSweep).
+     */
+    perRound?: { inline: number[][], pool: number[][], auto: number[][] },
     /** SPIN_ITERATIONS_PER_MS given to the three servers (absent from runs where each thread measured its own). */
     spinIterationsPerMs?: number
   }
@@ -165,11 +170,17 @@ async function performanceTester (
   }
 }
 
+/** The spin sweep's rounds and their windows (s): three servers x eight costs x 6 s, about 2.5 minutes. */
+const SWEEP = { rounds: 6, windowS: 1 }
+
 /**
  * jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one
  * process, and the same pool's layout with each job placed by its measured cost (`auto`). The three
  * servers are up at once and, at each cost, measured in alternation (`rounds` windows each, the
- * mean kept), so that the machine's drift falls on all three.
+ * mean kept), so that the machine's drift falls on all three. Each round starts with the next
+ * server in turn, so that none is always measured right after the same other one, and each
+ * round's figures are kept: a ratio between servers is taken round by round (the median of the
+ * rounds'), so that one window that caught a burst on a shared host does not move it.
  */
 async function offload (
   upstreamUrl: string, windowS: number, rounds: number, costsMs: number[], spinIterationsPerMs: number
@@ -177,28 +188,34 @@ async function offload (
   const cores = availableParallelism()
   const envs: Array<Record<string, string>> = [{ MODE: 'event-loop' }, { MODE: 'hybrid', PROCESSES: '1' }, { MODE: 'auto', PROCESSES: '1' }]
   const shared = { ...NO_SHEDDING, UPSTREAM_URL: upstreamUrl, SPIN_ITERATIONS_PER_MS: String(spinIterationsPerMs) }
-  const sweeps: Array<{ server: ServerProcess, perS: number[], sum: number }> = []
+  const sweeps: Array<{ server: ServerProcess, perS: number[], rounds: number[][] }> = []
   try {
     for (const env of envs) {
       const server = await startServer({ ...shared, ...env })
-      sweeps.push({ server, perS: [], sum: 0 })
+      sweeps.push({ server, perS: [], rounds: [] })
     }
     for (const ms of costsMs) {
       const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
       // Auto learns the new cost from its warm-up, as from any first jobs of a task.
-      for (const s of sweeps) {
-        await runLoad(loadOptions(s.server.url, load, 0.2))
-        s.sum = 0
-      }
+      for (const s of sweeps) await runLoad(loadOptions(s.server.url, load, 0.2))
+      const atCost = sweeps.map(() => [] as number[])
       for (let r = 0; r < rounds; r++) {
-        for (const s of sweeps) s.sum += (await runLoad(loadOptions(s.server.url, load, windowS))).jobsPerS
+        for (let k = 0; k < sweeps.length; k++) {
+          const i = (r + k) % sweeps.length
+          atCost[i]?.push((await runLoad(loadOptions((sweeps[i] as typeof sweeps[number]).server.url, load, windowS))).jobsPerS)
+        }
       }
-      for (const s of sweeps) s.perS.push(s.sum / rounds)
+      sweeps.forEach((s, i) => {
+        const perRound = atCost[i] ?? []
+        s.rounds.push(perRound)
+        s.perS.push(perRound.reduce((a, b) => a + b, 0) / rounds)
+      })
     }
     const [inlinePerS = [], poolPerS = [], autoPerS = []] = sweeps.map((s) => s.perS)
+    const [inline = [], pool = [], auto = []] = sweeps.map((s) => s.rounds)
     const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
     const thresholdMs = at < 0 ? undefined : costsMs[at]
-    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs }
+    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs, perRound: { inline, pool, auto } }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))
   }
@@ -226,7 +243,7 @@ export async function measureReferences (
   const spinIterationsPerMs = full ? Math.round(measureIterationsPerMs()) : 0
   if (full) progress('CPU offload threshold')
   const costsMs = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
-  const off = full ? await offload(upstreamUrl, 1.5, plan.repeats, costsMs, spinIterationsPerMs) : undefined
+  const off = full ? await offload(upstreamUrl, SWEEP.windowS, SWEEP.rounds, costsMs, spinIterationsPerMs) : undefined
   if (full) progress('a shifting cost: inline, pool and CPU_JOBS=auto')
   const shift = full
     ? await measureShift(upstreamUrl, {

@@ -6,7 +6,7 @@ import type { CellResult, Measurement } from './cell.js'
 import { bars, groupedBars, lines, renderSvg, series } from './charts.js'
 import { USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
-import { fmt, fmtSpread, ratio, spread, type Spread } from './stats.js'
+import { fmt, fmtSpread, median, ratio, spread, type Spread } from './stats.js'
 import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
 import { AUTO_KEEPS, autoAgainstFixed, coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
 
@@ -84,11 +84,18 @@ export function figures (run: MatrixRun): Figure[] {
   return out
 }
 
-/** The spin sweep's auto line against the better fixed placement at each cost; undefined before it was measured. */
+/**
+ * The spin sweep's auto line against the better fixed placement at each cost; undefined before it
+ * was measured. Where each round was kept, the median of the rounds' ratios (each against the
+ * better placement of its round); in runs before, the ratio of the means.
+ */
 export function autoSweep (offload: References['offload']): { ratios: number[], lowest: { costMs: number, ratio: number } } | undefined {
   if (offload?.autoPerS === undefined) return undefined
   const better = (i: number): number => Math.max(offload.inlinePerS[i] ?? 0, offload.poolPerS[i] ?? 0)
-  const ratios = offload.costsMs.map((_, i) => (offload.autoPerS?.[i] ?? Number.NaN) / better(i))
+  const rounds = offload.perRound
+  const ratios = offload.costsMs.map((_, i) => rounds === undefined
+    ? (offload.autoPerS?.[i] ?? Number.NaN) / better(i)
+    : median((rounds.auto[i] ?? []).map((a, r) => a / Math.max(rounds.inline[i]?.[r] ?? 0, rounds.pool[i]?.[r] ?? 0))))
   const at = ratios.reduce((lo, r, i) => r < (ratios[lo] ?? Infinity) ? i : lo, 0)
   return { ratios, lowest: { costMs: offload.costsMs[at] as number, ratio: ratios[at] as number } }
 }
@@ -240,6 +247,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1)` +
       `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.` +
       `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}` +
+      `${refs.offload.perRound === undefined ? '' : ' Each round starts with the next server in turn; auto\'s ratio at a cost is the median of the rounds\' ratios, each against the better placement of its round.'}` +
       `${pinnedSpin(refs.offload.spinIterationsPerMs)}\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
       ['inline jobs/s', ...refs.offload.inlinePerS.map(fmt)],

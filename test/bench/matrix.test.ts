@@ -6,7 +6,7 @@ import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
 import { worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
-import { figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
+import { autoSweep, figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
 import { rowsAcrossRuns, said, stabilityMarkdown } from '../../bench/matrix/stability.js'
@@ -212,6 +212,23 @@ describe('auto against the fixed models', () => {
 })
 
 describe('report', () => {
+  it('reads the spin sweep\'s auto line round by round where the rounds were kept, and by the means in runs before', () => {
+    const means = { costsMs: [0.05, 5], inlinePerS: [10_000, 160], poolPerS: [6_000, 300], autoPerS: [9_000, 297], thresholdMs: 5 }
+    expect(autoSweep(means)?.ratios).toEqual([0.9, 0.99])
+    // At 0.05 ms a burst halved auto's second round: the mean of the rounds reads 0.75, the rounds' ratios 1, 0.5, 0.99.
+    const perRound = {
+      inline: [[10_000, 10_000, 10_000], [160, 160, 160]],
+      pool: [[6_000, 6_000, 6_000], [300, 300, 300]],
+      auto: [[10_000, 5_000, 9_900], [300, 291, 300]]
+    }
+    const sweep = autoSweep({ ...means, autoPerS: [8_300, 297], perRound })
+    expect(sweep?.ratios).toEqual([0.99, 1])
+    expect(sweep?.lowest).toEqual({ costMs: 0.05, ratio: 0.99 })
+    // Each round against the better placement of that round, not of the means.
+    const swapped = autoSweep({ ...means, perRound: { inline: [[100, 100, 100], [1, 1, 1]], pool: [[200, 50, 200], [1, 1, 1]], auto: [[190, 95, 150], [1, 1, 1]] } })
+    expect(swapped?.ratios[0]).toBeCloseTo(0.95, 10)
+  })
+
   it('computes the ratios it holds itself to from the same run', () => {
     const f = figures(syntheticRun())
     expect(f.find((x) => x.name.startsWith('hybrid I/O p99'))).toMatchObject({ value: 50 / 41, met: true })
