@@ -202,7 +202,8 @@ async function offload (
       for (let r = 0; r < rounds; r++) {
         for (let k = 0; k < sweeps.length; k++) {
           const i = (r + k) % sweeps.length
-          atCost[i]?.push((await runLoad(loadOptions((sweeps[i] as typeof sweeps[number]).server.url, load, windowS))).jobsPerS)
+          const { server } = sweeps[i] as typeof sweeps[number]
+          atCost[i]?.push((await runLoad(loadOptions(server.url, load, windowS))).jobsPerS)
         }
       }
       sweeps.forEach((s, i) => {
@@ -215,7 +216,8 @@ async function offload (
     const [inline = [], pool = [], auto = []] = sweeps.map((s) => s.rounds)
     const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
     const thresholdMs = at < 0 ? undefined : costsMs[at]
-    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs, perRound: { inline, pool, auto } }
+    const perRound = { inline, pool, auto }
+    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs, perRound }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))
   }

@@ -213,9 +213,12 @@ describe('auto against the fixed models', () => {
 
 describe('report', () => {
   it('reads the spin sweep\'s auto line round by round where the rounds were kept, and by the means in runs before', () => {
-    const means = { costsMs: [0.05, 5], inlinePerS: [10_000, 160], poolPerS: [6_000, 300], autoPerS: [9_000, 297], thresholdMs: 5 }
+    const means = {
+      costsMs: [0.05, 5], inlinePerS: [10_000, 160], poolPerS: [6_000, 300], autoPerS: [9_000, 297], thresholdMs: 5
+    }
     expect(autoSweep(means)?.ratios).toEqual([0.9, 0.99])
-    // At 0.05 ms a burst halved auto's second round: the mean of the rounds reads 0.75, the rounds' ratios 1, 0.5, 0.99.
+    // At 0.05 ms a burst halved auto's second round: the mean of the rounds reads 0.83,
+    // the rounds' ratios 1, 0.5 and 0.99.
     const perRound = {
       inline: [[10_000, 10_000, 10_000], [160, 160, 160]],
       pool: [[6_000, 6_000, 6_000], [300, 300, 300]],
@@ -225,7 +228,12 @@ describe('report', () => {
     expect(sweep?.ratios).toEqual([0.99, 1])
     expect(sweep?.lowest).toEqual({ costMs: 0.05, ratio: 0.99 })
     // Each round against the better placement of that round, not of the means.
-    const swapped = autoSweep({ ...means, perRound: { inline: [[100, 100, 100], [1, 1, 1]], pool: [[200, 50, 200], [1, 1, 1]], auto: [[190, 95, 150], [1, 1, 1]] } })
+    const swapped = autoSweep({
+      ...means,
+      perRound: {
+        inline: [[100, 100, 100], [1, 1, 1]], pool: [[200, 50, 200], [1, 1, 1]], auto: [[190, 95, 150], [1, 1, 1]]
+      }
+    })
     expect(swapped?.ratios[0]).toBeCloseTo(0.95, 10)
   })
 
