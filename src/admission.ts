@@ -101,7 +101,7 @@ const CALIBRATION_MAX = 5
  * waited 60 ms (the machine stalled the process) says nothing a factor could correct; counted, it
  * would make a mixed line refuse costly jobs for a stall. A line whose jobs start on time keeps the
  * factor at 1, the forecast as it is; so does every load that never fills the line to half the
- * target. The same run with it: p99 wait 42-45 ms, as many jobs admitted.
+ * target. The same run with it: p99 wait 42-48 ms, as many jobs admitted (docs/performance.md).
  */
 export class WaitCalibration {
   #factor = 1

@@ -10,6 +10,7 @@ import type { CellSpec, Load, Plan } from './plan.js'
 import { measureOverhead, OVERHEAD_PLAN, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
 import { measureShift, type ShiftResult } from './shift.js'
+import { spread } from './stats.js'
 import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
@@ -188,32 +189,30 @@ async function offload (
   const cores = availableParallelism()
   const envs: Array<Record<string, string>> = [{ MODE: 'event-loop' }, { MODE: 'hybrid', PROCESSES: '1' }, { MODE: 'auto', PROCESSES: '1' }]
   const shared = { ...NO_SHEDDING, UPSTREAM_URL: upstreamUrl, SPIN_ITERATIONS_PER_MS: String(spinIterationsPerMs) }
-  const sweeps: Array<{ server: ServerProcess, perS: number[], rounds: number[][] }> = []
+  // Each server's jobs/s, [cost][round].
+  const sweeps: Array<{ server: ServerProcess, rounds: number[][] }> = []
   try {
     for (const env of envs) {
       const server = await startServer({ ...shared, ...env })
-      sweeps.push({ server, perS: [], rounds: [] })
+      sweeps.push({ server, rounds: [] })
     }
-    for (const ms of costsMs) {
+    for (const [c, ms] of costsMs.entries()) {
       const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
       // Auto learns the new cost from its warm-up, as from any first jobs of a task.
-      for (const s of sweeps) await runLoad(loadOptions(s.server.url, load, 0.2))
-      const atCost = sweeps.map(() => [] as number[])
+      for (const s of sweeps) {
+        s.rounds[c] = []
+        await runLoad(loadOptions(s.server.url, load, 0.2))
+      }
       for (let r = 0; r < rounds; r++) {
         for (let k = 0; k < sweeps.length; k++) {
-          const i = (r + k) % sweeps.length
-          const { server } = sweeps[i] as typeof sweeps[number]
-          atCost[i]?.push((await runLoad(loadOptions(server.url, load, windowS))).jobsPerS)
+          const s = sweeps[(r + k) % sweeps.length] as typeof sweeps[number]
+          s.rounds[c]?.push((await runLoad(loadOptions(s.server.url, load, windowS))).jobsPerS)
         }
       }
-      sweeps.forEach((s, i) => {
-        const perRound = atCost[i] ?? []
-        s.rounds.push(perRound)
-        s.perS.push(perRound.reduce((a, b) => a + b, 0) / rounds)
-      })
     }
-    const [inlinePerS = [], poolPerS = [], autoPerS = []] = sweeps.map((s) => s.perS)
     const [inline = [], pool = [], auto = []] = sweeps.map((s) => s.rounds)
+    const means = (perCost: number[][]): number[] => perCost.map((r) => spread(r).mean)
+    const [inlinePerS, poolPerS, autoPerS] = [means(inline), means(pool), means(auto)]
     const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
     const thresholdMs = at < 0 ? undefined : costsMs[at]
     const perRound = { inline, pool, auto }

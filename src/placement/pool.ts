@@ -229,12 +229,12 @@ export class ThreadPool {
 
   /**
    * How long a job arriving now would wait: the runs of the jobs ahead of it, spread over the
-   * threads. Admission judges a job by the longer of this and how long the oldest waiting job has
-   * waited. The second alone lags: in a burst the line fills faster than the
-   * threads empty it, while its oldest job is still young, and those admitted last then wait far
-   * longer than the target (at twice the sustainable rate of 5 ms jobs, a p99 wait of 177 ms
-   * against a target of 50 ms; docs/performance.md has the run). The forecast is read through
-   * what the jobs admitted on it then waited (WaitCalibration): 1 while they start on time.
+   * threads, read through what the jobs admitted on it then waited (WaitCalibration). Admission
+   * judges a job by the longer of this and how long the oldest waiting job has waited. The second
+   * alone lags: in a burst the line fills faster than the threads empty it, while its oldest job
+   * is still young, and those admitted last then wait far longer than the target (at twice the
+   * sustainable rate of 5 ms jobs, a p99 wait of 177 ms against a target of 50 ms;
+   * docs/performance.md has the run).
    */
   #forecastMs (): number {
     return this.#line.size * this.#runMs / this.#maxThreads * this.#calibration.factor
