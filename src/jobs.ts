@@ -137,6 +137,8 @@ export class JobRunner {
         maxThreads: config.threads,
         maxQueue: config.maxQueue,
         heapMb: config.threadHeapMb,
+        // A pool of CPU jobs alone, of a fixed size (every layout but `threads` and IO_JOBS=pool).
+        pipeline: config.ioJobs !== 'pool' && config.minThreads === config.threads,
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
         workerData: {
           faultTasks: config.faultTasks,

@@ -14,6 +14,8 @@ export interface PoolRequest {
    * thread (a V8 isolate) per cancelled job.
    */
   control?: MessagePort
+  /** CPU jobs only: the job's cell in the pool's tickets (src/placement/tickets.ts). */
+  slot?: number
 }
 
 export const CONTROL_ABORT = 'abort'
@@ -38,9 +40,15 @@ export interface Ran {
  * A task's own coded failure (UPSTREAM_FAILED, ...) comes back as data; anything else it throws,
  * Piscina rejects with.
  */
-export type PoolReply =
-  | (Ran & { ok: true, result: unknown })
-  | (Ran & { ok: false, code: ErrorCode, message: string })
+export type PoolAnswer =
+  | (Ran & { ok: true, result: unknown, skipped?: undefined })
+  | (Ran & { ok: false, code: ErrorCode, message: string, skipped?: undefined })
+
+/**
+ * What a thread answers: the job's answer, or that it skipped a CPU job cancelled before it began
+ * (never a probe or an I/O job).
+ */
+export type PoolReply = PoolAnswer | { ok: false, skipped: true }
 
 /** Given to every pool thread when it starts (Piscina's workerData). */
 export interface PoolWorkerData {
@@ -55,4 +63,6 @@ export interface PoolWorkerData {
    */
   backends: BackendsConfig
   logLevel: LogLevel
+  /** The cells of the pool's tickets (src/placement/tickets.ts): memory every thread shares with the event loop. */
+  tickets: Int32Array
 }

@@ -7,7 +7,8 @@ import { QueueDelayRule, RetryStorm, WaitCalibration, type DelayRuleOptions } fr
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
-import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { CONTROL_ABORT, PROBE_TASK, type PoolAnswer, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { HANDED, Tickets } from './tickets.js'
 import type { Crossing, JobAbort, Placement, RunOutcome } from './types.js'
 import { WaitingLine } from './waiting-line.js'
 
@@ -16,23 +17,17 @@ function threadEnv (): NodeJS.ProcessEnv {
   return env
 }
 
-const crossingOf = (reply: PoolReply, handedAt: number): Crossing =>
+const crossingOf = (reply: PoolAnswer, handedAt: number): Crossing =>
   ({ handOffMs: Math.max(0, reply.startedAt - handedAt), threadIdleMs: reply.idleMs })
 
 /**
- * A pool job's abort: what Piscina listens to (it takes an emitter of 'abort' as well as an
- * AbortSignal), at a fraction of an AbortSignal's cost to make.
- *
- * The job counts as aborted at once (`aborted`, `reason`: a job still waiting for a thread never
- * starts), but a cancellation of a CPU job already handed to a thread reaches Piscina, which
- * terminates that thread, only after a grace the pool sets (ThreadPool says why); a timeout
- * reaches it at once.
+ * A pool job's abort: an emitter of 'abort', at a fraction of an AbortSignal's cost to make. The
+ * job counts as aborted at once (`aborted`, `reason`): a job still waiting for a thread never
+ * starts. What happens to one already handed to a thread is the pool's to decide (ThreadPool.#stop).
  */
 export class PoolAbort extends EventEmitter implements JobAbort {
   aborted = false
   reason: unknown = undefined
-  #graceMs = 0
-  #grace: NodeJS.Timeout | undefined
 
   get signal (): this {
     return this
@@ -42,22 +37,7 @@ export class PoolAbort extends EventEmitter implements JobAbort {
     if (this.aborted) return
     this.aborted = true
     this.reason = reason
-    if (this.#graceMs > 0 && (reason as { code?: unknown }).code === 'CANCELLED') {
-      this.#grace = setTimeout(() => this.emit('abort'), this.#graceMs)
-      return
-    }
     this.emit('abort')
-  }
-
-  /** From now until settled(), a cancellation waits `ms` before it is heard. */
-  graceFor (ms: number): void {
-    this.#graceMs = ms
-  }
-
-  /** The job has ended: nothing is left to stop. */
-  settled (): void {
-    this.#graceMs = 0
-    if (this.#grace !== undefined) clearTimeout(this.#grace)
   }
 }
 
@@ -65,6 +45,16 @@ export class PoolAbort extends EventEmitter implements JobAbort {
 const RUN_AVERAGE_OVER = 16
 /** How many times the average a single run counts for at most. */
 const RUN_OUTLIER = 4
+/** Jobs a thread of a pipelining pool is handed at most at once: the one it runs and the next. */
+const PIPELINE_DEPTH = 2
+/**
+ * A pool of several threads pipelines while a job's average run is under this, in ms. Handing
+ * a job to a busy thread saves the crossing (tens of microseconds: the thread is woken, then
+ * the event loop), which counts for a job of a millisecond or less; but the job then waits for
+ * that thread even if another one frees first, which costs more than it saves for longer jobs.
+ * A pool of one thread always pipelines: its next job waits for that thread either way.
+ */
+const PIPELINE_BELOW_MS = 1
 
 export interface ThreadPoolOptions {
   minThreads: number
@@ -73,8 +63,14 @@ export interface ThreadPoolOptions {
   maxQueue: number
   /** V8 old-generation size of each thread, in MiB: past it the thread dies and its job fails, not the process. */
   heapMb: number
-  /** What each thread is given when it starts. */
-  workerData: PoolWorkerData
+  /** What each thread is given when it starts (the pool adds its tickets). */
+  workerData: Omit<PoolWorkerData, 'tickets'>
+  /**
+   * The pool runs CPU jobs only, on a fixed number of threads: a thread is then handed its next
+   * job while it runs one (PIPELINE_BELOW_MS says when). Not for a pool that runs I/O jobs or
+   * grows under load (`threads`: a thread per job is the model it shows).
+   */
+  pipeline: boolean
   /** Admission by the queue's delay: the target for a job's wait for a thread, and the interval. */
   shedding: DelayRuleOptions
 }
@@ -83,7 +79,8 @@ export interface ThreadPoolOptions {
  * One Piscina pool per process, shared by every placement that uses it. Admission is decided here:
  * by the queue's delay (src/admission.ts; #forecastMs says how it is read), and by MAX_QUEUE, the
  * memory bound: jobs waiting for a thread, exactly. Piscina is handed one job per thread at a
- * time; the others wait in this pool's own line (waiting-line.ts says why).
+ * time, or two when the pool pipelines; the others wait in this pool's own line (waiting-line.ts
+ * says why). A CPU job handed to a thread has a ticket (tickets.ts): how it is stopped.
  */
 export class ThreadPool {
   readonly #piscina: Piscina<PoolRequest, PoolReply>
@@ -93,7 +90,11 @@ export class ThreadPool {
   readonly #calibration = new WaitCalibration()
   readonly #maxThreads: number
   readonly #maxQueue: number
-  /** Jobs handed to Piscina and not yet settled: at most one per thread. */
+  readonly #pipeline: boolean
+  readonly #tickets: Tickets
+  /** Threads this pool terminated, until Piscina has failed their jobs: a job one took with it is handed again. */
+  readonly #terminated = new Set<number>()
+  /** Jobs handed to Piscina and not yet settled: at most #handLimit(). */
   #running = 0
   /**
    * A job's run on its thread, in ms, as the thread timed it: a moving average over the jobs so
@@ -105,19 +106,22 @@ export class ThreadPool {
   #threadStartMs = 0
 
   constructor (options: ThreadPoolOptions) {
+    const tickets = new Tickets(options.maxThreads * (options.pipeline ? PIPELINE_DEPTH : 1))
+    this.#tickets = tickets
+    this.#pipeline = options.pipeline
     this.#piscina = new Piscina({
       filename: poolWorkerFile,
       minThreads: options.minThreads,
       maxThreads: options.maxThreads,
       // Threads above minThreads were started for a burst; keep them a while rather than churn.
       idleTimeout: 30_000,
-      concurrentTasksPerWorker: 1,
+      concurrentTasksPerWorker: options.pipeline ? PIPELINE_DEPTH : 1,
       // A profiler's preloads (clinic's -r in NODE_OPTIONS) are for the process: run again in every
       // thread, they would write over each other's samples. Threads get neither those nor execArgv.
       execArgv: [],
       env: threadEnv(),
       resourceLimits: { maxOldGenerationSizeMb: options.heapMb },
-      workerData: options.workerData
+      workerData: { ...options.workerData, tickets: tickets.cells }
     })
     this.#delayRule = new QueueDelayRule(options.shedding, performance.now())
     this.#storm = new RetryStorm(options.shedding.intervalMs, performance.now())
@@ -155,21 +159,24 @@ export class ThreadPool {
     return this.#piscina.utilization
   }
 
-  /** Jobs waiting for a thread right now. */
+  /** Jobs waiting for a thread right now: in the line, and handed to a thread busy with another (pipelined). */
   get queued (): number {
-    return this.#line.size
+    return this.#line.size + Math.max(0, this.#running - this.#maxThreads)
   }
 
   async run (task: AnyTask, input: unknown, signal: PoolAbort): Promise<RunOutcome> {
     const now = performance.now()
-    const threadFree = this.#running < this.#maxThreads && this.#line.size === 0
+    const waiting = this.queued
+    // A thread free, or (the pool pipelines) one that runs a job and may be handed its next.
+    const threadFree = this.#line.size === 0 &&
+      (this.#running < this.#maxThreads || (this.#running < this.#handLimit() && waiting < this.#maxQueue))
     /** The wait forecast this job was admitted on, the factor applied (0: it found a thread free). */
     let forecastMs = 0
     if (threadFree) {
       this.#running++
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
     } else {
-      if (this.#line.size >= this.#maxQueue) return await this.#refuse('every pool thread busy and MAX_QUEUE jobs waiting', now)
+      if (waiting >= this.#maxQueue) return await this.#refuse('every pool thread busy and MAX_QUEUE jobs waiting', now)
       forecastMs = this.#forecastMs()
       const delayMs = Math.max(this.#line.oldestWaitMs(now), forecastMs)
       if (!this.#delayRule.admits(delayMs, now)) {
@@ -177,23 +184,17 @@ export class ThreadPool {
       }
       await this.#line.wait(now, signal) // #settled() counts this job as running when it lets it through
     }
+    // Handed to a thread that may be running another job (the pool pipelines): its crossing is not timed.
+    const aThreadFree = threadFree && this.#running <= this.#maxThreads
     // A job waits for a thread in this pool's line, then (a thread still starting) in Piscina's.
     const arrivedAt = performance.timeOrigin + now
-    let reply: PoolReply
+    let reply: PoolAnswer
     try {
-      if (task.kind === 'cpu') {
-        // Aborted, Piscina drops the job from the queue, or terminates its thread and starts
-        // another: at once on a timeout, after a grace when its client left (cancelGraceMs).
-        signal.graceFor(this.#threadStartMs)
-        reply = await this.#piscina.run({ task: task.name, input }, { signal })
-      } else {
-        reply = await this.#runCooperatively(task, input, signal)
-      }
+      reply = task.kind === 'cpu' ? await this.#runCpu(task, input, signal) : await this.#runCooperatively(task, input, signal)
     } catch (err) {
       // What happened, as it happened: the job runner turns it into an error of the catalogue.
       throw signal.aborted ? signal.reason : err
     } finally {
-      signal.settled()
       this.#settled()
     }
     this.#learnRun(reply.runMs)
@@ -209,8 +210,77 @@ export class ThreadPool {
       threadId: reply.threadId,
       // A job that found a thread free was handed to Piscina as it arrived; one that waited is
       // handed to a thread just as it finishes: no crossing of its own.
-      crossing: threadFree ? crossingOf(reply, arrivedAt) : undefined
+      crossing: aThreadFree ? crossingOf(reply, arrivedAt) : undefined
     }
+  }
+
+  /**
+   * How many jobs Piscina may hold at once: one per thread, or PIPELINE_DEPTH per thread while the
+   * pool pipelines (PIPELINE_BELOW_MS says when).
+   */
+  #handLimit (): number {
+    const pipelines = this.#pipeline && (this.#maxThreads === 1 || this.#runMs < PIPELINE_BELOW_MS)
+    return pipelines ? this.#maxThreads * PIPELINE_DEPTH : this.#maxThreads
+  }
+
+  /**
+   * A CPU job on a thread, with a ticket (tickets.ts) that says whether it may still begin.
+   * Aborted (#stop), a job that has not begun never will; one that runs is stopped by terminating
+   * its thread, the one way to stop synchronous code. A job its thread took with it without being
+   * at fault is handed again: one that had not begun, or one a thread terminated for another job
+   * began just before it died (CPU tasks are functions of their input: a second run costs time only).
+   */
+  async #runCpu (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
+    const tickets = this.#tickets
+    const slot = tickets.take()
+    let grace: NodeJS.Timeout | undefined
+    const onAbort = (): void => { grace = this.#stop(slot, signal.reason) }
+    signal.once('abort', onAbort)
+    if (signal.aborted) onAbort()
+    try {
+      for (;;) {
+        try {
+          const reply = await this.#piscina.run({ task: task.name, input, slot })
+          if (reply.skipped !== true) return reply
+          throw signal.reason // skipped: it was cancelled before it began
+        } catch (err) {
+          if (signal.aborted) throw signal.reason
+          const state = tickets.state(slot)
+          if (state !== HANDED && !this.#terminated.has(state)) throw err
+          tickets.rehand(slot)
+        }
+      }
+    } finally {
+      signal.off('abort', onAbort)
+      if (grace !== undefined) clearTimeout(grace)
+      tickets.give(slot)
+    }
+  }
+
+  /**
+   * An aborted CPU job: if it has not begun, it never will. If it runs, its thread is terminated:
+   * at once on a timeout, after a grace when its client left (cancelGraceMs says why); the timer,
+   * if any, is returned to be cleared if the job ends first.
+   */
+  #stop (slot: number, reason: unknown): NodeJS.Timeout | undefined {
+    if (this.#tickets.cancel(slot)) return undefined
+    if ((reason as { code?: unknown }).code === 'CANCELLED' && this.#threadStartMs > 0) {
+      return setTimeout(() => this.#terminate(slot), this.#threadStartMs)
+    }
+    this.#terminate(slot)
+    return undefined
+  }
+
+  /** Terminates the thread running the job at `slot`, if it still runs it; Piscina starts another in its place. */
+  #terminate (slot: number): void {
+    const threadId = this.#tickets.state(slot)
+    if (threadId <= 0) return // ended meanwhile
+    const thread = this.#piscina.threads.find((t) => t.threadId === threadId)
+    if (thread === undefined) return
+    this.#terminated.add(threadId)
+    // Piscina fails the thread's jobs as it exits; those are handed again before this runs.
+    thread.once('exit', () => setImmediate(() => this.#terminated.delete(threadId)))
+    void thread.terminate()
   }
 
   /**
@@ -237,7 +307,7 @@ export class ThreadPool {
    * docs/performance.md has the run).
    */
   #forecastMs (): number {
-    return this.#line.size * this.#runMs / this.#maxThreads * this.#calibration.factor
+    return this.queued * this.#runMs / this.#maxThreads * this.#calibration.factor
   }
 
   /** How many times itself the line's wait forecast counts for (WaitCalibration): 1 while jobs start on time. */
@@ -251,7 +321,7 @@ export class ThreadPool {
    */
   async probe (): Promise<number> {
     const handedAt = performance.timeOrigin + performance.now()
-    return crossingOf(await this.#piscina.run({ task: PROBE_TASK, input: null }), handedAt).handOffMs
+    return crossingOf(await this.#piscina.run({ task: PROBE_TASK, input: null }) as PoolAnswer, handedAt).handOffMs
   }
 
   /**
@@ -262,13 +332,13 @@ export class ThreadPool {
    * 100 ms and more of CPU) for a job of microseconds, and a pool growing under load, as `threads`
    * does, would lose its new threads as fast as it starts them.
    */
-  async #runCooperatively (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolReply> {
+  async #runCooperatively (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
     const { port1, port2 } = new MessageChannel()
     const onAbort = (): void => { port1.postMessage(CONTROL_ABORT) }
     signal.once('abort', onAbort)
     try {
       const request: PoolRequest = { task: task.name, input, control: port2 }
-      return await this.#piscina.run(request, { transferList: [port2] })
+      return await this.#piscina.run(request, { transferList: [port2] }) as PoolAnswer
     } finally {
       signal.off('abort', onAbort)
       port1.close()
@@ -286,7 +356,7 @@ export class ThreadPool {
   #settled (): void {
     const now = performance.now()
     this.#storm.ran(now)
-    if (!this.#line.next()) {
+    if (this.#running > this.#handLimit() || !this.#line.next()) {
       this.#running--
       this.#delayRule.observe(0, now) // the line has run dry
     }

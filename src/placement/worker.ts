@@ -6,8 +6,9 @@ import type { Backends } from '../backends/connections.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode, type ErrorCode } from '../errors.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { begin, end } from './tickets.js'
 
-const { faultTasks, backends, logLevel, upstreamUrl } = workerData as PoolWorkerData
+const { faultTasks, backends, logLevel, upstreamUrl, tickets } = workerData as PoolWorkerData
 // The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
 // first tries to require() this file, and Node 20's require() of an ES module with top-level
 // await can abort the whole process (a V8 fatal error, seen with 50 threads starting at once)
@@ -55,7 +56,11 @@ function refused (code: ErrorCode, message: string, start: number, idleMs: numbe
   return { ok: false, code, message, startedAt: performance.timeOrigin + start, runMs, threadId, idleMs }
 }
 
-async function runJob ({ task: name, input, control }: PoolRequest): Promise<PoolReply> {
+/** A CPU job cancelled before this thread reached it. */
+const SKIPPED: PoolReply = { ok: false, skipped: true }
+
+async function runJob ({ task: name, input, control, slot }: PoolRequest): Promise<PoolReply> {
+  if (slot !== undefined && !begin(tickets, slot, threadId)) return SKIPPED
   const start = performance.now()
   const idleMs = start - lastEnd
   if (name === PROBE_TASK) {
@@ -76,6 +81,7 @@ async function runJob ({ task: name, input, control }: PoolRequest): Promise<Poo
     return refused(code, (err as Error).message, start, idleMs)
   } finally {
     lastEnd = performance.now()
+    if (slot !== undefined) end(tickets, slot)
     control?.close()
   }
 }

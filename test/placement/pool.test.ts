@@ -132,6 +132,7 @@ describe('the crossing to a pool thread', () => {
       maxThreads: 1,
       maxQueue: 10,
       heapMb: 64,
+      pipeline: true,
       shedding: { targetMs: 0, intervalMs: 100 },
       workerData: { faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(config), logLevel: 'silent' }
     })
@@ -145,7 +146,7 @@ describe('the crossing to a pool thread', () => {
       expect(first.crossing?.handOffMs).toBeGreaterThanOrEqual(0)
       expect(first.crossing?.threadIdleMs).toBeGreaterThanOrEqual(0)
       expect(first.crossing?.threadIdleMs).toBeLessThan(Infinity)
-      // The second waited in the line and was handed to the thread as the first ended.
+      // The second was handed to the busy thread (the pool pipelines): no crossing of its own.
       expect(second.result).toBe(6765)
       expect(second.crossing).toBeUndefined()
       await new Promise((resolve) => setTimeout(resolve, 100))
@@ -157,12 +158,13 @@ describe('the crossing to a pool thread', () => {
   })
 })
 
-/** A pool of one thread, in process, shedding by `shedding` (none by default). */
+/** A pool of one thread, in process, shedding by `shedding` (none by default), pipelining as hybrid's pools do. */
 const onePool = (shedding = { targetMs: 0, intervalMs: 100 }): ThreadPool => new ThreadPool({
   minThreads: 1,
   maxThreads: 1,
   maxQueue: 100,
   heapMb: 64,
+  pipeline: true,
   shedding,
   workerData: {
     faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
@@ -252,6 +254,38 @@ describe('a CPU job whose client went away', () => {
       abort.abort(new errors.TIMEOUT(20))
       await expect(running).rejects.toMatchObject({ code: 'TIMEOUT' })
       expect(await threadOf(pool)).not.toBe(before)
+    })
+  })
+})
+
+// A thread of a pipelining pool is handed its next job while it runs one (src/placement/tickets.ts).
+describe('a CPU job handed to a thread behind another', () => {
+  it('never begins if it is cancelled first: the thread skips it and the job before it is answered', async () => {
+    await withOnePool(async (pool) => {
+      const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+      const running = pool.run(spin, { ms: 300 }, new PoolAbort())
+      const abort = new PoolAbort()
+      const behind = pool.run(fib, { n: 20 }, abort)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      abort.abort(new errors.CANCELLED())
+      await expect(behind).rejects.toMatchObject({ code: 'CANCELLED' })
+      expect((await running).threadId).toBe(before)
+      expect((await pool.run(fib, { n: 5 }, new PoolAbort())).threadId).toBe(before) // no thread was terminated
+    })
+  })
+
+  it('is handed again, and answered, when the job before it times out and its thread is terminated', async () => {
+    await withOnePool(async (pool) => {
+      const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+      const abort = new PoolAbort()
+      const running = pool.run(spin, { ms: 10_000 }, abort)
+      const behind = pool.run(fib, { n: 20 }, new PoolAbort())
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      abort.abort(new errors.TIMEOUT(20))
+      await expect(running).rejects.toMatchObject({ code: 'TIMEOUT' })
+      const answered = await behind
+      expect(answered.result).toBe(6765)
+      expect(answered.threadId).not.toBe(before) // on the thread started in the terminated one's place
     })
   })
 })
