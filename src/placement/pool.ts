@@ -55,6 +55,8 @@ const PIPELINE_DEPTH = 2
  * A pool of one thread always pipelines: its next job waits for that thread either way.
  */
 const PIPELINE_BELOW_MS = 1
+/** How many times a CPU job is handed to a thread at most, when threads die under it without its fault. */
+const MAX_HANDED = 3
 
 export interface ThreadPoolOptions {
   minThreads: number
@@ -231,14 +233,14 @@ export class ThreadPool {
    * began just before it died (CPU tasks are functions of their input: a second run costs time only).
    */
   async #runCpu (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
+    if (signal.aborted) throw signal.reason
     const tickets = this.#tickets
     const slot = tickets.take()
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => { grace = this.#stop(slot, signal.reason) }
     signal.once('abort', onAbort)
-    if (signal.aborted) onAbort()
     try {
-      for (;;) {
+      for (let handed = 1; ; handed++) {
         try {
           const reply = await this.#piscina.run({ task: task.name, input, slot })
           if (reply.skipped !== true) return reply
@@ -246,7 +248,8 @@ export class ThreadPool {
         } catch (err) {
           if (signal.aborted) throw signal.reason
           const state = tickets.state(slot)
-          if (state !== HANDED && !this.#terminated.has(state)) throw err
+          // Threads that die as they start would take it again and again: Piscina's error then.
+          if ((state !== HANDED && !this.#terminated.has(state)) || handed === MAX_HANDED) throw err
           tickets.rehand(slot)
         }
       }

@@ -288,4 +288,27 @@ describe('a CPU job handed to a thread behind another', () => {
       expect(answered.threadId).not.toBe(before) // on the thread started in the terminated one's place
     })
   })
+
+  it('is handed again, and answered, when the job before it kills its own thread; that job fails', async () => {
+    const pool = new ThreadPool({
+      minThreads: 1,
+      maxThreads: 1,
+      maxQueue: 10,
+      heapMb: 64,
+      pipeline: true,
+      shedding: { targetMs: 0, intervalMs: 100 },
+      workerData: { faultTasks: true, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent' }
+    })
+    try {
+      const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+      const exiting = pool.run({ name: 'fault', kind: 'cpu' } as AnyTask, { mode: 'exit' }, new PoolAbort())
+      const behind = pool.run(fib, { n: 20 }, new PoolAbort())
+      await expect(exiting).rejects.toThrow()
+      const answered = await behind
+      expect(answered.result).toBe(6765)
+      expect(answered.threadId).not.toBe(before)
+    } finally {
+      await pool.close()
+    }
+  })
 })
