@@ -123,21 +123,40 @@ describe('jobs on the pool', () => {
   })
 })
 
+/**
+ * A pool of one thread, in process, shedding by `shedding` (none by default), pipelining as hybrid's
+ * pools do, with the `fault` task if asked.
+ */
+const onePool = (shedding = { targetMs: 0, intervalMs: 100 }, faultTasks = false): ThreadPool => new ThreadPool({
+  minThreads: 1,
+  maxThreads: 1,
+  maxQueue: 100,
+  heapMb: 64,
+  pipeline: true,
+  shedding,
+  workerData: {
+    faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
+  }
+})
+const spin = { name: 'spin', kind: 'cpu' } as AnyTask
+const fib = { name: 'fib', kind: 'cpu' } as AnyTask
+
+/** Runs `use` with a pool of one thread, closed after it whatever happens. */
+async function withOnePool (
+  use: (pool: ThreadPool) => Promise<void>, shedding?: { targetMs: number, intervalMs: number }, faultTasks?: boolean
+): Promise<void> {
+  const pool = onePool(shedding, faultTasks)
+  try {
+    await use(pool)
+  } finally {
+    await pool.close()
+  }
+}
+
 // What CPU_JOBS=auto learns the pool's round trip from (src/placement/auto-rule.ts).
 describe('the crossing to a pool thread', () => {
   it('is timed for a job that finds a thread free, with how long that thread had idled; not for one that waited', async () => {
-    const config = parseConfig({ MODE: 'hybrid' })
-    const pool = new ThreadPool({
-      minThreads: 1,
-      maxThreads: 1,
-      maxQueue: 10,
-      heapMb: 64,
-      pipeline: true,
-      shedding: { targetMs: 0, intervalMs: 100 },
-      workerData: { faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(config), logLevel: 'silent' }
-    })
-    const fib = { name: 'fib', kind: 'cpu' } as AnyTask
-    try {
+    await withOnePool(async (pool) => {
       // A probe runs no task: it crosses and comes back (the first one waits for the thread to start).
       for (let i = 0; i < 3; i++) expect(await pool.probe()).toBeGreaterThanOrEqual(0)
       const run = async (): Promise<RunOutcome> => await pool.run(fib, { n: 20 }, new PoolAbort())
@@ -152,38 +171,9 @@ describe('the crossing to a pool thread', () => {
       await new Promise((resolve) => setTimeout(resolve, 100))
       const later = await run()
       expect(later.crossing?.threadIdleMs).toBeGreaterThanOrEqual(90)
-    } finally {
-      await pool.close()
-    }
+    })
   })
 })
-
-/** A pool of one thread, in process, shedding by `shedding` (none by default), pipelining as hybrid's pools do. */
-const onePool = (shedding = { targetMs: 0, intervalMs: 100 }): ThreadPool => new ThreadPool({
-  minThreads: 1,
-  maxThreads: 1,
-  maxQueue: 100,
-  heapMb: 64,
-  pipeline: true,
-  shedding,
-  workerData: {
-    faultTasks: false, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
-  }
-})
-const spin = { name: 'spin', kind: 'cpu' } as AnyTask
-const fib = { name: 'fib', kind: 'cpu' } as AnyTask
-
-/** Runs `use` with a pool of one thread, closed after it whatever happens. */
-async function withOnePool (
-  use: (pool: ThreadPool) => Promise<void>, shedding?: { targetMs: number, intervalMs: number }
-): Promise<void> {
-  const pool = onePool(shedding)
-  try {
-    await use(pool)
-  } finally {
-    await pool.close()
-  }
-}
 
 describe('admission to the pool\'s line', () => {
   it('judges a job by how long it would wait, not only by how long the oldest has waited', async () => {
@@ -290,16 +280,7 @@ describe('a CPU job handed to a thread behind another', () => {
   })
 
   it('is handed again, and answered, when the job before it kills its own thread; that job fails', async () => {
-    const pool = new ThreadPool({
-      minThreads: 1,
-      maxThreads: 1,
-      maxQueue: 10,
-      heapMb: 64,
-      pipeline: true,
-      shedding: { targetMs: 0, intervalMs: 100 },
-      workerData: { faultTasks: true, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent' }
-    })
-    try {
+    await withOnePool(async (pool) => {
       const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
       const exiting = pool.run({ name: 'fault', kind: 'cpu' } as AnyTask, { mode: 'exit' }, new PoolAbort())
       const behind = pool.run(fib, { n: 20 }, new PoolAbort())
@@ -307,8 +288,6 @@ describe('a CPU job handed to a thread behind another', () => {
       const answered = await behind
       expect(answered.result).toBe(6765)
       expect(answered.threadId).not.toBe(before)
-    } finally {
-      await pool.close()
-    }
+    }, undefined, true)
   })
 })
