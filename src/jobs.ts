@@ -137,8 +137,8 @@ export class JobRunner {
         maxThreads: config.threads,
         maxQueue: config.maxQueue,
         heapMb: config.threadHeapMb,
-        // A pool of CPU jobs alone, of a fixed size (every layout but `threads` and IO_JOBS=pool).
-        pipeline: config.ioJobs !== 'pool' && config.minThreads === config.threads,
+        // A pool of CPU jobs alone (every layout but `threads` and IO_JOBS=pool); it pipelines with one thread.
+        pipeline: config.ioJobs !== 'pool',
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
         workerData: {
           faultTasks: config.faultTasks,

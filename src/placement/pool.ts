@@ -45,16 +45,15 @@ export class PoolAbort extends EventEmitter implements JobAbort {
 const RUN_AVERAGE_OVER = 16
 /** How many times the average a single run counts for at most. */
 const RUN_OUTLIER = 4
-/** Jobs a thread of a pipelining pool is handed at most at once: the one it runs and the next. */
-const PIPELINE_DEPTH = 2
 /**
- * A pool of several threads pipelines while a job's average run is under this, in ms. Handing
- * a job to a busy thread saves the crossing (tens of microseconds: the thread is woken, then
- * the event loop), which counts for a job of a millisecond or less; but the job then waits for
- * that thread even if another one frees first, which costs more than it saves for longer jobs.
- * A pool of one thread always pipelines: its next job waits for that thread either way.
+ * Jobs the thread of a pipelining pool is handed at most at once: the one it runs and the next.
+ * Handing the next job to the busy thread saves the crossing (tens of microseconds: the thread
+ * woken, then the event loop), and costs that job nothing, for in a pool of one thread it waits
+ * for that thread either way. In a pool of several, a job handed to a busy thread would wait for
+ * it even if another freed first: behind a job that runs away until JOB_TIMEOUT_MS, it would time
+ * out beside an idle thread (the thread-fault test caught it). Such a pool hands one per thread.
  */
-const PIPELINE_BELOW_MS = 1
+const PIPELINE_DEPTH = 2
 /** How many times a CPU job is handed to a thread at most, when threads die under it without its fault. */
 const MAX_HANDED = 3
 
@@ -68,9 +67,9 @@ export interface ThreadPoolOptions {
   /** What each thread is given when it starts (the pool adds its tickets). */
   workerData: Omit<PoolWorkerData, 'tickets'>
   /**
-   * The pool runs CPU jobs only, on a fixed number of threads: a thread is then handed its next
-   * job while it runs one (PIPELINE_BELOW_MS says when). Not for a pool that runs I/O jobs or
-   * grows under load (`threads`: a thread per job is the model it shows).
+   * The pool runs CPU jobs only: if it has one thread, that thread is then handed its next job
+   * while it runs one (PIPELINE_DEPTH says why only then). Not for a pool that runs I/O jobs
+   * (`threads`: a thread per job is the model it shows).
    */
   pipeline: boolean
   /** Admission by the queue's delay: the target for a job's wait for a thread, and the interval. */
@@ -92,11 +91,12 @@ export class ThreadPool {
   readonly #calibration = new WaitCalibration()
   readonly #maxThreads: number
   readonly #maxQueue: number
-  readonly #pipeline: boolean
+  /** Jobs Piscina may hold at once: one per thread, or PIPELINE_DEPTH for a pipelining pool's thread. */
+  readonly #handLimit: number
   readonly #tickets: Tickets
   /** Threads this pool terminated, until Piscina has failed their jobs: a job one took with it is handed again. */
   readonly #terminated = new Set<number>()
-  /** Jobs handed to Piscina and not yet settled: at most #handLimit(). */
+  /** Jobs handed to Piscina and not yet settled: at most #handLimit. */
   #running = 0
   /**
    * A job's run on its thread, in ms, as the thread timed it: a moving average over the jobs so
@@ -108,16 +108,17 @@ export class ThreadPool {
   #threadStartMs = 0
 
   constructor (options: ThreadPoolOptions) {
-    const tickets = new Tickets(options.maxThreads * (options.pipeline ? PIPELINE_DEPTH : 1))
+    const perThread = options.pipeline && options.maxThreads === 1 ? PIPELINE_DEPTH : 1
+    const tickets = new Tickets(options.maxThreads * perThread)
     this.#tickets = tickets
-    this.#pipeline = options.pipeline
+    this.#handLimit = options.maxThreads * perThread
     this.#piscina = new Piscina({
       filename: poolWorkerFile,
       minThreads: options.minThreads,
       maxThreads: options.maxThreads,
       // Threads above minThreads were started for a burst; keep them a while rather than churn.
       idleTimeout: 30_000,
-      concurrentTasksPerWorker: options.pipeline ? PIPELINE_DEPTH : 1,
+      concurrentTasksPerWorker: perThread,
       // A profiler's preloads (clinic's -r in NODE_OPTIONS) are for the process: run again in every
       // thread, they would write over each other's samples. Threads get neither those nor execArgv.
       execArgv: [],
@@ -171,7 +172,7 @@ export class ThreadPool {
     const waiting = this.queued
     // A thread free, or (the pool pipelines) one that runs a job and may be handed its next.
     const threadFree = this.#line.size === 0 &&
-      (this.#running < this.#maxThreads || (this.#running < this.#handLimit() && waiting < this.#maxQueue))
+      (this.#running < this.#maxThreads || (this.#running < this.#handLimit && waiting < this.#maxQueue))
     /** The wait forecast this job was admitted on, the factor applied (0: it found a thread free). */
     let forecastMs = 0
     if (threadFree) {
@@ -214,15 +215,6 @@ export class ThreadPool {
       // handed to a thread just as it finishes: no crossing of its own.
       crossing: aThreadFree ? crossingOf(reply, arrivedAt) : undefined
     }
-  }
-
-  /**
-   * How many jobs Piscina may hold at once: one per thread, or PIPELINE_DEPTH per thread while the
-   * pool pipelines (PIPELINE_BELOW_MS says when).
-   */
-  #handLimit (): number {
-    const pipelines = this.#pipeline && (this.#maxThreads === 1 || this.#runMs < PIPELINE_BELOW_MS)
-    return pipelines ? this.#maxThreads * PIPELINE_DEPTH : this.#maxThreads
   }
 
   /**
@@ -359,7 +351,7 @@ export class ThreadPool {
   #settled (): void {
     const now = performance.now()
     this.#storm.ran(now)
-    if (this.#running > this.#handLimit() || !this.#line.next()) {
+    if (!this.#line.next()) {
       this.#running--
       this.#delayRule.observe(0, now) // the line has run dry
     }

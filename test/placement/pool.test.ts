@@ -123,29 +123,36 @@ describe('jobs on the pool', () => {
   })
 })
 
-/**
- * A pool of one thread, in process, shedding by `shedding` (none by default), pipelining as hybrid's
- * pools do, with the `fault` task if asked.
- */
-const onePool = (shedding = { targetMs: 0, intervalMs: 100 }, faultTasks = false): ThreadPool => new ThreadPool({
-  minThreads: 1,
-  maxThreads: 1,
-  maxQueue: 100,
-  heapMb: 64,
-  pipeline: true,
-  shedding,
-  workerData: {
-    faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
-  }
-})
+interface PoolOptions {
+  /** Threads: one by default, as hybrid's pools have on a machine with a process per core. */
+  threads?: number
+  /** None by default. */
+  shedding?: { targetMs: number, intervalMs: number }
+  /** Load the `fault` task. */
+  faultTasks?: boolean
+}
+
+const NO_SHEDDING = { targetMs: 0, intervalMs: 100 }
+
+/** A pool in process, of CPU jobs alone, as hybrid's pools are (it pipelines with one thread). */
+const newPool = ({ threads = 1, shedding = NO_SHEDDING, faultTasks = false }: PoolOptions): ThreadPool =>
+  new ThreadPool({
+    minThreads: threads,
+    maxThreads: threads,
+    maxQueue: 100,
+    heapMb: 64,
+    pipeline: true,
+    shedding,
+    workerData: {
+      faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
+    }
+  })
 const spin = { name: 'spin', kind: 'cpu' } as AnyTask
 const fib = { name: 'fib', kind: 'cpu' } as AnyTask
 
-/** Runs `use` with a pool of one thread, closed after it whatever happens. */
-async function withOnePool (
-  use: (pool: ThreadPool) => Promise<void>, shedding?: { targetMs: number, intervalMs: number }, faultTasks?: boolean
-): Promise<void> {
-  const pool = onePool(shedding, faultTasks)
+/** Runs `use` with a pool (of one thread by default), closed after it whatever happens. */
+async function withPool (use: (pool: ThreadPool) => Promise<void>, options: PoolOptions = {}): Promise<void> {
+  const pool = newPool(options)
   try {
     await use(pool)
   } finally {
@@ -156,7 +163,7 @@ async function withOnePool (
 // What CPU_JOBS=auto learns the pool's round trip from (src/placement/auto-rule.ts).
 describe('the crossing to a pool thread', () => {
   it('is timed for a job that finds a thread free, with how long that thread had idled; not for one that waited', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       // A probe runs no task: it crosses and comes back (the first one waits for the thread to start).
       for (let i = 0; i < 3; i++) expect(await pool.probe()).toBeGreaterThanOrEqual(0)
       const run = async (): Promise<RunOutcome> => await pool.run(fib, { n: 20 }, new PoolAbort())
@@ -181,7 +188,7 @@ describe('admission to the pool\'s line', () => {
     // arrives, yet the last would wait for all the others' runs. Allowed a wait of 100 ms (the
     // burst allowance: the line has not stood over its target yet), with jobs of 20 ms, only
     // those that would start within it are admitted.
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       for (let i = 0; i < 3; i++) await pool.run(spin, { ms: 20 }, new PoolAbort()) // a job's run is learnt
       const run = async (): Promise<RunOutcome> => await pool.run(spin, { ms: 20 }, new PoolAbort())
       const burst = await Promise.allSettled(Array.from({ length: 20 }, run))
@@ -191,7 +198,7 @@ describe('admission to the pool\'s line', () => {
       // The one that found the thread free, and about 100 / 20 behind it; never all 20.
       expect(admitted).toBeGreaterThanOrEqual(2)
       expect(admitted).toBeLessThanOrEqual(8)
-    }, { targetMs: 50, intervalMs: 100 })
+    }, { shedding: { targetMs: 50, intervalMs: 100 } })
   })
 })
 
@@ -212,7 +219,7 @@ describe('a CPU job whose client went away', () => {
   }
 
   it('keeps its thread when the job ends within the time a thread takes to start; its result is dropped', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       const before = await threadOf(pool)
       const graceMs = pool.cancelGraceMs
       expect(graceMs).toBeGreaterThan(0) // measured on the first thread
@@ -224,7 +231,7 @@ describe('a CPU job whose client went away', () => {
   })
 
   it('terminates the thread of a job still running when the grace is over', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       const before = await threadOf(pool)
       const graceMs = pool.cancelGraceMs
       const { reason, heldMs } = await cancelSpin(pool, 10_000)
@@ -236,7 +243,7 @@ describe('a CPU job whose client went away', () => {
   })
 
   it('is terminated at once on a timeout', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       const before = await threadOf(pool)
       const abort = new PoolAbort()
       const running = pool.run(spin, { ms: 10_000 }, abort)
@@ -251,7 +258,7 @@ describe('a CPU job whose client went away', () => {
 // A thread of a pipelining pool is handed its next job while it runs one (src/placement/tickets.ts).
 describe('a CPU job handed to a thread behind another', () => {
   it('never begins if it is cancelled first: the thread skips it and the job before it is answered', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
       const running = pool.run(spin, { ms: 300 }, new PoolAbort())
       const abort = new PoolAbort()
@@ -265,7 +272,7 @@ describe('a CPU job handed to a thread behind another', () => {
   })
 
   it('is handed again, and answered, when the job before it times out and its thread is terminated', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
       const abort = new PoolAbort()
       const running = pool.run(spin, { ms: 10_000 }, abort)
@@ -280,7 +287,7 @@ describe('a CPU job handed to a thread behind another', () => {
   })
 
   it('is handed again, and answered, when the job before it kills its own thread; that job fails', async () => {
-    await withOnePool(async (pool) => {
+    await withPool(async (pool) => {
       const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
       const exiting = pool.run({ name: 'fault', kind: 'cpu' } as AnyTask, { mode: 'exit' }, new PoolAbort())
       const behind = pool.run(fib, { n: 20 }, new PoolAbort())
@@ -288,6 +295,21 @@ describe('a CPU job handed to a thread behind another', () => {
       const answered = await behind
       expect(answered.result).toBe(6765)
       expect(answered.threadId).not.toBe(before)
-    }, undefined, true)
+    }, { faultTasks: true })
+  })
+
+  it('is not handed to a busy thread in a pool of several: it would wait there while another frees', async () => {
+    await withPool(async (pool) => {
+      const warm = async (): Promise<RunOutcome> => await pool.run(fib, { n: 5 }, new PoolAbort())
+      await Promise.all([warm(), warm()]) // both threads up
+      const fib20 = async (): Promise<RunOutcome> => await pool.run(fib, { n: 20 }, new PoolAbort())
+      let longEnded = false
+      const long = pool.run(spin, { ms: 1_000 }, new PoolAbort()).finally(() => { longEnded = true })
+      const short = await Promise.all(Array.from({ length: 6 }, fib20))
+      // None of them waited behind the long job: they all ran on the other thread before it ended.
+      expect(longEnded).toBe(false)
+      expect(new Set(short.map((r) => r.threadId)).size).toBe(1)
+      await long
+    }, { threads: 2 })
   })
 })
