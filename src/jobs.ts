@@ -137,8 +137,7 @@ export class JobRunner {
         maxThreads: config.threads,
         maxQueue: config.maxQueue,
         heapMb: config.threadHeapMb,
-        // A pool of CPU jobs alone (every layout but `threads` and IO_JOBS=pool); it pipelines with one thread.
-        pipeline: config.ioJobs !== 'pool',
+        cpuJobsOnly: config.ioJobs !== 'pool',
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
         workerData: {
           faultTasks: config.faultTasks,

@@ -67,11 +67,11 @@ export interface ThreadPoolOptions {
   /** What each thread is given when it starts (the pool adds its tickets). */
   workerData: Omit<PoolWorkerData, 'tickets'>
   /**
-   * The pool runs CPU jobs only: if it has one thread, that thread is then handed its next job
-   * while it runs one (PIPELINE_DEPTH says why only then). Not for a pool that runs I/O jobs
-   * (`threads`: a thread per job is the model it shows).
+   * The pool runs CPU jobs only (not I/O jobs, as in `threads`, where a thread per job is the
+   * model shown). Such a pool of one thread hands it its next job while it runs one
+   * (PIPELINE_DEPTH says why only then).
    */
-  pipeline: boolean
+  cpuJobsOnly: boolean
   /** Admission by the queue's delay: the target for a job's wait for a thread, and the interval. */
   shedding: DelayRuleOptions
 }
@@ -108,7 +108,7 @@ export class ThreadPool {
   #threadStartMs = 0
 
   constructor (options: ThreadPoolOptions) {
-    const perThread = options.pipeline && options.maxThreads === 1 ? PIPELINE_DEPTH : 1
+    const perThread = options.cpuJobsOnly && options.maxThreads === 1 ? PIPELINE_DEPTH : 1
     const tickets = new Tickets(options.maxThreads * perThread)
     this.#tickets = tickets
     this.#handLimit = options.maxThreads * perThread
@@ -233,17 +233,19 @@ export class ThreadPool {
     signal.once('abort', onAbort)
     try {
       for (let handed = 1; ; handed++) {
+        let reply: PoolReply
         try {
-          const reply = await this.#piscina.run({ task: task.name, input, slot })
-          if (reply.skipped !== true) return reply
-          throw signal.reason // skipped: it was cancelled before it began
+          reply = await this.#piscina.run({ task: task.name, input, slot })
         } catch (err) {
           if (signal.aborted) throw signal.reason
           const state = tickets.state(slot)
           // Threads that die as they start would take it again and again: Piscina's error then.
           if ((state !== HANDED && !this.#terminated.has(state)) || handed === MAX_HANDED) throw err
-          tickets.rehand(slot)
+          tickets.hand(slot)
+          continue
         }
+        if (reply.skipped === true) throw signal.reason // cancelled before it began
+        return reply
       }
     } finally {
       signal.off('abort', onAbort)

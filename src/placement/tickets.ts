@@ -45,7 +45,7 @@ export class Tickets {
   /** A cell for a job about to be handed, marked HANDED. There is one: the pool hands no more jobs than cells. */
   take (): number {
     const slot = this.#free.pop() as number
-    Atomics.store(this.cells, slot, HANDED)
+    this.hand(slot)
     return slot
   }
 
@@ -53,8 +53,8 @@ export class Tickets {
     this.#free.push(slot)
   }
 
-  /** Marks the job at `slot` as handed again: its thread died before it ended. */
-  rehand (slot: number): void {
+  /** Marks the job at `slot` as handed: when it is taken, and again when its thread died before it ended. */
+  hand (slot: number): void {
     Atomics.store(this.cells, slot, HANDED)
   }
 

@@ -141,7 +141,7 @@ const newPool = ({ threads = 1, shedding = NO_SHEDDING, faultTasks = false }: Po
     maxThreads: threads,
     maxQueue: 100,
     heapMb: 64,
-    pipeline: true,
+    cpuJobsOnly: true,
     shedding,
     workerData: {
       faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
@@ -149,6 +149,10 @@ const newPool = ({ threads = 1, shedding = NO_SHEDDING, faultTasks = false }: Po
   })
 const spin = { name: 'spin', kind: 'cpu' } as AnyTask
 const fib = { name: 'fib', kind: 'cpu' } as AnyTask
+
+/** The thread a short job ran on. */
+const threadOf = async (pool: ThreadPool): Promise<number | undefined> =>
+  (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
 
 /** Runs `use` with a pool (of one thread by default), closed after it whatever happens. */
 async function withPool (use: (pool: ThreadPool) => Promise<void>, options: PoolOptions = {}): Promise<void> {
@@ -204,9 +208,6 @@ describe('admission to the pool\'s line', () => {
 
 // A thread costs far more to start than a short job costs to finish (ThreadPool.cancelGraceMs).
 describe('a CPU job whose client went away', () => {
-  const threadOf = async (pool: ThreadPool): Promise<number | undefined> =>
-    (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
-
   /** Runs `ms` of spin and cancels it 20 ms in: what the run was answered, and how long the pool held its thread. */
   async function cancelSpin (pool: ThreadPool, ms: number): Promise<{ reason: unknown, heldMs: number }> {
     const abort = new PoolAbort()
@@ -259,7 +260,7 @@ describe('a CPU job whose client went away', () => {
 describe('a CPU job handed to a thread behind another', () => {
   it('never begins if it is cancelled first: the thread skips it and the job before it is answered', async () => {
     await withPool(async (pool) => {
-      const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+      const before = await threadOf(pool)
       const running = pool.run(spin, { ms: 300 }, new PoolAbort())
       const abort = new PoolAbort()
       const behind = pool.run(fib, { n: 20 }, abort)
@@ -267,13 +268,13 @@ describe('a CPU job handed to a thread behind another', () => {
       abort.abort(new errors.CANCELLED())
       await expect(behind).rejects.toMatchObject({ code: 'CANCELLED' })
       expect((await running).threadId).toBe(before)
-      expect((await pool.run(fib, { n: 5 }, new PoolAbort())).threadId).toBe(before) // no thread was terminated
+      expect(await threadOf(pool)).toBe(before) // no thread was terminated
     })
   })
 
   it('is handed again, and answered, when the job before it times out and its thread is terminated', async () => {
     await withPool(async (pool) => {
-      const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+      const before = await threadOf(pool)
       const abort = new PoolAbort()
       const running = pool.run(spin, { ms: 10_000 }, abort)
       const behind = pool.run(fib, { n: 20 }, new PoolAbort())
@@ -288,7 +289,7 @@ describe('a CPU job handed to a thread behind another', () => {
 
   it('is handed again, and answered, when the job before it kills its own thread; that job fails', async () => {
     await withPool(async (pool) => {
-      const before = (await pool.run(fib, { n: 5 }, new PoolAbort())).threadId
+      const before = await threadOf(pool)
       const exiting = pool.run({ name: 'fault', kind: 'cpu' } as AnyTask, { mode: 'exit' }, new PoolAbort())
       const behind = pool.run(fib, { n: 20 }, new PoolAbort())
       await expect(exiting).rejects.toThrow()
@@ -300,8 +301,7 @@ describe('a CPU job handed to a thread behind another', () => {
 
   it('is not handed to a busy thread in a pool of several: it would wait there while another frees', async () => {
     await withPool(async (pool) => {
-      const warm = async (): Promise<RunOutcome> => await pool.run(fib, { n: 5 }, new PoolAbort())
-      await Promise.all([warm(), warm()]) // both threads up
+      await Promise.all([threadOf(pool), threadOf(pool)]) // both threads up
       const fib20 = async (): Promise<RunOutcome> => await pool.run(fib, { n: 20 }, new PoolAbort())
       let longEnded = false
       const long = pool.run(spin, { ms: 1_000 }, new PoolAbort()).finally(() => { longEnded = true })
