@@ -10,6 +10,7 @@ import type { AnyTask } from '../tasks/types.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolAnswer, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 import { HANDED, Tickets } from './tickets.js'
 import type { Crossing, JobAbort, Placement, RunOutcome } from './types.js'
+import { Recalls } from './recalls.js'
 import { WaitingLine } from './waiting-line.js'
 
 function threadEnv (): NodeJS.ProcessEnv {
@@ -46,14 +47,19 @@ const RUN_AVERAGE_OVER = 16
 /** How many times the average a single run counts for at most. */
 const RUN_OUTLIER = 4
 /**
- * Jobs the thread of a pipelining pool is handed at most at once: the one it runs and the next.
+ * Jobs a thread of a pool of CPU jobs is handed at most at once: the one it runs and the next.
  * Handing the next job to the busy thread saves the crossing (tens of microseconds: the thread
- * woken, then the event loop), and costs that job nothing, for in a pool of one thread it waits
- * for that thread either way. In a pool of several, a job handed to a busy thread would wait for
- * it even if another freed first: behind a job that runs away until JOB_TIMEOUT_MS, it would time
- * out beside an idle thread (the thread-fault test caught it). Such a pool hands one per thread.
+ * woken, then the event loop). In a pool of one thread that job would wait for that thread either
+ * way. In a pool of several, it waits for that thread even if another frees first: behind a job
+ * that runs away until JOB_TIMEOUT_MS it would time out beside an idle thread (the thread-fault
+ * test caught it), so there it is recalled if it has not begun soon (recalls.ts).
  */
 const PIPELINE_DEPTH = 2
+/**
+ * A job handed to a busy thread of a pool of several is recalled when it has not begun after this
+ * many ms, or RUN_OUTLIER times the average run if longer (a job may wait a whole run normally).
+ */
+const RECALL_AFTER_MS = 5
 /** How many times a CPU job is handed to a thread at most, when threads die under it without its fault. */
 const MAX_HANDED = 3
 
@@ -68,8 +74,7 @@ export interface ThreadPoolOptions {
   workerData: Omit<PoolWorkerData, 'tickets'>
   /**
    * The pool runs CPU jobs only (not I/O jobs, as in `threads`, where a thread per job is the
-   * model shown). Such a pool of one thread hands it its next job while it runs one
-   * (PIPELINE_DEPTH says why only then).
+   * model shown). Such a pool hands a thread its next job while it runs one (PIPELINE_DEPTH).
    */
   cpuJobsOnly: boolean
   /** Admission by the queue's delay: the target for a job's wait for a thread, and the interval. */
@@ -94,6 +99,8 @@ export class ThreadPool {
   /** Jobs Piscina may hold at once: one per thread, or PIPELINE_DEPTH for a pipelining pool's thread. */
   readonly #handLimit: number
   readonly #tickets: Tickets
+  /** A pipelining pool of several threads: its jobs handed to busy threads, watched until they begin. */
+  readonly #recalls: Recalls | undefined
   /** Threads this pool terminated, until Piscina has failed their jobs: a job one took with it is handed again. */
   readonly #terminated = new Set<number>()
   /** Jobs handed to Piscina and not yet settled: at most #handLimit. */
@@ -108,10 +115,15 @@ export class ThreadPool {
   #threadStartMs = 0
 
   constructor (options: ThreadPoolOptions) {
-    const perThread = options.cpuJobsOnly && options.maxThreads === 1 ? PIPELINE_DEPTH : 1
-    const tickets = new Tickets(options.maxThreads * perThread)
-    this.#tickets = tickets
+    const perThread = options.cpuJobsOnly ? PIPELINE_DEPTH : 1
     this.#handLimit = options.maxThreads * perThread
+    const recalling = perThread > 1 && options.maxThreads > 1
+    // A recalled job keeps its cell until its thread has skipped it: as many again for those.
+    const tickets = new Tickets(this.#handLimit * (recalling ? 2 : 1))
+    this.#tickets = tickets
+    this.#recalls = recalling
+      ? new Recalls(tickets, () => Math.max(RECALL_AFTER_MS, RUN_OUTLIER * this.#runMs), this.#handLimit)
+      : undefined
     this.#piscina = new Piscina({
       filename: poolWorkerFile,
       minThreads: options.minThreads,
@@ -223,25 +235,35 @@ export class ThreadPool {
    * its thread, the one way to stop synchronous code. A job its thread took with it without being
    * at fault is handed again: one that had not begun, or one a thread terminated for another job
    * began just before it died (CPU tasks are functions of their input: a second run costs time only).
+   * So is one recalled from a busy thread (recalls.ts).
    */
   async #runCpu (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
     if (signal.aborted) throw signal.reason
     const tickets = this.#tickets
-    const slot = tickets.take()
+    let slot = tickets.take()
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => { grace = this.#stop(slot, signal.reason) }
     signal.once('abort', onAbort)
     try {
-      for (let handed = 1; ; handed++) {
-        let reply: PoolReply
+      for (let handings = 1, recalled = false; ;) {
+        let reply: PoolReply | undefined
         try {
-          reply = await this.#piscina.run({ task: task.name, input, slot })
+          const attempt = this.#piscina.run({ task: task.name, input, slot })
+          // Handed to a busy thread (every thread has a job), or again after a recall: watched.
+          const watched = this.#recalls !== undefined && (recalled || this.#running > this.#maxThreads)
+          reply = watched ? await (this.#recalls as Recalls).watch(slot, attempt) : await attempt
         } catch (err) {
           if (signal.aborted) throw signal.reason
           const state = tickets.state(slot)
           // Threads that die as they start would take it again and again: Piscina's error then.
-          if ((state !== HANDED && !this.#terminated.has(state)) || handed === MAX_HANDED) throw err
+          if ((state !== HANDED && !this.#terminated.has(state)) || handings++ === MAX_HANDED) throw err
           tickets.hand(slot)
+          continue
+        }
+        if (reply === undefined) {
+          // Recalled: its old cell is given back when its thread skips it; not a thread lost.
+          slot = tickets.take()
+          recalled = true
           continue
         }
         if (reply.skipped === true) throw signal.reason // cancelled before it began
@@ -360,6 +382,7 @@ export class ThreadPool {
   }
 
   async close (): Promise<void> {
+    this.#recalls?.close()
     await this.#piscina.close()
   }
 }

@@ -44,7 +44,8 @@ export class Tickets {
 
   /** A cell for a job about to be handed, marked HANDED. There is one: the pool hands no more jobs than cells. */
   take (): number {
-    const slot = this.#free.pop() as number
+    const slot = this.#free.pop()
+    if (slot === undefined) throw new Error('no free ticket: a cell was not given back')
     this.hand(slot)
     return slot
   }

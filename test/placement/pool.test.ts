@@ -299,17 +299,20 @@ describe('a CPU job handed to a thread behind another', () => {
     }, { faultTasks: true })
   })
 
-  it('is not handed to a busy thread in a pool of several: it would wait there while another frees', async () => {
+  it('is recalled from a busy thread in a pool of several, and run on the thread that frees first', async () => {
     await withPool(async (pool) => {
       await Promise.all([threadOf(pool), threadOf(pool)]) // both threads up
       const fib20 = async (): Promise<RunOutcome> => await pool.run(fib, { n: 20 }, new PoolAbort())
       let longEnded = false
       const long = pool.run(spin, { ms: 1_000 }, new PoolAbort()).finally(() => { longEnded = true })
       const short = await Promise.all(Array.from({ length: 6 }, fib20))
-      // None of them waited behind the long job: they all ran on the other thread before it ended.
+      // Those handed behind the long job were recalled: they all ran on the other thread before it ended.
       expect(longEnded).toBe(false)
       expect(new Set(short.map((r) => r.threadId)).size).toBe(1)
       await long
+      // The recalled jobs' cells came back once the long job's thread skipped them: a full load runs.
+      const all = await Promise.all(Array.from({ length: 40 }, fib20))
+      expect(all.every((r) => r.result === 6765)).toBe(true)
     }, { threads: 2 })
   })
 })
