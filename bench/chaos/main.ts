@@ -96,3 +96,15 @@ process.stdout.write(`${report}\n`)
 await mkdir(args.out, { recursive: true })
 await writeFile(join(args.out, 'chaos.md'), `# npm run chaos\n\nRun ${new Date().toISOString()}, Node ${process.version}.\n\n${report}`)
 await writeFile(join(args.out, 'chaos.json'), JSON.stringify({ bad, overloads, saturated, faults, kills, fastKills, fastKillsBackoff, drain, rolling }, (_k, v: unknown) => v instanceof Set ? [...v] : v, 2))
+
+// What must hold whatever the machine's speed: the run fails when it does not (the overload
+// figures are measured, not judged).
+const broken = [
+  ...(bad.asExpected === bad.sent && bad.servedAfter ? [] : ['bad input: not every one answered as the table expects, or the server stopped serving']),
+  ...(faults.recovered ? [] : ['thread faults: a fault or a normal job beside them not answered as expected']),
+  ...[drain, rolling].filter((r) => r.tally.lost > 0 || r.tally.errorStatus > 0).map((r) => `${r.what}: jobs lost or answered with an error`)
+]
+if (broken.length > 0) {
+  process.stderr.write(`npm run chaos: ${broken.length} scenario(s) failed:\n${broken.map((b) => `- ${b}\n`).join('')}`)
+  process.exitCode = 1
+}

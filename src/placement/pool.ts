@@ -8,7 +8,7 @@ import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolAnswer, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
-import { HANDED, Tickets } from './tickets.js'
+import { DONE, HANDED, Tickets } from './tickets.js'
 import type { Crossing, JobAbort, Placement, RunOutcome } from './types.js'
 import { Recalls } from './recalls.js'
 import { WaitingLine } from './waiting-line.js'
@@ -233,8 +233,9 @@ export class ThreadPool {
    * A CPU job on a thread, with a ticket (tickets.ts) that says whether it may still begin.
    * Aborted (#stop), a job that has not begun never will; one that runs is stopped by terminating
    * its thread, the one way to stop synchronous code. A job its thread took with it without being
-   * at fault is handed again: one that had not begun, or one a thread terminated for another job
-   * began just before it died (CPU tasks are functions of their input: a second run costs time only).
+   * at fault is handed again: one that had not begun, one that had ended but whose answer was not
+   * read yet, or one a thread terminated for another job began just before it died (CPU tasks are
+   * functions of their input: a second run costs time only).
    * So is one recalled from a busy thread (recalls.ts).
    */
   async #runCpu (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
@@ -255,8 +256,12 @@ export class ThreadPool {
         } catch (err) {
           if (signal.aborted) throw signal.reason
           const state = tickets.state(slot)
-          // Threads that die as they start would take it again and again: Piscina's error then.
-          if ((state !== HANDED && !this.#terminated.has(state)) || handings++ === MAX_HANDED) throw err
+          // Not at fault: a job that had not begun; one that ended, but whose answer was lost with its
+          // thread, which the job after it killed before the event loop read that answer; one a
+          // thread terminated for another job took with it. Threads that die as they start would
+          // take a job again and again: Piscina's error then.
+          const innocent = state === HANDED || state === DONE || this.#terminated.has(state)
+          if (!innocent || handings++ === MAX_HANDED) throw err
           tickets.hand(slot)
           continue
         }

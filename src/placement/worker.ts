@@ -38,7 +38,7 @@ function listen (control: MessagePort): AbortSignal {
   return controller.signal
 }
 
-/** When this thread last finished a job (one at a time: Piscina hands each thread one). */
+/** When this thread last finished a job (CPU jobs run one after another, even when it is handed two). */
 let lastEnd = -Infinity
 
 /**
@@ -59,7 +59,18 @@ function refused (code: ErrorCode, message: string, start: number, idleMs: numbe
 /** A CPU job cancelled before this thread reached it. */
 const SKIPPED: PoolReply = { ok: false, skipped: true }
 
+/**
+ * True from the end of a job until the microtasks queued then have run. Piscina reads every job
+ * waiting in the thread's port at once, and starts each as a microtask: a job handed early
+ * (pipelined) and read together with the one before it would start, and run its whole course (or
+ * for ever, if it runs away), before that one's answer is sent. Such a job waits a turn of the
+ * thread's event loop first, still cancellable and recallable (not begun) while it waits.
+ */
+let answerPending = false
+const answerSent = (): void => { answerPending = false }
+
 async function runJob ({ task: name, input, control, slot }: PoolRequest): Promise<PoolReply> {
+  if (answerPending) await new Promise(setImmediate)
   if (slot !== undefined && !begin(tickets, slot, threadId)) return SKIPPED
   const start = performance.now()
   const idleMs = start - lastEnd
@@ -73,7 +84,11 @@ async function runJob ({ task: name, input, control, slot }: PoolRequest): Promi
   try {
     // Only a task that uses the backends waits for them; every other job goes straight to its task.
     const own = task.usesBackends === true && backendsConfigured ? await backendsOfThisThread() : undefined
-    const result = await task.run(input, { signal, upstreamUrl, postgres: own?.postgres, redis: own?.redis })
+    const ran = task.run(input, { signal, upstreamUrl, postgres: own?.postgres, redis: own?.redis })
+    // A synchronous task's job ends here and now, not a microtask later: its ticket says DONE as
+    // soon as it has, so that if its thread dies before its answer is read, the pool runs it again
+    // rather than take it for the job that killed the thread.
+    const result = ran instanceof Promise ? await ran : ran
     return answered(result, start, idleMs)
   } catch (err) {
     const code = (err as { code?: unknown }).code
@@ -83,6 +98,8 @@ async function runJob ({ task: name, input, control, slot }: PoolRequest): Promi
     lastEnd = performance.now()
     if (slot !== undefined) end(tickets, slot)
     control?.close()
+    answerPending = true
+    queueMicrotask(answerSent)
   }
 }
 

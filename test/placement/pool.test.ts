@@ -299,6 +299,46 @@ describe('a CPU job handed to a thread behind another', () => {
     }, { faultTasks: true })
   })
 
+  // The event loop is held while the thread is handed both jobs. Whether the thread reads them
+  // together depends on how soon it wakes (often, not always, here): each test tries five times.
+  const holdTheLoop = (ms: number): void => {
+    const until = performance.now() + ms
+    while (performance.now() < until);
+  }
+  const fault = { name: 'fault', kind: 'cpu' } as AnyTask
+  const TRIES = 5
+
+  it('does not hold the answer of the job before it while it runs, when the thread read both at once', async () => {
+    await withPool(async (pool) => {
+      for (let i = 0; i < TRIES; i++) {
+        await threadOf(pool)
+        const abort = new PoolAbort()
+        const stop = setTimeout(() => abort.abort(new errors.TIMEOUT(2000)), 2000)
+        const shortAnsweredFirst = pool.run(fib, { n: 20 }, new PoolAbort()).then(() => !abort.aborted)
+        const looping = pool.run(fault, { mode: 'loop' }, abort)
+        holdTheLoop(50)
+        // Held behind the job that loops, the short job's answer would come only when that one is stopped.
+        expect(await shortAnsweredFirst).toBe(true)
+        clearTimeout(stop)
+        abort.abort(new errors.TIMEOUT(0))
+        await expect(looping).rejects.toMatchObject({ code: 'TIMEOUT' })
+      }
+    }, { faultTasks: true })
+  })
+
+  it('answers the job before one that kills its thread, when the thread read both at once', async () => {
+    await withPool(async (pool) => {
+      for (let i = 0; i < TRIES; i++) {
+        await threadOf(pool)
+        const ending = pool.run(fib, { n: 20 }, new PoolAbort())
+        const exiting = pool.run(fault, { mode: 'exit' }, new PoolAbort())
+        holdTheLoop(50)
+        await expect(exiting).rejects.toThrow()
+        expect((await ending).result).toBe(6765)
+      }
+    }, { faultTasks: true })
+  })
+
   it('is recalled from a busy thread in a pool of several, and run on the thread that frees first', async () => {
     await withPool(async (pool) => {
       await Promise.all([threadOf(pool), threadOf(pool)]) // both threads up
