@@ -8,9 +8,9 @@ import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolAnswer, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
+import { Recalls } from './recalls.js'
 import { DONE, HANDED, Tickets } from './tickets.js'
 import type { Crossing, JobAbort, Placement, RunOutcome } from './types.js'
-import { Recalls } from './recalls.js'
 import { WaitingLine } from './waiting-line.js'
 
 function threadEnv (): NodeJS.ProcessEnv {
@@ -235,8 +235,8 @@ export class ThreadPool {
    * its thread, the one way to stop synchronous code. A job its thread took with it without being
    * at fault is handed again: one that had not begun, one that had ended but whose answer was not
    * read yet, or one a thread terminated for another job began just before it died (CPU tasks are
-   * functions of their input: a second run costs time only).
-   * So is one recalled from a busy thread (recalls.ts).
+   * functions of their input: a second run costs time only). So is one recalled from a busy
+   * thread (recalls.ts).
    */
   async #runCpu (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
     if (signal.aborted) throw signal.reason

@@ -56,6 +56,9 @@ function refused (code: ErrorCode, message: string, start: number, idleMs: numbe
   return { ok: false, code, message, startedAt: performance.timeOrigin + start, runMs, threadId, idleMs }
 }
 
+const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+
 /** A CPU job cancelled before this thread reached it. */
 const SKIPPED: PoolReply = { ok: false, skipped: true }
 
@@ -88,7 +91,7 @@ async function runJob ({ task: name, input, control, slot }: PoolRequest): Promi
     // A synchronous task's job ends here and now, not a microtask later: its ticket says DONE as
     // soon as it has, so that if its thread dies before its answer is read, the pool runs it again
     // rather than take it for the job that killed the thread.
-    const result = ran instanceof Promise ? await ran : ran
+    const result = isPromiseLike(ran) ? await ran : ran
     return answered(result, start, idleMs)
   } catch (err) {
     const code = (err as { code?: unknown }).code
