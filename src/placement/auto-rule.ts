@@ -19,10 +19,11 @@
  *   pool jobs keep it current under load.
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
- *   The share is under a half because the round trip is a latency, and a pool whose threads are
- *   handed their next job early (ThreadPool) costs the event loop less per job than that: with
- *   it, the spin sweep's pool beat inline from 0.2 ms, where half the round trip measured under
- *   that load (0.55 ms) kept 0.2 ms jobs inline at 0.80 of the pool's rate (docs/performance.md).
+ *   The round trip is a latency, and a pool whose threads are handed their next job early
+ *   (ThreadPool) costs the event loop less per job than that: the spin sweep's pool beats inline
+ *   from 0.2 ms, which half the round trip measured under that load (0.55 ms) keeps inline. A
+ *   lower share (0.3) fixed that by hand but put 0.05 ms tasks near the line where the round trip
+ *   is short (0.2 ms, one job at a time), and the real-server tests failed (bench/README.md).
  * - A strike: two inline runs in a row far over the estimate (`strikeFactor` times, and over
  *   `strikeFloorMs`) send the task to the pool until `strikeDecayMs` have passed without another,
  *   or until its estimate, fed by its pool runs, itself says costly (the cost really changed, and
@@ -82,7 +83,7 @@ export interface AutoRuleOptions {
 }
 
 export const AUTO_DEFAULTS: Readonly<AutoRuleOptions> = Object.freeze({
-  inlineShare: 0.3,
+  inlineShare: 0.5,
   alpha: 0.2,
   exploreEveryMs: 500,
   inUseMs: 1,

@@ -28,9 +28,9 @@ describe('CPU_JOBS=auto: the placement rule', () => {
     rule.observe('costly', 'pool', 7, crossing(0.2), 1)
     expect(rule.decide('cheap', 2)).toEqual({ via: 'inline', reason: 'cheap' })
     expect(rule.decide('costly', 2)).toEqual({ via: 'pool', reason: 'costly' })
-    // The line is at 0.3 of the round trip (0.06 ms).
-    rule.observe('under', 'pool', 0.05, crossing(0.2), 1)
-    rule.observe('over', 'pool', 0.07, crossing(0.2), 1)
+    // The line is at half the round trip (0.1 ms).
+    rule.observe('under', 'pool', 0.09, crossing(0.2), 1)
+    rule.observe('over', 'pool', 0.11, crossing(0.2), 1)
     expect(rule.decide('under', 2).via).toBe('inline')
     expect(rule.decide('over', 2).via).toBe('pool')
   })
