@@ -241,6 +241,7 @@ export class ThreadPool {
   async #runCpu (task: AnyTask, input: unknown, signal: PoolAbort): Promise<PoolAnswer> {
     if (signal.aborted) throw signal.reason
     const tickets = this.#tickets
+    const recalls = this.#recalls
     let slot = tickets.take()
     let grace: NodeJS.Timeout | undefined
     const onAbort = (): void => { grace = this.#stop(slot, signal.reason) }
@@ -251,8 +252,8 @@ export class ThreadPool {
         try {
           const attempt = this.#piscina.run({ task: task.name, input, slot })
           // Handed to a busy thread (every thread has a job), or again after a recall: watched.
-          const watched = this.#recalls !== undefined && (recalled || this.#running > this.#maxThreads)
-          reply = watched ? await (this.#recalls as Recalls).watch(slot, attempt) : await attempt
+          const watched = recalls !== undefined && (recalled || this.#running > this.#maxThreads)
+          reply = watched ? await recalls.watch(slot, attempt) : await attempt
         } catch (err) {
           if (signal.aborted) throw signal.reason
           const state = tickets.state(slot)

@@ -36,8 +36,9 @@ export class Recalls {
   }
 
   /** `attempt`'s reply, or undefined if the job was recalled first: the caller hands it again. */
-  async watch (slot: number, attempt: Promise<PoolReply>): Promise<PoolReply | undefined> {
-    return await new Promise((resolve, reject) => {
+  watch (slot: number, attempt: Promise<PoolReply>): Promise<PoolReply | undefined> {
+    // One promise per watched job, not two: this is on every pipelined job's way.
+    return new Promise((resolve, reject) => {
       const watched: Watched = { slot, handedAt: performance.now(), recalled: false, recall: () => resolve(undefined) }
       this.#watched.add(watched)
       this.#arm()
