@@ -20,6 +20,7 @@ import cluster from 'node:cluster'
 import { ProcessSampler } from './dashboard/sample.js'
 import { localFeed, workerFeed } from './dashboard/feed.js'
 import { dashboardRoutes } from './routes/dashboard.js'
+import { requestLogger } from './log.js'
 
 /** Largest body any route accepts; each route sets its own, lower where its input is small. */
 export const BODY_LIMIT = 1024 * 1024
@@ -41,6 +42,8 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's child logger is made only when the request writes a line (src/log.ts).
+    childLoggerFactory: requestLogger,
     bodyLimit: BODY_LIMIT,
     // Slow clients: the whole request must arrive within REQUEST_TIMEOUT_MS and its headers within
     // HEADERS_TIMEOUT_MS (slowloris, stalled bodies: 408 and closed); an idle keep-alive connection

@@ -1,4 +1,4 @@
-import type { FastifyBodyParser, FastifyInstance } from 'fastify'
+import type { FastifyBodyParser, FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { LoopDelay } from '../admission.js'
 import { errors } from '../errors.js'
 import { bearerCheck } from './auth.js'
@@ -33,15 +33,18 @@ export interface RequestHooksOptions {
 const msgpackSerializer = encodeMsgpack as unknown as (payload: unknown) => string
 
 /**
- * Everything the server does to every request, in one onRequest and one onSend hook (each hook
+ * Everything the server does to every request, in one onRequest and one onSend hook on the root
+ * instance, and admission as the own onRequest hook of each route that may be shed (each hook
  * Fastify runs costs every request; callback style, since a promise each would cost more):
  *
  * - bodies in JSON or MessagePack (any other type is refused with 415), answers in what Accept asks;
  * - the bearer token, when AUTH_TOKEN is set;
- * - admission on the event loop's queueing delay (src/admission.ts), before the body is read;
+ * - admission on the event loop's queueing delay (src/admission.ts), before the body is read, on
+ *   every route but those marked `neverShed`;
  * - a Server-Timing header on every answer, and `connection: close` while draining or when an upgrade is refused.
  *
- * Installed on the root instance so that not-found and error answers get them too.
+ * The root's hooks run for not-found and error answers too; admission does not (a not-found answer
+ * costs less than the check).
  */
 export function installRequestHooks (app: FastifyInstance, options: RequestHooksOptions): void {
   app.removeAllContentTypeParsers()
@@ -63,22 +66,34 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
       request.wantsMsgpack = true
       reply.serializer(msgpackSerializer)
     }
-    // The route's config only when a rule needs it: Fastify builds request.routeOptions afresh on
-    // every read (a dozen fields, about a microsecond), and with the defaults (no token, a loop on
-    // time) no rule does.
+    // The route's config only when a token is set: Fastify builds request.routeOptions afresh on
+    // every read (a dozen fields, about a microsecond).
     if (authorized !== undefined && request.routeOptions.config.open !== true && !authorized(request)) {
       reply.header('www-authenticate', 'Bearer')
       done(new errors.UNAUTHORIZED())
       return
     }
-    const refusal = loop?.refusal()
-    if (refusal !== undefined && request.routeOptions.config.neverShed !== true) {
-      options.shed?.('OVERLOADED')
-      done(refusal)
-      return
-    }
     done()
   })
+
+  // Admission, on the routes that may be shed only: /health and /metrics pay nothing for it, and
+  // the routes that do pay no read of their config. A route's own hooks run after the root's, so
+  // a client without the token is told so rather than to come back later.
+  if (loop !== undefined) {
+    const admit: onRequestHookHandler = (_request, _reply, done) => {
+      const refusal = loop.refusal()
+      if (refusal === undefined) {
+        done()
+        return
+      }
+      options.shed?.('OVERLOADED')
+      done(refusal)
+    }
+    app.addHook('onRoute', (route) => {
+      if (route.config?.neverShed === true) return
+      route.onRequest = route.onRequest === undefined ? admit : [admit, ...[route.onRequest].flat()]
+    })
+  }
 
   app.addHook('onSend', (request, reply, payload, done) => {
     // Here rather than in onRequest: Fastify resets the content type before an error handler runs.
