@@ -207,6 +207,11 @@ export const TURN_GAP_MS = 1
  * turn cannot hold more than the bound's worth of admitted work behind it (by hand, `spin` 1 ms
  * inline at twice the loop's capacity: admitted p99 about 11 ms against 31 with the ticker alone,
  * refusals' p99 about 12 ms against 34, about as many jobs answered; docs/performance.md).
+ *
+ * The turns alone over-read a loop that goes straight on under closed-loop clients: a request read
+ * late in a turn may, by them, have arrived as the turn before began, while in fact it was sent
+ * after its connection's previous answer. arrivedFrom() bounds it by that connection's previous
+ * request; without that bound a stall made the queue stand for as long as such a load lasted.
  */
 export class LoopDelay {
   readonly #rule: QueueDelayRule
@@ -259,15 +264,30 @@ export class LoopDelay {
     this.#lastTick = now
   }
 
-  /** How long what the loop reads now may have waited, by its turns (the class's comment says how). */
-  #waitedInTurnsMs (now: number): number {
+  /** The earliest what the loop reads now may have arrived, by its turns (the class's comment says how). */
+  #turnFromNow (now: number): number {
     if (this.#turnStartedAt === undefined) {
       this.#turnFrom = now - this.#lastTurnEndedAt < TURN_GAP_MS ? this.#lastTurnStartedAt : now
       this.#turnStartedAt = now
       this.#lastTurnStartedAt = now
       this.#defer(this.#endTurn)
     }
-    return now - this.#turnFrom
+    return this.#turnFrom
+  }
+
+  /**
+   * The earliest a request read now on a connection can have arrived, given when the connection's
+   * previous request was read (undefined for its first). A client that waits for each answer
+   * before it sends again (HTTP/1.1 without pipelining, as browsers, undici and autocannon do by
+   * default) sent this request after that answer went out, and the answer went out after its
+   * request was read: so a previous request read in an earlier turn bounds this one's arrival
+   * more tightly than the turns can. One read in this same turn says nothing: the two came
+   * together, pipelined, and the turns' bound stands.
+   */
+  arrivedFrom (previousRead: number | undefined, now = this.#clock()): number {
+    const turnFrom = this.#turnFromNow(now)
+    const earlierTurn = previousRead !== undefined && previousRead < (this.#turnStartedAt as number)
+    return earlierTurn ? Math.max(turnFrom, previousRead) : turnFrom
   }
 
   /** How long work arriving now has waited for the loop, in ms. */
@@ -276,14 +296,15 @@ export class LoopDelay {
   }
 
   /**
-   * OVERLOADED when work arriving now may not join the loop's queue; undefined when it may. A delay
-   * read here over the target is a sample; one under it is not: within a turn the delay counts up
-   * from the tick that began it, so the first jobs of every turn would read as "caught up" while
-   * the loop is in fact behind. Whether it has caught up is the ticker's to say.
+   * OVERLOADED when work arriving now may not join the loop's queue; undefined when it may.
+   * `arrivedFrom`, when the caller knows it (arrivedFrom()), is the earliest the work can have
+   * arrived. A delay read here over the target is a sample; one under it is not: within a turn the
+   * delay counts up from the tick that began it, so the first jobs of every turn would read as
+   * "caught up" while the loop is in fact behind. Whether it has caught up is the ticker's to say.
    */
-  refusal (now = this.#clock()): Error | undefined {
+  refusal (now = this.#clock(), arrivedFrom = Number.NEGATIVE_INFINITY): Error | undefined {
     if (!this.#rule.enabled) return undefined
-    const delayMs = Math.max(this.delayMs(now), this.#waitedInTurnsMs(now))
+    const delayMs = Math.max(this.delayMs(now), now - Math.max(this.#turnFromNow(now), arrivedFrom))
     if (delayMs > this.#rule.targetMs) this.#rule.observe(delayMs, now)
     if (delayMs <= this.#rule.boundMs()) return undefined
     return new errors.OVERLOADED(`the event loop is ${Math.round(delayMs)} ms behind, over the ${this.#rule.boundMs()} ms allowed`)

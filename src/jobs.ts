@@ -72,6 +72,21 @@ export type JobOutcome = ({ ok: true } & JobAnswer) | { ok: false, error: ErrorB
  */
 export type Control = (abort: JobAbort) => void
 
+/** What the transport knows of a job besides the job itself; every field may be left out. */
+export interface JobContext {
+  /** Told of the job's abort as it starts (see Control). */
+  control?: Control
+  /** The job's name in a BAD_INPUT message (`jobs[3]`). */
+  where?: string
+  /**
+   * The earliest the job can have arrived (performance.now()), when its transport knows better
+   * than the loop's turns do: an HTTP request on a keep-alive connection (src/http/hooks.ts).
+   */
+  arrivedFrom?: number
+}
+
+const NO_CONTEXT: JobContext = Object.freeze({})
+
 const NEVER = new AbortController()
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
@@ -164,11 +179,11 @@ export class JobRunner {
 
   /**
    * Runs one job (`{ task, input }`, as a client sent it) to its outcome as a batch item carries it;
-   * never rejects. `where` names the job in a BAD_INPUT message (`jobs[3]`).
+   * never rejects.
    */
-  settle (job: unknown, control?: Control, where?: string): Promise<JobOutcome> {
+  settle (job: unknown, context: JobContext = NO_CONTEXT): Promise<JobOutcome> {
     return new Promise((resolve) => {
-      this.submit(job, control, where, (error, answer) => resolve(outcomeOf(error, answer)))
+      this.submit(job, context, (error, answer) => resolve(outcomeOf(error, answer)))
     })
   }
 
@@ -178,14 +193,14 @@ export class JobRunner {
    * answer or its error. A callback, so that a transport holding thousands of jobs that wait on I/O
    * (a WebSocket) holds no promise of its own for each.
    */
-  submit (job: unknown, control: Control | undefined, where: string | undefined, done: JobDone): void {
+  submit (job: unknown, context: JobContext, done: JobDone): void {
     const start = performance.now()
     let task: AnyTask | undefined
     let placement: Placement | undefined
     let placed: PlacedJob
     let input: unknown
     try {
-      const resolved = this.registry.resolve(job, where)
+      const resolved = this.registry.resolve(job, context.where)
       task = resolved.task
       input = resolved.input
       placement = this.#placements[task.kind]
@@ -197,7 +212,7 @@ export class JobRunner {
         placement = this.#auto.places[decision.via]
       }
       if (placement.via === 'inline') {
-        const refusal = this.loop?.refusal()
+        const refusal = this.loop?.refusal(start, context.arrivedFrom)
         if (refusal !== undefined) throw refusal
       }
       placed = { task, placement, decision, autoKey, start, done }
@@ -206,7 +221,7 @@ export class JobRunner {
       done(this.#failure(err, task ?? this.registry.taskOf(job), placement))
       return
     }
-    this.#runPlaced(placed, input, control)
+    this.#runPlaced(placed, input, context.control)
   }
 
   #answer (placed: PlacedJob, outcome: RunOutcome): void {

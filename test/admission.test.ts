@@ -132,6 +132,76 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
     expect(loop.refusal()).toBeUndefined()
   })
 
+  /**
+   * Closed-loop saturation after a stall: 50 connections, each sending again as soon as it is
+   * answered, so every turn reads each of them once, in the same order, and answers it inline in
+   * 0.11 ms; a turn lasts 5.5 ms and the next starts straight on. A request read late in a turn
+   * arrived about one turn before. First a stall of the process makes the queue stand. Returns the
+   * rule and how many requests were refused after the first 300 ms, of those read until 1 s.
+   */
+  function saturateAfterStall (byConnection: boolean): { r: QueueDelayRule, refusedLate: number } {
+    let now = 0
+    let endTurn: (() => void) | undefined
+    const r = rule()
+    const loop = new LoopDelay(r, () => now, (fn) => { endTurn = fn })
+    let lastTick = 0
+    const tick = (): void => { loop.tick(); lastTick = now }
+    now = LOOP_TICK_MS
+    tick()
+    for (let i = 0; i < 5; i++) { // ticks 30 ms late for 175 ms
+      now += LOOP_TICK_MS + 30
+      tick()
+    }
+    expect(r.standing).toBe(true)
+    const lastRead = new Map<number, number>()
+    let refusedLate = 0
+    while (now < 1000) {
+      for (let c = 0; c < 50; c++) {
+        const from = byConnection ? loop.arrivedFrom(lastRead.get(c), now) : undefined
+        lastRead.set(c, now)
+        if (loop.refusal(now, from) !== undefined && now > 300) refusedLate++
+        now += 0.11
+      }
+      endTurn?.()
+      endTurn = undefined
+      now += TURN_GAP_MS / 2
+      if (now - lastTick >= LOOP_TICK_MS) tick() // on time, within a turn's length
+    }
+    return { r, refusedLate }
+  }
+
+  it('bounds a request by its connection\'s previous one: closed-loop saturation after a stall stops standing', () => {
+    // By the turns alone, a request read late in a turn may have arrived as the turn before began,
+    // 10-11 ms before: each such read is a sample over the target, and the queue never stops standing.
+    const byTurns = saturateAfterStall(false)
+    expect(byTurns.r.standing).toBe(true)
+    expect(byTurns.refusedLate).toBeGreaterThan(1000)
+    // Its connection's previous request was read a turn before: 5.5 ms, under the target.
+    const byConnection = saturateAfterStall(true)
+    expect(byConnection.r.standing).toBe(false)
+    expect(byConnection.refusedLate).toBe(0)
+  })
+
+  it('a request pipelined behind one read in the same turn is bounded by the turns, not by that read', () => {
+    let now = 0
+    let endTurn: (() => void) | undefined
+    const loop = new LoopDelay(rule(), () => now, (fn) => { endTurn = fn })
+    now = LOOP_TICK_MS
+    loop.tick()
+    for (let i = 0; i < 8; i++) now += 1 // a turn of 8 ms that reads nothing asking
+    expect(loop.arrivedFrom(undefined, now)).toBe(now) // the turn begins now
+    const begun = now
+    now += 6
+    // Read 6 ms into the turn, behind one read as it began: both arrived by the turn's start.
+    expect(loop.arrivedFrom(begun, now)).toBe(begun)
+    endTurn?.()
+    now += 0.5
+    // Straight on: a request whose connection's previous one was read 4 ms into the turn before arrived after it.
+    expect(loop.arrivedFrom(begun + 4, now)).toBe(begun + 4)
+    // One whose connection was last read long before arrived at the earliest as the turn before began.
+    expect(loop.arrivedFrom(begun - 500, now)).toBe(begun)
+  })
+
   it('with a target of 0 refuses nothing, however late, and still says how late (CPU_JOBS=auto reads it)', () => {
     let now = 0
     const loop = new LoopDelay(new QueueDelayRule({ targetMs: 0, intervalMs: 100 }, 0), () => now, ownTurns)

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { FastifyBodyParser, FastifyInstance, onRequestHookHandler } from 'fastify'
 import type { LoopDelay } from '../admission.js'
 import { errors } from '../errors.js'
@@ -8,6 +9,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The client's Accept names MessagePack: answers and errors are encoded so. */
     wantsMsgpack: boolean
+    /** The earliest the request can have arrived, as admission read it (LoopDelay.arrivedFrom()). */
+    arrivedFrom: number | undefined
   }
   interface FastifyContextConfig {
     /** /health: no token needed. */
@@ -29,6 +32,10 @@ export interface RequestHooksOptions {
   shed?: (code: string) => void
 }
 
+/** When a connection's last request that admission checked was read (LoopDelay.arrivedFrom() says why). */
+const lastRead = Symbol('lastRead')
+type ReadSocket = Socket & { [lastRead]?: number }
+
 // Fastify's types say a serializer returns a string; at run time a Buffer goes out as is.
 const msgpackSerializer = encodeMsgpack as unknown as (payload: unknown) => string
 
@@ -40,7 +47,8 @@ const msgpackSerializer = encodeMsgpack as unknown as (payload: unknown) => stri
  * - bodies in JSON or MessagePack (any other type is refused with 415), answers in what Accept asks;
  * - the bearer token, when AUTH_TOKEN is set;
  * - admission on the event loop's queueing delay (src/admission.ts), before the body is read, on
- *   every route but those marked `neverShed`;
+ *   every route but those marked `neverShed`, each request's wait bounded by when its
+ *   connection's previous request was read;
  * - a Server-Timing header on every answer, and `connection: close` while draining or when an upgrade is refused.
  *
  * The root's hooks run for not-found and error answers too; admission does not (a not-found answer
@@ -58,6 +66,7 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
   app.addContentTypeParser(JSON_TYPE, { parseAs: 'buffer' }, parser(decodeJson))
   app.addContentTypeParser([...MSGPACK_TYPES], { parseAs: 'buffer' }, parser(decodeMsgpack))
   app.decorateRequest('wantsMsgpack', false)
+  app.decorateRequest('arrivedFrom', undefined)
 
   const { loop, closing } = options
   const authorized = options.authToken === undefined ? undefined : bearerCheck(options.authToken)
@@ -80,8 +89,13 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
   // the routes that do pay no read of their config. A route's own hooks run after the root's, so
   // a client without the token is told so rather than to come back later.
   if (loop !== undefined) {
-    const admit: onRequestHookHandler = (_request, _reply, done) => {
-      const refusal = loop.refusal()
+    const admit: onRequestHookHandler = (request, _reply, done) => {
+      const now = performance.now()
+      const socket = request.raw.socket as ReadSocket
+      const arrivedFrom = loop.arrivedFrom(socket[lastRead], now)
+      socket[lastRead] = now
+      request.arrivedFrom = arrivedFrom
+      const refusal = loop.refusal(now, arrivedFrom)
       if (refusal === undefined) {
         done()
         return

@@ -69,7 +69,8 @@ export const jobRoutes: FastifyPluginAsync<{ runner: JobRunner }> = async (app, 
   // A callback handler on the runner's callback: no promise of the handler's, none of run()'s, and
   // no turn of the microtask queue between the job's end and its answer being written.
   app.post('/jobs', { bodyLimit: JOB_BODY_LIMIT, schema: { response: { 200: jobAnswer } } }, (request, reply) => {
-    runner.submit(request.body, cancelledWhenGone(reply), undefined, (error, answer) => {
+    const context = { control: cancelledWhenGone(reply), arrivedFrom: request.arrivedFrom }
+    runner.submit(request.body, context, (error, answer) => {
       if (error !== undefined) {
         reply.send(error)
         return
@@ -82,7 +83,7 @@ export const jobRoutes: FastifyPluginAsync<{ runner: JobRunner }> = async (app, 
   // Every job of a batch runs at once and is answered in input order; one failure never fails the batch.
   app.post<{ Body: { jobs: unknown[] } }>('/jobs/batch', { bodyLimit: BATCH_BODY_LIMIT, schema: { body: batchBody } }, async (request, reply) => {
     const control = cancelledWhenGone(reply)
-    const results = await Promise.all(request.body.jobs.map((job, i) => runner.settle(job, control, `jobs[${i}]`)))
+    const results = await Promise.all(request.body.jobs.map((job, i) => runner.settle(job, { control, where: `jobs[${i}]`, arrivedFrom: request.arrivedFrom })))
     return { results }
   })
 }

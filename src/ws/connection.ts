@@ -146,10 +146,11 @@ export class JobConnection {
     this.#inFlight++
     let abort: JobAbort | undefined
     // A callback, not a promise: thousands of jobs wait here at once, and each holds what it holds.
-    this.#runner.submit(job, (a) => {
+    const control = (a: JobAbort): void => {
       abort = a
       this.#cancellable.add(a)
-    }, 'frame', (error, answer) => {
+    }
+    this.#runner.submit(job, { control, where: 'frame' }, (error, answer) => {
       this.#inFlight--
       if (abort !== undefined) this.#cancellable.delete(abort)
       if (this.#closed) return // the socket is gone: nobody to answer

@@ -1,4 +1,5 @@
 import { request } from 'undici'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openJobSocket, sendFrame } from '../support/bad-inputs.js'
 import { runLoad, type LoadReport } from '../../bench/load/run.js'
@@ -8,8 +9,11 @@ import { startServer, type RunningServer } from '../helpers.js'
 let server: RunningServer | undefined
 afterEach(async () => { await server?.stop('SIGKILL') })
 
+/** Closed-loop clients, unless a test says otherwise. */
+const CLIENTS = 50
+
 const load = (url: string, over: Partial<LoadOptions>): LoadOptions => loadDefaults(url, {
-  connections: 50,
+  connections: CLIENTS,
   duration: 2,
   mix: [{ task: 'fib', input: { n: 1 }, weight: 1 }],
   timeoutMs: 10_000,
@@ -35,6 +39,9 @@ async function probe (url: string, body: string, during: Promise<unknown>): Prom
   return seen
 }
 
+/** Stalls of the server's process past the shedding interval that one measured run may meet. */
+const STALLS_ALLOWED = 4
+
 /**
  * Nothing is shed while answers stay under the target. The load client shares the server's two
  * cores: when it (or a garbage collection, or the machine's other tenants) holds the loop back
@@ -42,20 +49,18 @@ async function probe (url: string, body: string, during: Promise<unknown>): Prom
  * the rule working, not a fault. They must stay a small share: a fresh-clone CI run saw 1.8% with
  * p99 over the target; the utilisation rule this replaced refused about 80% of such a load.
  *
- * `afterAStall`: the event loop's rule has one more way to refuse a few, not fixed. Once a stall
- * has made its queue stand, turns that go straight on from each other at 5-6 ms (50 clients on a
- * slow minute) read 10-12 ms as the longest a request may have waited, and keep it standing for as
- * long as the load lasts, while the clients' p99 stays at 8-10 ms (docs/performance.md, "What that
- * costs on a slow minute"; 3 fresh runs of this test in 9 on 2026-12-04, one of them a fresh-clone
- * CI; 1.7-9.3% of the jobs refused in the runs that refused any). There only the share is held,
- * at 15%: the utilisation rule this replaced refused about 80%.
+ * While p99 stays under the target, only stalls may be refused: a stall of the process longer
+ * than the interval refuses the turn that follows it, whose requests did wait that long, one per
+ * client (by hand, a SIGSTOP of 150 ms under 50 clients: 48-51 refused each time). A rule that
+ * kept refusing after the stall (it did, until each request was bounded by its connection's
+ * previous one: 1.7-9.3% refused with p99 at 8-10 ms) fails here.
  */
-function expectNotShedWhileOnTime (report: LoadReport, targetMs: number, { afterAStall = false } = {}): void {
+function expectNotShedWhileOnTime (report: LoadReport, targetMs: number, clients: number): void {
   expect(Object.keys(report.errors).filter((code) => code !== 'OVERLOADED')).toEqual([])
   const shed = report.errors.OVERLOADED ?? 0
   if (shed === 0) return
-  if (!afterAStall) expect(report.latencyMs.p99).toBeGreaterThan(targetMs)
-  expect(shed / (report.ok + shed)).toBeLessThan(afterAStall ? 0.15 : 0.05)
+  if (report.latencyMs.p99 <= targetMs) expect(shed).toBeLessThanOrEqual(STALLS_ALLOWED * clients)
+  expect(shed / (report.ok + shed)).toBeLessThan(0.05)
 }
 
 describe('admission by queueing delay, on real servers with the default targets', () => {
@@ -64,7 +69,26 @@ describe('admission by queueing delay, on real servers with the default targets'
     await runLoad(load(server.url, { duration: 1 })) // warm-up
     const report = await runLoad(load(server.url, {}))
     expect(report.ok).toBeGreaterThan(1000)
-    expectNotShedWhileOnTime(report, 10, { afterAStall: true })
+    expectNotShedWhileOnTime(report, 10, CLIENTS)
+  }, 20_000)
+
+  it('admits a saturated loop again once a stall of its process is over: 50 closed-loop clients', async () => {
+    server = await startServer({ MODE: 'event-loop' })
+    // 60 µs of CPU each: a turn reading all 50 clients lasts about 5 ms, and the next goes straight
+    // on, so a request read late in a turn arrived at most one turn before, but as far as the turns
+    // alone can tell, two.
+    const saturating = { mix: [{ task: 'spin', input: { ms: 0.06 }, weight: 1 }] }
+    await runLoad(load(server.url, { ...saturating, duration: 1 })) // warm-up
+    const stalled = runLoad(load(server.url, { ...saturating, duration: 1 }))
+    await sleep(300)
+    server.proc.kill('SIGSTOP')
+    await sleep(150)
+    server.proc.kill('SIGCONT')
+    // The turn after the stall reads requests that waited 150 ms, past the 100 ms interval.
+    expect((await stalled).errors.OVERLOADED ?? 0).toBeGreaterThan(0)
+    const after = await runLoad(load(server.url, saturating))
+    expect(after.ok).toBeGreaterThan(1000)
+    expectNotShedWhileOnTime(after, 10, CLIENTS)
   }, 20_000)
 
   it('does not shed a pool that keeps up either: 50 closed-loop clients of trivial pool jobs', async () => {
@@ -72,7 +96,7 @@ describe('admission by queueing delay, on real servers with the default targets'
     await runLoad(load(server.url, { duration: 1 }))
     const report = await runLoad(load(server.url, {}))
     expect(report.ok).toBeGreaterThan(500)
-    expectNotShedWhileOnTime(report, 50)
+    expectNotShedWhileOnTime(report, 50, CLIENTS)
   }, 20_000)
 
   // spin 5 ms: at most 200 jobs/s on the one loop or the one thread; 600/s offered is 3x that.
