@@ -98,7 +98,11 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   let closing = false
   app.addHook('preClose', async () => { closing = true })
   installRequestHooks(app, {
-    loop: loopDelay, authToken: config.authToken, closing: () => closing, shed: (code) => sampler.refused(code)
+    // CPU_JOBS=auto reads the loop's delay with shedding off too; admission only when it sheds.
+    loop: loopRule.enabled ? loopDelay : undefined,
+    authToken: config.authToken,
+    closing: () => closing,
+    shed: (code) => sampler.refused(code)
   })
   // One line per request, at debug only (the hook is not even there at info): load runs stay quiet.
   if (config.logLevel === 'debug' || config.logLevel === 'trace') {
