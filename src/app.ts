@@ -102,7 +102,10 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     loop: loopRule.enabled ? loopDelay : undefined,
     authToken: config.authToken,
     closing: () => closing,
-    shed: (code) => sampler.refused(code)
+    shed: (code) => {
+      sampler.refused(code)
+      metrics.requestRefused(code)
+    }
   })
   // One line per request, at debug only (the hook is not even there at info): load runs stay quiet.
   if (config.logLevel === 'debug' || config.logLevel === 'trace') {

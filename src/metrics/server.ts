@@ -27,6 +27,7 @@ export class ServerMetrics {
   readonly #jobs = new JobCounter('jobs_total', 'Jobs answered, by task, kind, placement and outcome (ok or error code)', ['task', 'kind', 'via', 'outcome'])
   readonly #duration = new JobHistogram('job_duration_seconds', 'Time from a job\'s arrival to its answer, answered jobs', ['task', 'kind', 'via'], DURATION_BUCKETS)
   readonly #queueWait = new JobHistogram('job_queue_wait_seconds', 'Time a job waited for a pool thread', ['kind', 'via'], DURATION_BUCKETS)
+  readonly #refused = new JobCounter('requests_refused_total', 'Requests refused at admission, before their body was read, by error code', ['code'])
   readonly #autoDecisions = new JobCounter('auto_decisions_total', 'CPU_JOBS=auto: answered CPU jobs by task, where they ran and why', ['task', 'via', 'reason'])
   readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
   #elu: EventLoopUtilization = performance.eventLoopUtilization()
@@ -37,7 +38,7 @@ export class ServerMetrics {
     AggregatorRegistry.setRegistries(registers)
     // Labelled by pid, so that summing over the cluster keeps each process's memory, handles and CPU apart.
     collectDefaultMetrics({ register: this.registry, labels: { pid } })
-    for (const metric of [this.#jobs, this.#duration, this.#queueWait, this.#autoDecisions]) {
+    for (const metric of [this.#jobs, this.#duration, this.#queueWait, this.#refused, this.#autoDecisions]) {
       this.registry.registerMetric(metric as unknown as Metric)
     }
     this.#loopDelay.enable()
@@ -104,6 +105,11 @@ export class ServerMetrics {
       gauge({ name: 'websocket_connections', help: 'Open job WebSockets', collect () { this.set(websockets.stats().connections) } })
       gauge({ name: 'websocket_jobs_in_flight', help: 'Jobs in flight over WebSockets', collect () { this.set(websockets.stats().inFlight) } })
     }
+  }
+
+  /** A request refused before it became a job (jobs_total counts the jobs refused after). */
+  requestRefused (code: string): void {
+    this.#refused.inc(code)
   }
 
   jobSettled (e: JobEvent): void {

@@ -5,6 +5,7 @@ import { openJobSocket, sendFrame } from '../support/bad-inputs.js'
 import { runLoad, type LoadReport } from '../../bench/load/run.js'
 import { loadDefaults, type LoadOptions } from '../../bench/load/options.js'
 import { startServer, type RunningServer } from '../helpers.js'
+import { sum } from '../support/prometheus.js'
 
 let server: RunningServer | undefined
 afterEach(async () => { await server?.stop('SIGKILL') })
@@ -78,17 +79,23 @@ describe('admission by queueing delay, on real servers with the default targets'
     // on, so a request read late in a turn arrived at most one turn before, but as far as the turns
     // alone can tell, two.
     const saturating = { mix: [{ task: 'spin', input: { ms: 0.06 }, weight: 1 }] }
-    await runLoad(load(server.url, { ...saturating, duration: 1 })) // warm-up
+    const warmUp = await runLoad(load(server.url, { ...saturating, duration: 1 }))
     const stalled = runLoad(load(server.url, { ...saturating, duration: 1 }))
     await sleep(300)
     server.proc.kill('SIGSTOP')
     await sleep(150)
     server.proc.kill('SIGCONT')
     // The turn after the stall reads requests that waited 150 ms, past the 100 ms interval.
-    expect((await stalled).errors.OVERLOADED ?? 0).toBeGreaterThan(0)
+    const during = await stalled
+    expect(during.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
     const after = await runLoad(load(server.url, saturating))
     expect(after.ok).toBeGreaterThan(1000)
     expectNotShedWhileOnTime(after, 10, CLIENTS)
+    // Every refusal is in /metrics: at admission before the body was read, or as a job refused.
+    const text = await (await request(`${server.url}/metrics`)).body.text()
+    const counted = sum(text, 'requests_refused_total', { code: 'OVERLOADED' }) + sum(text, 'jobs_total', { outcome: 'OVERLOADED' })
+    expect(sum(text, 'requests_refused_total', { code: 'OVERLOADED' })).toBeGreaterThan(0)
+    expect(counted).toBe([warmUp, during, after].reduce((n, report) => n + (report.errors.OVERLOADED ?? 0), 0))
   }, 20_000)
 
   it('does not shed a pool that keeps up either: 50 closed-loop clients of trivial pool jobs', async () => {
