@@ -124,6 +124,8 @@ export class WaitCalibration {
 
 /** Refused jobs per job finished, over one interval, past which the refused are taken to come straight back. */
 export const RETRY_STORM_RATIO = 8
+/** How many intervals refusals stay held after the last one that looked like a storm. */
+export const STORM_HOLD_INTERVALS = 10
 
 /**
  * Refusing only works on clients that go away when refused. A closed-loop client that sends the
@@ -134,28 +136,39 @@ export const RETRY_STORM_RATIO = 8
  * figures).
  *
  * Such a storm is recognised by its ratio: over an interval, more than RETRY_STORM_RATIO jobs
- * refused for each job the pool finishes in an interval (a moving average, so that one interval
- * in which a thread stalled does not make an ordinary overload look like a storm). An open-loop
- * overload refuses what is offered beyond capacity: twice the capacity refuses about one job per
- * job finished. A storm refuses at the speed of a round trip, tens per job finished. From then
- * until the queue stops standing, each refusal is held for one interval before it is answered: a
- * client that comes straight back does so about once per interval, not once per round trip. The
- * refusal is the same 503 with Retry-After, only later; nothing admitted waits longer for it.
+ * refused for each job the pool finishes in an interval, or can finish at its jobs' current run
+ * time (`finishable`), whichever is more. What it finished is a moving average, so that one
+ * interval in which a thread stalled does not make an ordinary overload look like a storm; what
+ * it can finish does not fall at all in such an interval, nor at the onset of a load, when the
+ * jobs finished are still few and an open-loop client that fell behind sends its backlog at once.
+ * An open-loop overload refuses what is offered beyond capacity: twice the capacity refuses about
+ * one job per job finished. A storm refuses at the speed of a round trip, tens per job finished.
+ *
+ * From then on, each refusal is held for one interval before it is answered: a client that comes
+ * straight back does so about once per interval, not once per round trip. The refusal is the same
+ * 503 with Retry-After, only later; nothing admitted waits longer for it. While the refusals are
+ * held a storm no longer shows in their ratio, so the hold lasts STORM_HOLD_INTERVALS intervals
+ * after the last interval that showed one, and ends sooner if the queue stops standing: a storm
+ * that goes on shows again in the interval after the hold (one interval in STORM_HOLD_INTERVALS + 1
+ * at its own speed), and an interval taken for a storm by mistake costs the refusals of at most
+ * that long an extra interval each.
  */
 export class RetryStorm {
   readonly #intervalMs: number
+  readonly #finishable: () => number
   #windowStart: number
   #ran = 0
   #refused = 0
   /** Jobs finished per interval: a moving average over the intervals so far (undefined before the first). */
   #ranPerInterval: number | undefined
-  /** Whether the last whole interval refused past the ratio. */
-  #lastWasStorm = false
-  #on = false
+  /** Refusals are held until then. */
+  #holdUntil = Number.NEGATIVE_INFINITY
 
-  constructor (intervalMs: number, now: number) {
+  /** `finishable` says how many jobs the pool's threads can finish in an interval now (0 when it does not know yet). */
+  constructor (intervalMs: number, now: number, finishable: () => number = () => 0) {
     this.#intervalMs = intervalMs
     this.#windowStart = now
+    this.#finishable = finishable
   }
 
   /** A job the pool finished at `now`. */
@@ -168,8 +181,8 @@ export class RetryStorm {
   refused (now: number, standing: boolean): number {
     this.#roll(now)
     this.#refused++
-    this.#on = standing && (this.#on || this.#lastWasStorm)
-    return this.#on ? this.#intervalMs : 0
+    if (!standing) this.#holdUntil = Number.NEGATIVE_INFINITY
+    return now < this.#holdUntil ? this.#intervalMs : 0
   }
 
   #roll (now: number): void {
@@ -179,7 +192,9 @@ export class RetryStorm {
     const quietSince = elapsed >= 2 * this.#intervalMs
     const before = quietSince ? undefined : this.#ranPerInterval
     this.#ranPerInterval = before === undefined ? this.#ran : (before + this.#ran) / 2
-    this.#lastWasStorm = !quietSince && this.#refused > RETRY_STORM_RATIO * Math.max(1, this.#ranPerInterval)
+    const perInterval = Math.max(1, this.#ranPerInterval, this.#finishable())
+    const storm = !quietSince && this.#refused > RETRY_STORM_RATIO * perInterval
+    if (storm) this.#holdUntil = now + STORM_HOLD_INTERVALS * this.#intervalMs
     this.#windowStart = now
     this.#ran = 0
     this.#refused = 0

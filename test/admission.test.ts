@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { LATE_SHARE, LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm, TURN_GAP_MS, WaitCalibration } from '../src/admission.js'
+import {
+  LATE_SHARE, LOOP_TICK_MS, LoopDelay, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm, STORM_HOLD_INTERVALS, TURN_GAP_MS,
+  WaitCalibration
+} from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
 const rule = (now = 0): QueueDelayRule => new QueueDelayRule({ targetMs: 10, intervalMs: 100 }, now)
@@ -353,6 +356,28 @@ describe('RetryStorm: refused clients that come straight back, on a fake clock',
     const storm = new RetryStorm(INTERVAL, 0)
     interval(storm, 0, 10, 400)
     for (let t = 100; t < 1000; t += INTERVAL) expect(interval(storm, t, 10, 2)).toEqual([INTERVAL, INTERVAL])
+  })
+
+  it('stops holding STORM_HOLD_INTERVALS after the last storm-looking interval, though the queue stands; a storm that goes on shows again', () => {
+    const storm = new RetryStorm(INTERVAL, 0)
+    interval(storm, 0, 10, 400) // seen as the next interval begins, at 100
+    const end = INTERVAL + STORM_HOLD_INTERVALS * INTERVAL
+    for (let t = INTERVAL; t < end; t += INTERVAL) expect(interval(storm, t, 10, 2)).toEqual([INTERVAL, INTERVAL])
+    // The hold is over: the clients come straight back again, answered at once for one interval.
+    expect(interval(storm, end, 10, 400).every((h) => h === 0)).toBe(true)
+    expect(interval(storm, end + INTERVAL, 10, 2)).toEqual([INTERVAL, INTERVAL])
+  })
+
+  it('counts refusals against what the threads can finish too: a backlog sent at once after a stall is not a storm', () => {
+    // Threads that finish 10 jobs an interval when they run; a stall left them finishing 2 for a
+    // while, and an open-loop client that fell behind sends its backlog in one interval.
+    const storm = new RetryStorm(INTERVAL, 0, () => 10)
+    for (let t = 0; t < 500; t += INTERVAL) interval(storm, t, 2, 5)
+    expect(interval(storm, 500, 2, 6 * RETRY_STORM_RATIO).every((h) => h === 0)).toBe(true)
+    expect(interval(storm, 600, 2, 5)).toEqual(Array(5).fill(0))
+    // Past the ratio of what they can finish, it is one.
+    expect(interval(storm, 700, 2, 11 * RETRY_STORM_RATIO).every((h) => h === 0)).toBe(true)
+    expect(interval(storm, 800, 2, 5)).toEqual(Array(5).fill(INTERVAL))
   })
 
   it('stops holding once a refusal finds the queue no longer standing, until another storm is seen whole', () => {

@@ -139,7 +139,10 @@ export class ThreadPool {
       workerData: { ...options.workerData, tickets: tickets.cells }
     })
     this.#delayRule = new QueueDelayRule(options.shedding, performance.now())
-    this.#storm = new RetryStorm(options.shedding.intervalMs, performance.now())
+    // What the threads can finish in an interval at the jobs' current run time.
+    const { intervalMs } = options.shedding
+    const finishable = (): number => this.#runMs > 0 ? options.maxThreads * intervalMs / this.#runMs : 0
+    this.#storm = new RetryStorm(intervalMs, performance.now(), finishable)
     this.#maxThreads = options.maxThreads
     this.#maxQueue = options.maxQueue
     // The first thread starts now: how long until it answers is what a thread costs to start.
