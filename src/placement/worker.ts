@@ -7,6 +7,7 @@ import { loadTasks } from '../tasks/load.js'
 import { isErrorCode, type ErrorCode } from '../errors.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
 import { begin, end } from './tickets.js'
+import { DeferredStarts } from './deferred-starts.js'
 
 const { faultTasks, backends, logLevel, upstreamUrl, tickets } = workerData as PoolWorkerData
 // The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
@@ -71,9 +72,11 @@ const SKIPPED: PoolReply = { ok: false, skipped: true }
  */
 let answerPending = false
 const answerSent = (): void => { answerPending = false }
+/** The jobs waiting so, started one per turn in the order they came. */
+const deferred = new DeferredStarts()
 
 async function runJob ({ task: name, input, control, slot }: PoolRequest): Promise<PoolReply> {
-  if (answerPending) await new Promise(setImmediate)
+  if (answerPending || deferred.size > 0) await deferred.wait()
   if (slot !== undefined && !begin(tickets, slot, threadId)) return SKIPPED
   const start = performance.now()
   const idleMs = start - lastEnd
