@@ -76,10 +76,14 @@ describe('MODE=auto on a real server', () => {
     // pool, but for an exploration of the loop while the estimate is near the line.
     expect(high.filter((j) => j.via === 'inline').length).toBeLessThanOrEqual(2 + explorations)
     // Cheap again: the pool's runs bring the estimate down, and the task back inline, long before
-    // a strike's 5 s; of the second half of the phase every job but an exploration runs inline.
+    // a strike's 5 s; of the second half of the phase every job runs inline but an exploration or
+    // one the rule sent to the pool because the loop was late (other tests share the cores: 2-3 a
+    // run when two busy processes share them, by hand), which /metrics counts.
     const back = after.slice(Math.floor(after.length / 2))
     expect(back.length).toBeGreaterThan(20)
-    expect(back.filter((j) => j.via === 'pool').length).toBeLessThanOrEqual(explorations)
+    const metrics = (await app.inject('/metrics')).body
+    const loopLate = Number(/auto_decisions_total\{task="phased",via="pool",reason="loop-late"\} (\d+)/.exec(metrics)?.[1] ?? 0)
+    expect(back.filter((j) => j.via === 'pool').length).toBeLessThanOrEqual(explorations + loopLate)
   })
 
   it('follows a task whose cost jumps with its input, at once, and back', async () => {
