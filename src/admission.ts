@@ -153,8 +153,8 @@ export const PROBE_PARTS = 10
  * after the last interval that showed one, and ends sooner if the queue stops standing: an
  * interval taken for a storm by mistake costs the refusals of at most that long an extra interval
  * each. A storm that goes on shows again as soon as the hold ends, its clients all coming back at
- * once: more than the ratio allows within the first 1/PROBE_PARTS of an interval holds them again.
- * (Waiting for a whole interval to show it cost 7% of `fib` 30's jobs under autocannon.)
+ * once: more than the ratio allows within the first 1/PROBE_PARTS of an interval holds them again,
+ * rather than after a whole interval at the storm's own speed (docs/performance.md has the runs).
  */
 export class RetryStorm {
   readonly #intervalMs: number

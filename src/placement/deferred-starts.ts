@@ -4,10 +4,11 @@
  *
  * Each waiting on its own turn, a job read while another waited could start first: it came in as
  * the thread's loop read its port, before the turn the other waited for. Under load a job was so
- * overtaken by several handed after it: by hand, at twice a one-thread pool's capacity, 34 of 712
- * jobs started out of order, some after waiting 80 ms for jobs admitted after them. Here a job
- * that arrives while others wait waits behind them, and only one starts per turn: a synchronous job
- * has run its course, and its answer has gone, before the next begins.
+ * overtaken by several handed after it: logged by hand at twice a one-thread pool's capacity (with
+ * one of the two cores taken by another process), 34 of 712 jobs started out of order, some after
+ * waiting 80 ms for jobs admitted after them. Here a job that arrives while others wait waits
+ * behind them, and only one starts per turn: a synchronous job has run its course, and its answer
+ * has gone, before the next begins.
  */
 export class DeferredStarts {
   readonly #waiting: Array<() => void> = []

@@ -133,9 +133,8 @@ describe('admission by queueing delay, on real servers with the default targets'
   it('holds its refusals when clients send each refused job straight back: a closed loop past the pool\'s target', async () => {
     // One thread, spin 10 ms, 8 connections: 7 jobs wait, 70 ms, over the 50 ms target, so the
     // pool refuses, and the load client sends each refused job again at once. With the refusals
-    // answered at once this test saw 5,502 refusals against 287 answers; held, 246-358 against
-    // 363-377, and 605-656 against 352-355 with holds of 10 intervals that then waited a whole
-    // interval for the storm to show again.
+    // answered at once this test saw 5,502 refusals against 287 answers; held, a few hundred
+    // against about as many answers (docs/performance.md, "Clients that come straight back").
     server = await startServer({ MODE: 'hybrid', PROCESSES: '1', THREADS: '1' })
     const report = await runLoad(load(server.url, { connections: 8, duration: 4, mix: [{ task: 'spin', input: { ms: 10 }, weight: 1 }] }))
     expect(Object.keys(report.errors).filter((code) => code !== 'OVERLOADED')).toEqual([])
