@@ -150,6 +150,16 @@ function perPid (text: string, name: string): Map<number, number> {
   return out
 }
 
+/**
+ * A process's resident memory from /proc/PID/status, or undefined once it is exiting: a zombie,
+ * or a process past releasing its memory (the kernel drops the Vm lines with it).
+ */
+function residentBytes (status: string): number | undefined {
+  if (/^State:\s+[ZX]/m.test(status)) return undefined
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
+  return kb === undefined ? undefined : Number(kb) * 1024
+}
+
 async function sample (server: ServerProcess, atS: number): Promise<ProcessSample[]> {
   // A connection of its own each time: a kept-alive one would hold a worker that is draining.
   const metrics = await fetch(`${server.url}/metrics`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) })
@@ -159,14 +169,14 @@ async function sample (server: ServerProcess, atS: number): Promise<ProcessSampl
   const out: ProcessSample[] = []
   for (const { pid, role } of await tree(server.proc.pid as number)) {
     try {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8')
-      // A worker just killed and not yet reaped is a zombie: no memory, no fds, nothing to sample.
-      if (/^State:\s+Z/m.test(status)) continue
-      const rssBytes = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+      const rssBytes = residentBytes(await readFile(`/proc/${pid}/status`, 'utf8'))
       // utime and stime, fields 14 and 15 of /proc/PID/stat, in USER_HZ ticks (100 a second on Linux).
       const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? []
       const cpuS = (Number(stat[11]) + Number(stat[12])) / 100
       const fds = (await readdir(`/proc/${pid}/fd`)).length
+      // A worker killed while it was being read has released its memory and closed its files
+      // before it shows as a zombie: read again, and keep the sample only if it was alive throughout.
+      if (rssBytes === undefined || residentBytes(await readFile(`/proc/${pid}/status`, 'utf8')) === undefined) continue
       out.push({
         atS,
         pid,
