@@ -99,7 +99,7 @@ if (values.render !== undefined) {
   const run = await runMatrix(plan, progress)
   const written = await writeReport(run, values.out ?? join(projectRoot, 'bench', 'results'))
   for (const v of run.verdict) console.log(verdictLine(v))
-  for (const f of figures(run)) console.log(`${f.name}: ${fmt(f.value)} (target ${f.target})${f.met === false ? ' NOT MET' : ''}`)
+  for (const f of figures(run)) console.log(`${f.name}: ${f.shown ?? fmt(f.value)} (target ${f.target})${f.met === false ? ' NOT MET' : ''}`)
   console.log(`report: ${written.markdown}`)
 }
 

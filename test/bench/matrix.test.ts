@@ -209,6 +209,34 @@ describe('auto against the fixed models', () => {
     // 300 ms windows: 5,000, 7,950, 7,950 is 6,967, under 95% of 8,000; from the second bin on, 7,950.
     expect(again).toMatchObject({ name: 'low again', best: 'inline', followMs: 100, placedMs: 100 })
   })
+
+  it('reports a shift auto never followed within its phase as a miss, in the figures and the table', () => {
+    const options: ShiftOptions = {
+      lowMs: 0.05, highMs: 2, phaseMs: 1000, settleMs: 200, binMs: 100, connections: 4, repeats: 1, threads: 2
+    }
+    const phase = (v: number, n = 10): number[] => new Array<number>(n).fill(v)
+    // auto follows the shift to the costly phase at once, and never the shift back.
+    const shiftRun: ShiftRun = {
+      binsPerS: {
+        inline: [...phase(8000), ...phase(400), ...phase(8000)],
+        pool: [...phase(5000), ...phase(700), ...phase(5000)],
+        auto: [...phase(7900), ...phase(690), ...phase(5000)]
+      },
+      autoPoolShare: [...phase(0.02), ...phase(1), ...phase(1)],
+      errors: 0
+    }
+    const shift = { options, runs: [shiftRun], phases: phases([shiftRun], options) }
+    expect(shift.phases[2]).toMatchObject({ name: 'low again', followMs: undefined })
+    const run = syntheticRun({}, {
+      directFibPerS: 140,
+      naiveMixed: [m(200, 50)],
+      performanceTester: { delayMs: 1000, points: [], python: { skipped: 'not in this test' } },
+      shift
+    })
+    const follow = figures(run).find((x) => x.name.startsWith('ms until auto is back within 5%'))
+    expect(follow).toMatchObject({ met: false, shown: 'not within a phase' })
+    expect(markdown(run, [])).toMatch(/\| ms until auto is back within 5% [^|]+\| not within a phase \| < 1000 \| \*\*no\*\* \|/)
+  })
 })
 
 describe('report', () => {
