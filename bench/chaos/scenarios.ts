@@ -185,6 +185,14 @@ export interface OverloadFigures {
   admittedP99Ms: number
   /** How long a shed job took to be told so. */
   shedP99Ms: number
+  /**
+   * Of those times, the server's own (its Server-Timing: an admitted job's time in the server, a
+   * refusal's from the request's first byte), and how late the client itself sent (its loop on the
+   * same cores); undefined where not measured.
+   */
+  admittedServerP99Ms: number | undefined
+  shedServerP99Ms: number | undefined
+  sentLateP99Ms: number | undefined
   /** Jobs the open loop could not send: all its connections were waiting. */
   skipped: number
 }
@@ -253,7 +261,10 @@ export async function overload (
         skipped: over.skipped,
         admittedP50Ms: over.latencyMs.p50,
         admittedP99Ms: over.latencyMs.p99,
-        shedP99Ms: over.failedLatencyMs.p99
+        shedP99Ms: over.failedLatencyMs.p99,
+        admittedServerP99Ms: over.parts?.server?.ok.p99,
+        shedServerP99Ms: shed === 0 ? undefined : over.parts?.server?.failed.p99,
+        sentLateP99Ms: over.parts?.sendLate?.p99
       })
     } finally {
       await server.stop()

@@ -40,6 +40,15 @@ export interface LoadReport {
   latencyMs: LatencySummary
   /** The same, for the jobs answered with an error (how fast a shed job is told so). */
   failedLatencyMs: LatencySummary
+  /**
+   * Where an answer's latency went, over HTTP: `server`, the server's own time for the answered
+   * and the failed jobs (its `Server-Timing` total: the job's, from admission to its result, for an
+   * answered one; the request's, from its first byte read, for a refusal);
+   * `sendLate`, how far past its intended time the client sent each job (open loop only: its own
+   * loop running late, on cores it shares with the server). The rest is the sockets and the time a
+   * request waited to be read. Absent where nothing was measured.
+   */
+  parts?: { server?: { ok: LatencySummary, failed: LatencySummary }, sendLate?: LatencySummary }
   byTask: Record<string, LatencySummary & { errors: number }>
   rss?: { startBytes: number, peakBytes: number, pids: number }
 }
@@ -63,6 +72,15 @@ function summarize (h: Histogram): LatencySummary {
   const max = round(h.maxValue / 1000)
   const at = (p: number): number => Math.min(max, round(h.getValueAtPercentile(p) / 1000))
   return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max, mean: round(h.mean / 1000) }
+}
+
+function partsOf (serverOk: Histogram, serverFailed: Histogram, sendLate: Histogram): Pick<LoadReport, 'parts'> {
+  const server = serverOk.totalCount + serverFailed.totalCount > 0
+    ? { ok: summarize(serverOk), failed: summarize(serverFailed) }
+    : undefined
+  const late = sendLate.totalCount > 0 ? summarize(sendLate) : undefined
+  if (server === undefined && late === undefined) return {}
+  return { parts: { ...(server === undefined ? {} : { server }), ...(late === undefined ? {} : { sendLate: late }) } }
 }
 
 function picker (mix: JobSpec[]): () => Job {
@@ -103,6 +121,9 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   const pick = picker(options.mix)
   const all = newHistogram()
   const failedLatency = newHistogram()
+  const serverOk = newHistogram()
+  const serverFailed = newHistogram()
+  const sendLate = newHistogram()
   const perTask = new Map<string, { h: Histogram, errors: number }>()
   const errors: Record<string, number> = {}
   let sent = 0
@@ -140,6 +161,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   }
 
   const one = async (c: number, intendedAt: number): Promise<void> => {
+    const lateMs = performance.now() - intendedAt
     const job = pick()
     const entry = { task: job.task, intendedAt }
     sent++
@@ -156,6 +178,10 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     if (cutDone) return // abandoned at the cut: counted there
     if (performance.now() < countFrom) return // still ramping up
     const stats = statsOf(job.task)
+    if (options.rate !== undefined) sendLate.recordValue(Math.max(1, Math.round(lateMs * 1000)))
+    if (outcome.serverMs !== undefined) {
+      (outcome.ok ? serverOk : serverFailed).recordValue(Math.max(1, Math.round(outcome.serverMs * 1000)))
+    }
     if (outcome.code === TIMED_OUT) {
       timedOut++
     } else if (outcome.ok) {
@@ -248,6 +274,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     errors,
     latencyMs: summarize(all),
     failedLatencyMs: summarize(failedLatency),
+    ...partsOf(serverOk, serverFailed, sendLate),
     byTask: Object.fromEntries([...perTask].map(([task, s]) => [task, { ...summarize(s.h), errors: s.errors }])),
     ...(rss === undefined ? {} : { rss: await rss.stop() })
   }

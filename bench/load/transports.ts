@@ -12,6 +12,8 @@ export interface Job {
 export interface Outcome {
   ok: boolean
   code?: string
+  /** The server's own time for it, from its `Server-Timing` total, in ms (HTTP answers that carry one). */
+  serverMs?: number
 }
 
 /** One connection to the server that can carry several jobs at once. */
@@ -30,6 +32,13 @@ function errorCode (err: unknown): string {
   if (typeof refusedWith === 'string') return refusedWith
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' ? `CLIENT_${code}` : 'CLIENT_ERROR'
+}
+
+/** The `total` metric of a Server-Timing header (`total;dur=0.412`), in ms; undefined without one. */
+export function serverTotalMs (header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header.join(',') : header
+  const dur = value === undefined ? undefined : /(?:^|,)\s*total;dur=([\d.]+)/.exec(value)?.[1]
+  return dur === undefined ? undefined : Number(dur)
 }
 
 /** HTTP/1.1 on one undici connection, `inFlight` requests pipelined on it. */
@@ -52,9 +61,10 @@ export function openHttp (options: LoadOptions): Connection {
           ? await client.request({ path: '/jobs', method: 'POST', headers, body: msgpack ? packr.pack(job) : JSON.stringify(job) })
           : await client.request({ path, method: 'GET', headers })
         const body = Buffer.from(await res.body.arrayBuffer())
-        if (res.statusCode === 200) return { ok: true }
+        const serverMs = serverTotalMs(res.headers['server-timing'])
+        if (res.statusCode === 200) return { ok: true, serverMs }
         const decoded = (msgpack ? unpackr.unpack(body) : JSON.parse(body.toString())) as { code?: string }
-        return { ok: false, code: decoded.code ?? `HTTP_${res.statusCode}` }
+        return { ok: false, code: decoded.code ?? `HTTP_${res.statusCode}`, serverMs }
       } catch (err) {
         return { ok: false, code: errorCode(err) }
       }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseJob, parseOptions } from '../../bench/load/options.js'
 import { runLoad } from '../../bench/load/run.js'
+import { serverTotalMs } from '../../bench/load/transports.js'
 import { buildApp } from '../../src/app.js'
 import { parseConfig } from '../../src/config.js'
 import { IN_PROCESS } from '../helpers.js'
@@ -52,6 +53,32 @@ describe('runLoad against a real server', () => {
     expect(report.sent + report.skipped).toBeLessThanOrEqual(300)
     expect(report.failed).toBe(0)
     expect(progress.length).toBeGreaterThan(0)
+  })
+
+  it('splits an HTTP answer\'s latency: the server\'s own time from Server-Timing, and how late the open loop sent', async () => {
+    const report = await runLoad(parseOptions(['--url', url, '--rate', '100', '--duration', '1', '--connections', '4', '--quiet',
+      '--job', 'sleep:{"ms":30}@3', '--job', 'nope@1']))
+    const { server, sendLate } = report.parts ?? {}
+    // A sleep of 30 ms: the server's time for it is at least that, and the client's, from the job's
+    // intended send time, at least the server's; an unknown task is refused within the server's own time.
+    expect(server?.ok.count).toBe(report.ok)
+    expect(server?.ok.p50).toBeGreaterThanOrEqual(30)
+    expect(report.latencyMs.p50).toBeGreaterThanOrEqual(server?.ok.p50 as number)
+    expect(server?.failed.count).toBe(report.errors.UNKNOWN_TASK)
+    expect(report.failedLatencyMs.max).toBeGreaterThanOrEqual(server?.failed.max as number)
+    expect(sendLate?.count).toBe(report.ok + report.failed)
+    // A closed loop sends each job when it means to: no lateness to report.
+    const closed = await runLoad(parseOptions(['--url', url, '--count', '20', '--connections', '2', '--quiet', '--job', 'fib:{"n":5}']))
+    expect(closed.parts?.sendLate).toBeUndefined()
+    expect(closed.parts?.server?.ok.count).toBe(20)
+  })
+
+  it('reads the total of a Server-Timing header', () => {
+    expect(serverTotalMs('queue;dur=0.1, run;dur=2, total;dur=2.45')).toBe(2.45)
+    expect(serverTotalMs('total;dur=0.3')).toBe(0.3)
+    expect(serverTotalMs(['queue;dur=1', 'total;dur=4'])).toBe(4)
+    expect(serverTotalMs('subtotal;dur=9')).toBeUndefined()
+    expect(serverTotalMs(undefined)).toBeUndefined()
   })
 
   it('stops at the job timeout when the server never answers', async () => {
