@@ -46,6 +46,10 @@ export class QueueDelayRule {
     return this.#standing
   }
 
+  get intervalMs (): number {
+    return this.#intervalMs
+  }
+
   get targetMs (): number {
     return this.#targetMs
   }
@@ -227,6 +231,95 @@ export class RetryStorm {
   }
 }
 
+/** A refusal must free at least this many times what it costs the loop before the loop refuses at all. */
+export const REFUSAL_PAYOFF = 2
+/** Fewer requests read than this in an interval, and it says nothing of what a request costs. */
+const PAYOFF_MIN_READS = 20
+
+/**
+ * Whether refusing work frees the event loop at all. Every request costs the loop `o` (read,
+ * routed, answered) and its job `j` more (the inline run; an I/O or pool job's start is part of
+ * `o`); a refusal costs about `o` and frees `j`. At twice the loop's capacity, refusing all it
+ * cannot serve leaves a goodput of `(j - o) / j`: none when `j` is `o`, and a refusal that costs
+ * more than the work it refuses keeps the loop behind and refusing, however long the overload
+ * lasts (docs/performance.md, "Where a refusal's time goes", has the runs). Trivial jobs, or jobs
+ * that run on the pool, are not worth refusing on the loop: it serves them, and the clients'
+ * connections bound the wait.
+ *
+ * Measured online over each interval: the loop's active time (its utilisation, from Node), the
+ * inline jobs' run time, the requests read and those admitted. `o` is the active time not spent in
+ * inline jobs per request read, `j` the inline time per request admitted, each an average of the
+ * intervals so far (halved each interval). The loop refuses only while `j >= REFUSAL_PAYOFF * o`:
+ * a refusal frees at least twice its cost, and shedding at twice the capacity keeps at least half of
+ * it. Until an interval has read enough requests to tell, it refuses as the rule says.
+ */
+export class RefusalPayoff {
+  readonly #intervalMs: number
+  readonly #activeMs: () => number
+  #windowStart: number
+  #activeAtStart: number
+  #reads = 0
+  #refused = 0
+  #inlineMs = 0
+  /** Loop ms per request read, and inline ms per request admitted: undefined until measured. */
+  #perRequestMs: number | undefined
+  #perJobMs: number | undefined
+
+  /** `activeMs`: the loop's active time so far, in ms (performance.eventLoopUtilization().active). */
+  constructor (intervalMs: number, now: number, activeMs: () => number) {
+    this.#intervalMs = intervalMs
+    this.#activeMs = activeMs
+    this.#windowStart = now
+    this.#activeAtStart = activeMs()
+  }
+
+  /** A request read and checked at admission; `refused` if it was turned away. */
+  read (refused: boolean): void {
+    this.#reads++
+    if (refused) this.#refused++
+  }
+
+  /** A job that was refused after its request was read (an inline job checked again as it is about to run). */
+  refusedAfterRead (): void {
+    this.#refused++
+  }
+
+  /** An inline job held the loop `ms`. */
+  ranInline (ms: number): void {
+    this.#inlineMs += ms
+  }
+
+  /** Whether a refusal frees the loop more than it costs it (true until measured). */
+  pays (): boolean {
+    if (this.#perRequestMs === undefined || this.#perJobMs === undefined) return true
+    return this.#perJobMs >= REFUSAL_PAYOFF * this.#perRequestMs
+  }
+
+  /** The last estimates, for /metrics and tests: `j / o`, undefined until measured. */
+  get ratio (): number | undefined {
+    if (this.#perRequestMs === undefined || this.#perJobMs === undefined) return undefined
+    return this.#perRequestMs === 0 ? Number.POSITIVE_INFINITY : this.#perJobMs / this.#perRequestMs
+  }
+
+  /** Ends the interval when one has passed: its figures join the estimates. */
+  roll (now: number): void {
+    if (now - this.#windowStart < this.#intervalMs) return
+    const active = this.#activeMs()
+    const admitted = this.#reads - this.#refused
+    if (this.#reads >= PAYOFF_MIN_READS && admitted > 0) {
+      const perRequest = Math.max(0, active - this.#activeAtStart - this.#inlineMs) / this.#reads
+      const perJob = this.#inlineMs / admitted
+      this.#perRequestMs = this.#perRequestMs === undefined ? perRequest : (this.#perRequestMs + perRequest) / 2
+      this.#perJobMs = this.#perJobMs === undefined ? perJob : (this.#perJobMs + perJob) / 2
+    }
+    this.#windowStart = now
+    this.#activeAtStart = active
+    this.#reads = 0
+    this.#refused = 0
+    this.#inlineMs = 0
+  }
+}
+
 /** How often the loop's own ticker runs; its lateness is the loop's queueing delay. */
 export const LOOP_TICK_MS = 5
 
@@ -258,6 +351,7 @@ export class LoopDelay {
   readonly #rule: QueueDelayRule
   readonly #clock: () => number
   readonly #defer: (fn: () => void) => void
+  readonly #payoff: RefusalPayoff | undefined
   #lastTick: number
   #timer: NodeJS.Timeout | undefined
   /** When the turn now running first asked, or undefined between turns. */
@@ -272,14 +366,30 @@ export class LoopDelay {
     this.#lastTurnEndedAt = this.#clock()
   }
 
-  /** `defer` runs a callback when the turn is over (setImmediate; a fake clock's tests pass their own). */
+  /**
+   * `defer` runs a callback when the turn is over (setImmediate; a fake clock's tests pass their
+   * own). `activeMs`, the loop's active time so far, turns on the check that a refusal pays
+   * (RefusalPayoff); without it, every job over the bound is refused.
+   */
   constructor (
-    rule: QueueDelayRule, clock: () => number, defer: (fn: () => void) => void = (fn) => { setImmediate(fn) }
+    rule: QueueDelayRule, clock: () => number, defer: (fn: () => void) => void = (fn) => { setImmediate(fn) },
+    activeMs?: () => number
   ) {
     this.#rule = rule
     this.#clock = clock
     this.#defer = defer
     this.#lastTick = clock()
+    this.#payoff = activeMs === undefined ? undefined : new RefusalPayoff(rule.intervalMs, this.#lastTick, activeMs)
+  }
+
+  /** An inline job held the loop `ms` (what refusing such jobs would free). */
+  ranInline (ms: number): void {
+    this.#payoff?.ranInline(ms)
+  }
+
+  /** An admitted job's own loop time over what a request costs the loop (RefusalPayoff); undefined until measured. */
+  get refusalPayoff (): number | undefined {
+    return this.#payoff?.ratio
   }
 
   /**
@@ -303,6 +413,7 @@ export class LoopDelay {
     const now = this.#clock()
     this.#rule.observe(Math.max(0, now - this.#lastTick - LOOP_TICK_MS), now)
     this.#lastTick = now
+    this.#payoff?.roll(now)
   }
 
   /** The earliest what the loop reads now may have arrived, by its turns (the class's comment says how). */
@@ -342,12 +453,17 @@ export class LoopDelay {
    * arrived. A delay read here over the target is a sample; one under it is not: within a turn the
    * delay counts up from the tick that began it, so the first jobs of every turn would read as
    * "caught up" while the loop is in fact behind. Whether it has caught up is the ticker's to say.
+   * Over the bound, the work is refused only if refusing pays (RefusalPayoff). `read`: this is the
+   * first check of its request (false for a job checked again as it is about to run).
    */
-  refusal (now = this.#clock(), arrivedFrom = Number.NEGATIVE_INFINITY): Error | undefined {
+  refusal (now = this.#clock(), arrivedFrom = Number.NEGATIVE_INFINITY, read = true): Error | undefined {
     if (!this.#rule.enabled) return undefined
     const delayMs = Math.max(this.delayMs(now), now - Math.max(this.#turnFromNow(now), arrivedFrom))
     if (delayMs > this.#rule.targetMs) this.#rule.observe(delayMs, now)
-    if (delayMs <= this.#rule.boundMs()) return undefined
+    const refuse = delayMs > this.#rule.boundMs() && (this.#payoff?.pays() ?? true)
+    if (read) this.#payoff?.read(refuse)
+    else if (refuse) this.#payoff?.refusedAfterRead()
+    if (!refuse) return undefined
     return new errors.OVERLOADED(`the event loop is ${Math.round(delayMs)} ms behind, over the ${this.#rule.boundMs()} ms allowed`)
   }
 }

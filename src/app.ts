@@ -70,7 +70,11 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   )
   // The loop's delay is read by the shedding (when on) and by CPU_JOBS=auto (which places nothing
   // inline on a late loop, whether or not anything is shed).
-  const loopDelay = loopRule.enabled || config.cpuJobs === 'auto' ? new LoopDelay(loopRule, () => performance.now()) : undefined
+  // Refusing on the loop only where it frees the loop (RefusalPayoff), judged by its active time.
+  const loopActiveMs = (): number => performance.eventLoopUtilization().active
+  const loopDelay = loopRule.enabled || config.cpuJobs === 'auto'
+    ? new LoopDelay(loopRule, () => performance.now(), undefined, loopActiveMs)
+    : undefined
   // Measured from when the app is ready: the turns spent building it (modules, routes, files) are
   // not requests waiting, and counted they left a cluster worker shedding its first requests.
   app.addHook('onReady', async () => { loopDelay?.start() })
@@ -81,7 +85,9 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await runner.start()
   const websockets = new WsConnections()
   // Made after the runner (it reads its pool); the runner tells it of jobs only once they run.
-  const metrics = new ServerMetrics({ pool: runner.pool, websockets, auto: runner.auto })
+  const metrics = new ServerMetrics({
+    pool: runner.pool, websockets, auto: runner.auto, loop: loopRule.enabled ? loopDelay : undefined
+  })
   // The dashboard's figures: counted only while a page is open (src/dashboard/sample.ts).
   const sampler = new ProcessSampler({ pool: runner.pool, websockets, auto: runner.auto, worker: cluster.worker?.id })
   const feed = cluster.isWorker ? workerFeed(sampler, config) : localFeed(sampler, config)

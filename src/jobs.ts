@@ -212,7 +212,8 @@ export class JobRunner {
         placement = this.#auto.places[decision.via]
       }
       if (placement.via === 'inline') {
-        const refusal = this.loop?.refusal(start, context.arrivedFrom)
+        // An HTTP request was checked, and counted, as it was read; a WebSocket frame is checked here first.
+        const refusal = this.loop?.refusal(start, context.arrivedFrom, context.arrivedFrom === undefined)
         if (refusal !== undefined) throw refusal
       }
       placed = { task, placement, decision, autoKey, start, done }
@@ -279,7 +280,10 @@ export class JobRunner {
     // land while it runs, so it gets neither (they would only cost every trivial job).
     if (placement.via === 'inline') {
       placement.run(task, input, NEVER).then(
-        (outcome) => this.#answer(placed, outcome),
+        (outcome) => {
+          this.loop?.ranInline(outcome.runMs)
+          this.#answer(placed, outcome)
+        },
         (err: unknown) => this.#fail(placed, err)
       )
       return

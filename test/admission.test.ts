@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
-  LATE_SHARE, LOOP_TICK_MS, LoopDelay, PROBE_PARTS, QueueDelayRule, RETRY_STORM_RATIO, RetryStorm, STORM_HOLD_INTERVALS,
-  TURN_GAP_MS, WaitCalibration
+  LATE_SHARE, LOOP_TICK_MS, LoopDelay, PROBE_PARTS, QueueDelayRule, REFUSAL_PAYOFF, RefusalPayoff, RETRY_STORM_RATIO,
+  RetryStorm, STORM_HOLD_INTERVALS, TURN_GAP_MS, WaitCalibration
 } from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
@@ -213,6 +213,103 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
     now += LOOP_TICK_MS + 500
     expect(loop.delayMs()).toBe(500)
     expect(loop.refusal()).toBeUndefined()
+  })
+})
+
+describe('RefusalPayoff: the loop refuses only work whose refusal frees it, on a fake clock', () => {
+  // A loop that spends `requestMs` on every request and `jobMs` more on each admitted inline job,
+  // its active time counted as it goes; an interval of 100 ms at a time.
+  const busyLoop = (requestMs: number, initialJobMs: number) => {
+    let jobMs = initialJobMs
+    let now = 0
+    let active = 0
+    const payoff = new RefusalPayoff(100, now, () => active)
+    const interval = (requests: number, refused = 0): void => {
+      for (let i = 0; i < requests; i++) {
+        const refuse = i < refused
+        payoff.read(refuse)
+        active += requestMs
+        if (!refuse) {
+          active += jobMs
+          payoff.ranInline(jobMs)
+        }
+      }
+      now += 100
+      payoff.roll(now)
+    }
+    return { payoff, interval, setJobMs: (ms: number) => { jobMs = ms } }
+  }
+
+  it('refuses as the rule says until an interval has read enough requests to tell', () => {
+    const { payoff, interval } = busyLoop(0.05, 0)
+    expect(payoff.pays()).toBe(true)
+    interval(5) // too few to tell
+    expect(payoff.pays()).toBe(true)
+    expect(payoff.ratio).toBeUndefined()
+  })
+
+  it('does not refuse trivial jobs, or jobs the loop only starts: a refusal costs what serving them does', () => {
+    const trivial = busyLoop(0.05, 0.001)
+    trivial.interval(2000)
+    expect(trivial.payoff.ratio).toBeCloseTo(0.02, 5)
+    expect(trivial.payoff.pays()).toBe(false)
+    const pool = busyLoop(0.08, 0) // hybrid: every job on the pool
+    pool.interval(1000)
+    expect(pool.payoff.pays()).toBe(false)
+  })
+
+  it('refuses jobs whose own work is at least REFUSAL_PAYOFF times a request\'s cost, and keeps doing so while refusing', () => {
+    const spin = busyLoop(0.05, 1) // spin 1 ms inline: a refusal frees 20 times its cost
+    spin.interval(90)
+    expect(spin.payoff.ratio).toBeCloseTo(20, 5)
+    expect(spin.payoff.pays()).toBe(true)
+    // Refusing half of what it reads: the refusals' cost counts per request, the jobs' per job admitted.
+    spin.interval(180, 90)
+    expect(spin.payoff.ratio).toBeCloseTo(20, 5)
+    expect(spin.payoff.pays()).toBe(true)
+    const edge = busyLoop(0.05, 0.05 * REFUSAL_PAYOFF * 0.9)
+    edge.interval(500)
+    expect(edge.payoff.pays()).toBe(false)
+  })
+
+  it('follows a change of load, each interval weighing as much as all before it', () => {
+    const load = busyLoop(0.05, 1)
+    load.interval(90)
+    expect(load.payoff.ratio).toBeCloseTo(20, 5)
+    load.interval(5) // too few requests to tell: the estimate stands
+    expect(load.payoff.ratio).toBeCloseTo(20, 5)
+    load.setJobMs(0.001) // the jobs turn trivial
+    const ratios: number[] = []
+    for (let i = 0; i < 4; i++) {
+      load.interval(500)
+      ratios.push(load.payoff.ratio as number)
+    }
+    // 20, then the averages with 0.02: 10.01, 5.015, 2.5175, 1.26875.
+    for (const [i, expected] of [10.01, 5.015, 2.5175, 1.26875].entries()) expect(ratios[i]).toBeCloseTo(expected, 6)
+    expect(load.payoff.pays()).toBe(false)
+  })
+})
+
+describe('LoopDelay with RefusalPayoff: past the bound, refused only where refusing frees the loop', () => {
+  it('serves cheap work however late the loop is, and refuses costly work past the bound', () => {
+    for (const [jobMs, refusedPast] of [[0.001, false], [1, true]] as const) {
+      let now = 0
+      let active = 0
+      const loop = new LoopDelay(rule(), () => now, (fn) => { fn() }, () => active)
+      // An interval of 200 requests, each 0.05 ms of the loop's and its job's own.
+      for (let i = 0; i < 200; i++) {
+        expect(loop.refusal(now)).toBeUndefined()
+        active += 0.05 + jobMs
+        loop.ranInline(jobMs)
+      }
+      now += 100
+      loop.tick()
+      expect(loop.refusalPayoff).toBeCloseTo(jobMs / 0.05, 5)
+      now += 150 // 145 ms past the last tick: over the bound
+      expect(loop.refusal(now) !== undefined).toBe(refusedPast)
+      // A job checked again as it is about to run is not a request read twice.
+      expect(loop.refusal(now, undefined, false) !== undefined).toBe(refusedPast)
+    }
   })
 })
 

@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
+import type { LoopDelay } from '../admission.js'
 import { AggregatorRegistry, collectDefaultMetrics, Gauge, type GaugeConfiguration, type Metric } from 'prom-client'
 import { JobCounter, JobHistogram } from './jobs.js'
 import type { JobEvent } from '../jobs.js'
@@ -32,7 +33,7 @@ export class ServerMetrics {
   readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
   #elu: EventLoopUtilization = performance.eventLoopUtilization()
 
-  constructor (sources: { pool?: ThreadPool, websockets?: WsConnections, auto?: AutoRule } = {}) {
+  constructor (sources: { pool?: ThreadPool, websockets?: WsConnections, auto?: AutoRule, loop?: LoopDelay } = {}) {
     const registers = [this.registry]
     const pid = String(process.pid)
     AggregatorRegistry.setRegistries(registers)
@@ -70,6 +71,15 @@ export class ServerMetrics {
         self.#elu = now
       }
     })
+    const loop = sources.loop
+    if (loop !== undefined) {
+      gauge({
+        name: 'event_loop_refusal_payoff',
+        help: 'What an admitted job\'s own work costs the event loop over what a request costs it; the loop sheds only from 2, per process',
+        labelNames: ['pid'],
+        collect () { if (loop.refusalPayoff !== undefined) this.set({ pid }, loop.refusalPayoff) }
+      })
+    }
     const pool = sources.pool
     if (pool !== undefined) {
       const perProcess = (name: string, help: string, read: () => number): void =>

@@ -73,12 +73,13 @@ describe('admission by queueing delay, on real servers with the default targets'
     expectNotShedWhileOnTime(report, 10)
   }, 20_000)
 
-  it('admits a saturated loop again once a stall of its process is over: 50 closed-loop clients', async () => {
+  it('admits a saturated loop again once a stall of its process is over: 5 closed-loop clients', async () => {
     server = await startServer({ MODE: 'event-loop' })
-    // 60 µs of CPU each: a turn reading all 50 clients lasts about 5 ms, and the next goes straight
+    // 1 ms of CPU each: a turn reading all 5 clients lasts about 6 ms, and the next goes straight
     // on, so a request read late in a turn arrived at most one turn before, but as far as the turns
-    // alone can tell, two.
-    const saturating = { mix: [{ task: 'spin', input: { ms: 0.06 }, weight: 1 }] }
+    // alone can tell, two. A job's run is several times what its request costs the loop besides
+    // (0.1-0.2 ms on a warming server here), so refusing it pays (RefusalPayoff): the rule decides.
+    const saturating = { connections: 5, mix: [{ task: 'spin', input: { ms: 1 }, weight: 1 }] }
     const warmUp = await runLoad(load(server.url, { ...saturating, duration: 1 }))
     const stalled = runLoad(load(server.url, { ...saturating, duration: 1 }))
     await sleep(300)
@@ -89,7 +90,7 @@ describe('admission by queueing delay, on real servers with the default targets'
     const during = await stalled
     expect(during.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
     const after = await runLoad(load(server.url, saturating))
-    expect(after.ok).toBeGreaterThan(1000)
+    expect(after.ok).toBeGreaterThan(500)
     expectNotShedWhileOnTime(after, 10)
     // Every refusal is in /metrics: at admission before the body was read, or as a job refused.
     const text = await (await request(`${server.url}/metrics`)).body.text()
