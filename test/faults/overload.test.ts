@@ -142,7 +142,9 @@ describe('admission by queueing delay, on real servers with the default targets'
     const shed = report.errors.OVERLOADED ?? 0
     expect(shed).toBeGreaterThan(0)
     expect(report.ok).toBeGreaterThan(100)
-    expect(shed).toBeLessThan(3 * report.ok)
+    // Held, 1.7-2.0 refusals per answer on a quiet machine, 3.0 once in a fresh-clone CI run (its
+    // other test files take the cores, and the one thread answers fewer); answered at once, 19.
+    expect(shed).toBeLessThan(6 * report.ok)
     expect(report.failedLatencyMs.max).toBeGreaterThanOrEqual(100) // some were held an interval
   }, 20_000)
 
