@@ -186,17 +186,22 @@ describe('auto against the fixed models', () => {
     expect(f.find((x) => x.name === 'cells in which auto was the worst model')).toMatchObject({ value: 1, met: false })
   })
 
+  const options: ShiftOptions = {
+    lowMs: 0.05, highMs: 2, phaseMs: 1000, settleMs: 200, binMs: 100, connections: 4, repeats: 1, threads: 2
+  }
+  const phase = (v: number, n = 10): number[] => new Array<number>(n).fill(v)
+  // The fixed placements over three phases of 10 bins: inline is best when cheap (8,000 against
+  // 5,000), the pool when costly (700 against 400).
+  const fixed = {
+    inline: [...phase(8000), ...phase(400), ...phase(8000)],
+    pool: [...phase(5000), ...phase(700), ...phase(5000)]
+  }
+
   it('times how long auto takes to follow each shift of a cost, from bins of answers', () => {
-    const options: ShiftOptions = {
-      lowMs: 0.05, highMs: 2, phaseMs: 1000, settleMs: 200, binMs: 100, connections: 4, repeats: 1, threads: 2
-    }
-    const phase = (v: number, n = 10): number[] => new Array<number>(n).fill(v)
-    // Inline is best when cheap (8,000 against 5,000), the pool when costly (700 against 400).
     // auto: right at once in the first phase, 3 bins late after the first shift, 1 after the second.
     const run: ShiftRun = {
       binsPerS: {
-        inline: [...phase(8000), ...phase(400), ...phase(8000)],
-        pool: [...phase(5000), ...phase(700), ...phase(5000)],
+        ...fixed,
         auto: [...phase(7900), 400, 400, 400, ...phase(690, 7), 5000, ...phase(7950, 9)]
       },
       autoPoolShare: [...phase(0.02), 0, 0.5, 0.95, ...phase(1, 7), 0.5, ...phase(0.03, 9)],
@@ -211,15 +216,10 @@ describe('auto against the fixed models', () => {
   })
 
   it('reports a shift auto never followed within its phase as a miss, in the figures and the table', () => {
-    const options: ShiftOptions = {
-      lowMs: 0.05, highMs: 2, phaseMs: 1000, settleMs: 200, binMs: 100, connections: 4, repeats: 1, threads: 2
-    }
-    const phase = (v: number, n = 10): number[] => new Array<number>(n).fill(v)
     // auto follows the shift to the costly phase at once, and never the shift back.
     const shiftRun: ShiftRun = {
       binsPerS: {
-        inline: [...phase(8000), ...phase(400), ...phase(8000)],
-        pool: [...phase(5000), ...phase(700), ...phase(5000)],
+        ...fixed,
         auto: [...phase(7900), ...phase(690), ...phase(5000)]
       },
       autoPoolShare: [...phase(0.02), ...phase(1), ...phase(1)],
