@@ -74,6 +74,11 @@ function summarize (h: Histogram): LatencySummary {
   return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max, mean: round(h.mean / 1000) }
 }
 
+/** Records `ms` in a histogram of microseconds (its lowest value is 1). */
+function record (h: Histogram, ms: number): void {
+  h.recordValue(Math.max(1, Math.round(ms * 1000)))
+}
+
 function partsOf (serverOk: Histogram, serverFailed: Histogram, sendLate: Histogram): Pick<LoadReport, 'parts'> {
   const server = serverOk.totalCount + serverFailed.totalCount > 0
     ? { ok: summarize(serverOk), failed: summarize(serverFailed) }
@@ -155,9 +160,8 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     return stats
   }
   const recordLatency = (task: string, ms: number): void => {
-    const us = Math.max(1, Math.round(ms * 1000))
-    all.recordValue(us)
-    statsOf(task).h.recordValue(us)
+    record(all, ms)
+    record(statsOf(task).h, ms)
   }
 
   const one = async (c: number, intendedAt: number): Promise<void> => {
@@ -178,10 +182,8 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     if (cutDone) return // abandoned at the cut: counted there
     if (performance.now() < countFrom) return // still ramping up
     const stats = statsOf(job.task)
-    if (options.rate !== undefined) sendLate.recordValue(Math.max(1, Math.round(lateMs * 1000)))
-    if (outcome.serverMs !== undefined) {
-      (outcome.ok ? serverOk : serverFailed).recordValue(Math.max(1, Math.round(outcome.serverMs * 1000)))
-    }
+    if (options.rate !== undefined) record(sendLate, lateMs)
+    if (outcome.serverMs !== undefined) record(outcome.ok ? serverOk : serverFailed, outcome.serverMs)
     if (outcome.code === TIMED_OUT) {
       timedOut++
     } else if (outcome.ok) {
@@ -189,7 +191,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
       recordLatency(job.task, performance.now() - intendedAt)
     } else {
       failed++
-      failedLatency.recordValue(Math.max(1, Math.round((performance.now() - intendedAt) * 1000)))
+      record(failedLatency, performance.now() - intendedAt)
       stats.errors++
       const code = outcome.code ?? 'UNKNOWN'
       errors[code] = (errors[code] ?? 0) + 1

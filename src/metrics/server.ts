@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
-import type { LoopDelay } from '../admission.js'
+import { REFUSAL_PAYOFF, type LoopDelay } from '../admission.js'
 import { AggregatorRegistry, collectDefaultMetrics, Gauge, type GaugeConfiguration, type Metric } from 'prom-client'
 import { JobCounter, JobHistogram } from './jobs.js'
 import type { JobEvent } from '../jobs.js'
@@ -75,7 +75,7 @@ export class ServerMetrics {
     if (loop !== undefined) {
       gauge({
         name: 'event_loop_refusal_payoff',
-        help: 'What an admitted job\'s own work costs the event loop over what a request costs it; the loop sheds only from 2, per process',
+        help: `What an admitted job's own work costs the event loop over what a request costs it; the loop sheds only from ${REFUSAL_PAYOFF}, per process`,
         labelNames: ['pid'],
         collect () { if (loop.refusalPayoff !== undefined) this.set({ pid }, loop.refusalPayoff) }
       })
