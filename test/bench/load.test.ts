@@ -62,7 +62,8 @@ describe('runLoad against a real server', () => {
     // A sleep of 30 ms: the server's time for it is at least that, and the client's, from the job's
     // intended send time, at least the server's; an unknown task is refused within the server's own time.
     expect(server?.ok.count).toBe(report.ok)
-    expect(server?.ok.p50).toBeGreaterThanOrEqual(30)
+    // Node's timers fire by a coarser clock than performance.now(): a 30 ms sleep has been timed at 29.98 ms.
+    expect(server?.ok.p50).toBeGreaterThanOrEqual(29)
     expect(report.latencyMs.p50).toBeGreaterThanOrEqual(server?.ok.p50 as number)
     expect(server?.failed.count).toBe(report.errors.UNKNOWN_TASK)
     expect(report.failedLatencyMs.max).toBeGreaterThanOrEqual(server?.failed.max as number)
