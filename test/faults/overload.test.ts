@@ -90,7 +90,9 @@ describe('admission by queueing delay, on real servers with the default targets'
     const during = await stalled
     expect(during.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
     const after = await runLoad(load(server.url, saturating))
-    expect(after.ok).toBeGreaterThan(500)
+    // A loop that admits again serves hundreds of these in 2 s (about 1,400 on a quiet machine,
+    // 620-850 with two busy processes on its cores); one still refusing serves next to none.
+    expect(after.ok).toBeGreaterThan(200)
     expectNotShedWhileOnTime(after, 10)
     // Every refusal is in /metrics: at admission before the body was read, or as a job refused.
     const text = await (await request(`${server.url}/metrics`)).body.text()
