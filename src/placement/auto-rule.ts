@@ -19,6 +19,13 @@
  *   pool jobs keep it current under load.
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
+ *   Once on one side of that line, a task crosses back only when its estimate is `band` past it
+ *   (inline again under 0.7 times the line, on the pool from 1.3 times it): near the line both
+ *   placements serve about as much, while the round trip's estimate moves by 15-20% under load,
+ *   and a task there went back and forth between them (a fifth of its jobs on the pool, in
+ *   stretches) and served less than either placement held. By hand, the matrix's spin sweep at
+ *   0.2 ms, three runs: 0.858, 0.908 and 0.993 of the better placement without the band, 0.913,
+ *   0.955 and 0.972 with it; the other costs within the noise either way (bench/README.md).
  *   The round trip is a latency, and a pool whose threads are handed their next job early
  *   (ThreadPool) costs the event loop less per job than that: the spin sweep's pool beats inline
  *   from 0.2 ms, which half the round trip measured under that load (0.55 ms) keeps inline. A
@@ -64,6 +71,8 @@ export function sizeClass (task: string, input: unknown): string {
 export interface AutoRuleOptions {
   /** Inline when a task's estimated run is under this share of the pool's round trip. */
   inlineShare: number
+  /** How far past that line (a share of it) a task's estimate must be to change sides. */
+  band: number
   /** Weight of a new sample in the moving estimates. */
   alpha: number
   /** A task explores the other placement at most once in this many ms (0: never). */
@@ -84,6 +93,7 @@ export interface AutoRuleOptions {
 
 export const AUTO_DEFAULTS: Readonly<AutoRuleOptions> = Object.freeze({
   inlineShare: 0.5,
+  band: 0.3,
   alpha: 0.2,
   exploreEveryMs: 500,
   inUseMs: 1,
@@ -109,6 +119,8 @@ interface TaskState extends AutoTaskState {
   samples: number
   /** Inline runs over the strike bar in a row. */
   overRuns: number
+  /** The side of the line its estimate last put it on; undefined before its first estimate. */
+  costly: boolean | undefined
 }
 
 /** Inline runs over the bar in a row that make a strike. */
@@ -211,7 +223,10 @@ export class AutoRule {
   #settled (state: TaskState, now: number, loopDelayMs: number): AutoDecision {
     const o = this.#options
     if (state.runMs === undefined || this.#roundTripMs === undefined) return { via: 'pool', reason: 'unseen' }
-    const costly = state.runMs >= o.inlineShare * this.#roundTripMs
+    const line = o.inlineShare * this.#roundTripMs
+    const bar = state.costly === undefined ? line : line * (state.costly ? 1 - o.band : 1 + o.band)
+    const costly = state.runMs >= bar
+    state.costly = costly
     if (state.strikeAt !== undefined) {
       // A strike bridges the time the estimate takes to learn a new cost: once the estimate says
       // costly by itself, it is in charge again, and follows the task back down when it gets cheap.
@@ -232,7 +247,7 @@ export class AutoRule {
   #state (task: string, now: number): TaskState {
     let state = this.#tasks.get(task)
     if (state === undefined) {
-      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, exploredAt: now, inlineRuns: 0, samples: 0, overRuns: 0 }
+      state = { runMs: undefined, placement: 'pool', reason: 'unseen', jobs: 0, strikeAt: undefined, exploredAt: now, inlineRuns: 0, samples: 0, overRuns: 0, costly: undefined }
       this.#tasks.set(task, state)
     }
     return state

@@ -35,6 +35,29 @@ describe('CPU_JOBS=auto: the placement rule', () => {
     expect(rule.decide('over', 2).via).toBe('pool')
   })
 
+  it('keeps a task near the line on its side until its estimate is clearly past it', () => {
+    // The line at half the round trip, 0.1 ms: inline again under 0.07 ms, on the pool from 0.13.
+    const rule = warmed(0.2, { alpha: 1, band: 0.3 })
+    rule.observe('near', 'pool', 0.09, crossing(0.2), 1)
+    expect(rule.decide('near', 2)).toEqual({ via: 'inline', reason: 'cheap' })
+    rule.observe('near', 'inline', 0.12, undefined, 3)
+    expect(rule.decide('near', 4)).toEqual({ via: 'inline', reason: 'cheap' })
+    rule.observe('near', 'inline', 0.14, undefined, 5)
+    expect(rule.decide('near', 6)).toEqual({ via: 'pool', reason: 'costly' })
+    rule.observe('near', 'pool', 0.08, crossing(0.2), 7)
+    expect(rule.decide('near', 8)).toEqual({ via: 'pool', reason: 'costly' })
+    rule.observe('near', 'pool', 0.06, crossing(0.2), 9)
+    expect(rule.decide('near', 10)).toEqual({ via: 'inline', reason: 'cheap' })
+    // Without the band, the line alone decides, both ways.
+    const bare = warmed(0.2, { alpha: 1, band: 0 })
+    bare.observe('near', 'pool', 0.09, crossing(0.2), 1)
+    expect(bare.decide('near', 2).via).toBe('inline')
+    bare.observe('near', 'inline', 0.11, undefined, 3)
+    expect(bare.decide('near', 4).via).toBe('pool')
+    bare.observe('near', 'pool', 0.09, crossing(0.2), 5)
+    expect(bare.decide('near', 6).via).toBe('inline')
+  })
+
   it('follows dearer crossings of a pool in use, each sample moving the estimate 4x at most', () => {
     const rule = warmed(0.2, { alpha: 1 })
     rule.observe('mid', 'pool', 2, crossing(0.2), 1)
