@@ -101,7 +101,7 @@ export interface SoakReport {
   refused: number
   retried: number
   /** How the server ended on the SIGTERM that closes the run: exit code, signal, how long it took. */
-  stop: { code: number | null, signal: NodeJS.Signals | null, ms: number }
+  stop: { code: number | null, signal: NodeJS.Signals | null, ms: number, why?: string }
   passed: boolean
   reasons: string[]
 }
@@ -274,7 +274,12 @@ async function stopTree (server: ServerProcess): Promise<SoakReport['stop']> {
   const pids = (await tree(server.proc.pid as number)).map((p) => p.pid)
   const started = performance.now()
   const code = await server.stop()
-  const stop = { code, signal: server.proc.signalCode, ms: Math.round(performance.now() - started) }
+  const stop: SoakReport['stop'] = { code, signal: server.proc.signalCode, ms: Math.round(performance.now() - started) }
+  // Not a clean stop: what the server said while stopping (its warnings and errors) and its stderr.
+  if (code !== 0) {
+    const said = server.logs.filter((l) => typeof l.time === 'number' && l.time >= Date.now() - stop.ms && Number(l.level) >= 40)
+    stop.why = [...said.map((l) => JSON.stringify(l)), server.stderr().slice(-1000)].join('\n')
+  }
   const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
   const deadline = performance.now() + 60_000
   while (pids.some(alive) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250))

@@ -69,6 +69,6 @@ describe('the soak', () => {
     expect(report.serverLog.filter((l) => l.msg === 'worker died while serving; replacing it').length).toBeGreaterThanOrEqual(2)
     // And it stops as a user's server would: SIGTERM, drained, exit 0 (not killed 15 s later while
     // its workers waited on connections refused an upgrade while shedding, as before).
-    expect(report.stop).toMatchObject({ code: 0, signal: null })
+    expect(report.stop, report.stop.why).toMatchObject({ code: 0, signal: null })
   }, 240_000)
 })
