@@ -273,11 +273,12 @@ export function judgeGrowth (samples: ProcessSample[], warmS: number, settleS: n
 async function stopTree (server: ServerProcess): Promise<SoakReport['stop']> {
   const pids = (await tree(server.proc.pid as number)).map((p) => p.pid)
   const started = performance.now()
+  const since = Date.now()
   const code = await server.stop()
   const stop: SoakReport['stop'] = { code, signal: server.proc.signalCode, ms: Math.round(performance.now() - started) }
   // Not a clean stop: what the server said while stopping (its warnings and errors) and its stderr.
   if (code !== 0) {
-    const said = server.logs.filter((l) => typeof l.time === 'number' && l.time >= Date.now() - stop.ms && Number(l.level) >= 40)
+    const said = server.logs.filter((l) => typeof l.time === 'number' && l.time >= since && Number(l.level) >= 40)
     stop.why = [...said.map((l) => JSON.stringify(l)), server.stderr().slice(-1000)].join('\n')
   }
   const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }

@@ -19,18 +19,16 @@
  *   pool jobs keep it current under load.
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
- *   Once on one side of that line, a task crosses back only when its estimate is `band` past it
- *   (inline again under 0.7 times the line, on the pool from 1.3 times it): near the line both
- *   placements serve about as much, while the round trip's estimate moves by 15-20% under load,
- *   and a task there went back and forth between them (a fifth of its jobs on the pool, in
- *   stretches) and served less than either placement held. By hand, the matrix's spin sweep at
- *   0.2 ms, three runs: 0.858, 0.908 and 0.993 of the better placement without the band, 0.913,
- *   0.955 and 0.972 with it; the other costs within the noise either way (bench/README.md).
  *   The round trip is a latency, and a pool whose threads are handed their next job early
  *   (ThreadPool) costs the event loop less per job than that: the spin sweep's pool beats inline
  *   from 0.2 ms, which half the round trip measured under that load (0.55 ms) keeps inline. A
  *   lower share (0.3) fixed that by hand but put 0.05 ms tasks near the line where the round trip
  *   is short (0.2 ms, one job at a time), and the real-server tests failed (bench/README.md).
+ * - A band around that line: once on one side, a task crosses back only when its estimate is
+ *   `band` past the line (inline again under 0.7 times it, on the pool from 1.3 times it). Near
+ *   the line both placements serve about as much, while the round trip's estimate moves by
+ *   15-20% under load: without the band a task there went back and forth between them (29% of
+ *   its jobs on the pool, in stretches) and served less than either (bench/README.md has the runs).
  * - A strike: two inline runs in a row far over the estimate (`strikeFactor` times, and over
  *   `strikeFloorMs`) send the task to the pool until `strikeDecayMs` have passed without another,
  *   or until its estimate, fed by its pool runs, itself says costly (the cost really changed, and
