@@ -323,6 +323,13 @@ export class RefusalPayoff {
 /** How often the loop's own ticker runs; its lateness is the loop's queueing delay. */
 export const LOOP_TICK_MS = 5
 
+/**
+ * The ticker stops once nothing has read the loop's delay for this long, and starts again with
+ * the next read: an idle server's loop need not wake 200 times a second to measure a queue that
+ * nothing joins.
+ */
+export const LOOP_IDLE_MS = 1000
+
 /** A gap between two turns of the loop shorter than this (ms) means the loop went straight on. */
 export const TURN_GAP_MS = 1
 
@@ -354,6 +361,10 @@ export class LoopDelay {
   readonly #payoff: RefusalPayoff | undefined
   #lastTick: number
   #timer: NodeJS.Timeout | undefined
+  /** start() called and stop() not since: the ticker runs, or sleeps until the next read. */
+  #started = false
+  /** When the delay was last read (a request or job checked, auto's placement). */
+  #lastRead: number
   /** When the turn now running first asked, or undefined between turns. */
   #turnStartedAt: number | undefined
   /** When the last turn that asked began and ended. */
@@ -379,6 +390,7 @@ export class LoopDelay {
     this.#clock = clock
     this.#defer = defer
     this.#lastTick = clock()
+    this.#lastRead = this.#lastTick
     this.#payoff = activeMs === undefined ? undefined : new RefusalPayoff(rule.intervalMs, this.#lastTick, activeMs)
   }
 
@@ -397,23 +409,47 @@ export class LoopDelay {
    * waiting for the loop. A rule whose target is 0 sheds nothing, and the delay is still measured.
    */
   start (): void {
-    if (this.#timer !== undefined) return
-    this.#lastTick = this.#clock()
-    this.#timer = setInterval(() => this.tick(), LOOP_TICK_MS)
-    this.#timer.unref()
+    if (this.#started) return
+    this.#started = true
+    this.#lastRead = this.#clock()
+    this.#startTicker(this.#lastRead)
   }
 
   stop (): void {
+    this.#started = false
     clearInterval(this.#timer)
     this.#timer = undefined
   }
 
-  /** The ticker's turn: how late it fires is a sample of the loop's delay. */
+  #startTicker (now: number): void {
+    this.#lastTick = now
+    this.#timer = setInterval(() => this.tick(), LOOP_TICK_MS)
+    this.#timer.unref()
+  }
+
+  /**
+   * The ticker's turn: how late it fires is a sample of the loop's delay. Once nothing has read
+   * the delay for LOOP_IDLE_MS the ticker sleeps (the last samples, of an idle loop, are on time);
+   * the next read wakes it.
+   */
   tick (): void {
     const now = this.#clock()
     this.#rule.observe(Math.max(0, now - this.#lastTick - LOOP_TICK_MS), now)
     this.#lastTick = now
     this.#payoff?.roll(now)
+    if (this.#timer !== undefined && now - this.#lastRead >= LOOP_IDLE_MS) {
+      clearInterval(this.#timer)
+      this.#timer = undefined
+    }
+  }
+
+  /**
+   * The delay is read at `now`: a sleeping ticker starts again, counting from now (nothing was
+   * waiting for an idle loop; what arrived during this turn, the turns account for).
+   */
+  #read (now: number): void {
+    this.#lastRead = now
+    if (this.#started && this.#timer === undefined) this.#startTicker(now)
   }
 
   /** The earliest what the loop reads now may have arrived, by its turns (the class's comment says how). */
@@ -437,6 +473,7 @@ export class LoopDelay {
    * together, pipelined, and the turns' bound stands.
    */
   arrivedFrom (previousRead: number | undefined, now = this.#clock()): number {
+    this.#read(now)
     const turnFrom = this.#turnFromNow(now)
     const earlierTurn = previousRead !== undefined && previousRead < (this.#turnStartedAt as number)
     return earlierTurn ? Math.max(turnFrom, previousRead) : turnFrom
@@ -444,6 +481,7 @@ export class LoopDelay {
 
   /** How long work arriving now has waited for the loop, in ms. */
   delayMs (now = this.#clock()): number {
+    this.#read(now)
     return Math.max(0, now - this.#lastTick - LOOP_TICK_MS)
   }
 

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
-  LATE_SHARE, LOOP_TICK_MS, LoopDelay, PROBE_PARTS, QueueDelayRule, REFUSAL_PAYOFF, RefusalPayoff, RETRY_STORM_RATIO,
-  RetryStorm, STORM_HOLD_INTERVALS, TURN_GAP_MS, WaitCalibration
+  LATE_SHARE, LOOP_IDLE_MS, LOOP_TICK_MS, LoopDelay, PROBE_PARTS, QueueDelayRule, REFUSAL_PAYOFF, RefusalPayoff,
+  RETRY_STORM_RATIO, RetryStorm, STORM_HOLD_INTERVALS, TURN_GAP_MS, WaitCalibration
 } from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
@@ -213,6 +213,37 @@ describe('LoopDelay: the event loop as a queue, on a fake clock', () => {
     now += LOOP_TICK_MS + 500
     expect(loop.delayMs()).toBe(500)
     expect(loop.refusal()).toBeUndefined()
+  })
+})
+
+describe('LoopDelay: its ticker sleeps while nothing reads the delay, on fake timers', () => {
+  afterEach(() => { vi.useRealTimers() })
+
+  it('stops ticking after LOOP_IDLE_MS without a read, and the next read starts it again, counting from then', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+    const loop = new LoopDelay(rule(Date.now()), () => Date.now(), (fn) => { fn() })
+    loop.start()
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(LOOP_IDLE_MS / 2)
+    expect(loop.refusal()).toBeUndefined() // a read: the idle time counts from here
+    vi.advanceTimersByTime(LOOP_IDLE_MS - LOOP_TICK_MS)
+    expect(vi.getTimerCount()).toBe(1)
+    vi.advanceTimersByTime(2 * LOOP_TICK_MS)
+    expect(vi.getTimerCount()).toBe(0)
+
+    // Asleep for a long while: that is no delay of the loop's. The read wakes the ticker.
+    vi.setSystemTime(Date.now() + 60_000)
+    expect(loop.delayMs()).toBe(0)
+    expect(loop.refusal()).toBeUndefined()
+    expect(vi.getTimerCount()).toBe(1)
+    // Awake, it measures as before: a loop held 40 ms past its tick reads 40 ms late.
+    vi.setSystemTime(Date.now() + LOOP_TICK_MS + 40)
+    expect(loop.delayMs()).toBe(40)
+    loop.stop()
+    expect(vi.getTimerCount()).toBe(0)
+    // Stopped is stopped: a read does not start it.
+    loop.refusal()
+    expect(vi.getTimerCount()).toBe(0)
   })
 })
 
