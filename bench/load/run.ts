@@ -1,6 +1,6 @@
 import { build, type Histogram } from 'hdr-histogram-js'
 import { performance } from 'node:perf_hooks'
-import { sampleRss } from '../lib/proc.js'
+import { processTree, sampleRss } from '../lib/proc.js'
 import type { JobSpec, LoadOptions } from './options.js'
 import {
   openHttp, openWs, WS_HANDSHAKE_MS, WS_REOPEN_PAUSE_MS, WS_REOPEN_TRIES, type Connection, type Job, type Outcome
@@ -138,7 +138,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   let retried = 0
   let timedOut = 0
   const inFlight = new Array<number>(connections.length).fill(0)
-  const rss = options.pid === undefined ? undefined : sampleRss(options.pid)
+  const rss = options.pid === undefined ? undefined : sampleRss(await processTree(options.pid))
 
   const start = performance.now()
   const sendUntil = start + options.duration * 1000

@@ -93,7 +93,7 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
   const cpu0 = await cpuSecondsEach(tree)
   const cpuFrom = performance.now()
   await scrape(server.url) // opens the window for the event-loop figures
-  const rss = sampleRss(pid)
+  const rss = sampleRss(tree)
   const [main, background] = await running as [LoadReport, LoadReport | undefined]
   const { peakBytes } = await rss.stop()
   const cpuSByProcess = (await cpuSecondsEach(tree)).map((s, i) => Math.round((s - (cpu0[i] ?? 0)) * 100) / 100)
