@@ -9,8 +9,9 @@
  * `npm run bench -- --stability`: the full runs kept in bench/results/runs/ (a matrix.json each),
  * compared (stability.ts), into bench/results/stability.md (or `--out DIR`).
  *
- * `npm run bench -- --render DIR`: a run's verdict and report derived again from its matrix.json by
- * the current rules, in place; nothing is measured again, and the report says when it was derived.
+ * `npm run bench -- --render DIR`: a run's verdict, its shift's phases and its report derived again
+ * from its matrix.json by the current rules, in place; nothing is measured again, and the report
+ * says when it was derived.
  */
 import { availableParallelism } from 'node:os'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
@@ -20,6 +21,7 @@ import { projectRoot } from '../../src/paths.js'
 import { makePlan } from './plan.js'
 import { figures, writeReport, type MatrixRun } from './report.js'
 import { runMatrix } from './run.js'
+import { phases } from './shift.js'
 import { rowsAcrossRuns, stabilityMarkdown } from './stability.js'
 import { fmt } from './stats.js'
 import { verdict, type VerdictRow } from './verdict.js'
@@ -61,7 +63,12 @@ if (values.render !== undefined) {
   const file = join(values.render, 'matrix.json')
   const run = JSON.parse(await readFile(file, 'utf8').catch(() => fail(`--render: no ${file}`))) as MatrixRun
   const again = verdict(run.results, run.machine.cores, run.plan.windowS)
-  const rendered: MatrixRun = { ...run, renderedAt: new Date().toISOString(), verdict: again }
+  // The shift's phases too, from its bins: how auto is held to the fixed placements is a rule.
+  const shift = run.references?.shift
+  const references = run.references === undefined || shift === undefined
+    ? run.references
+    : { ...run.references, shift: { ...shift, phases: phases(shift.runs, shift.options) } }
+  const rendered: MatrixRun = { ...run, renderedAt: new Date().toISOString(), verdict: again, references }
   const written = await writeReport(rendered, values.render)
   for (const v of rendered.verdict) console.log(verdictLine(v))
   console.log(`report: ${written.markdown}`)

@@ -297,7 +297,7 @@ function shiftSection (shift: ShiftResult): string {
     `One process with a pool of ${o.threads} threads, ${o.connections} clients, closed loop, the same input on every job; ` +
       `phases of ${o.phaseMs / 1000} s, ${shift.runs.length} round${shift.runs.length > 1 ? 's' : ''}, the three servers in alternation. ` +
       `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
-      `${FOLLOW_SHARE} of the best placement's; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them ` +
+      `${FOLLOW_SHARE} of the best placement's settled rate in the same round; "auto / best": the median of the rounds' ratios; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them ` +
       `(the slowest round of each).${pinnedSpin(o.spinIterationsPerMs)}\n`,
     table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in'], shift.phases.map((p, i) => [
       p.name, String(p.costMs), fmtSpread(p.perS.inline), fmtSpread(p.perS.pool), fmtSpread(p.perS.auto),

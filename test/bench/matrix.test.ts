@@ -215,6 +215,30 @@ describe('auto against the fixed models', () => {
     expect(again).toMatchObject({ name: 'low again', best: 'inline', followMs: 100, placedMs: 100 })
   })
 
+  it('holds auto to the best placement of its own round, and takes the median of the rounds\' ratios', () => {
+    const slower = (bins: number[], by: number): number[] => bins.map((b) => b * by)
+    // Round 1 on a fast minute; round 2 on a minute 30% slower for every server. auto follows the
+    // shift to the pool at once in both, at 0.97 of the pool in the first and 0.99 in the second.
+    const round = (by: number, share: number): ShiftRun => ({
+      binsPerS: {
+        inline: slower(fixed.inline, by),
+        pool: slower(fixed.pool, by),
+        auto: slower([...phase(7900), ...phase(700 * share), ...phase(7900)], by)
+      },
+      autoPoolShare: [...phase(0.02), ...phase(1), ...phase(0.02)],
+      errors: 0
+    })
+    const [, high, again] = phases([round(1, 0.97), round(0.7, 0.99)], options)
+    // Against the mean of the two rounds' pool (595), round 2's auto (485) would never have followed.
+    expect(high).toMatchObject({ best: 'pool', followMs: 0, placedMs: 0 })
+    expect(high?.autoRatio).toBeCloseTo(0.98, 5)
+    expect(again).toMatchObject({ best: 'inline', followMs: 0 })
+    // A round in which auto stays under 95% of its own round's best never follows, however fast it was.
+    const [, late] = phases([round(1, 0.9), round(0.7, 0.99)], options)
+    expect(late).toMatchObject({ followMs: undefined })
+    expect(late?.autoRatio).toBeCloseTo(0.945, 5)
+  })
+
   it('reports a shift auto never followed within its phase as a miss, in the figures and the table', () => {
     // auto follows the shift to the costly phase at once, and never the shift back.
     const shiftRun: ShiftRun = {
