@@ -20,6 +20,16 @@ export async function processTree (root: number): Promise<number[]> {
   return pids
 }
 
+/**
+ * A process's resident memory from /proc/PID/status, or undefined once it is exiting: a zombie,
+ * or a process past releasing its memory (the kernel drops the Vm lines with it).
+ */
+export function residentBytes (status: string): number | undefined {
+  if (/^State:\s+[ZX]/m.test(status)) return undefined
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
+  return kb === undefined ? undefined : Number(kb) * 1024
+}
+
 /** Resident memory of a process and every descendant, in bytes. */
 export async function processTreeRss (root: number): Promise<{ bytes: number, pids: number[] }> {
   const pids = await processTree(root)
@@ -27,7 +37,7 @@ export async function processTreeRss (root: number): Promise<{ bytes: number, pi
   for (const pid of pids) {
     try {
       const status = await readFile(`/proc/${pid}/status`, 'utf8')
-      bytes += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+      bytes += residentBytes(status) ?? 0
     } catch {}
   }
   return { bytes, pids }
@@ -57,8 +67,7 @@ export function sampleRss (pids: readonly number[], everyMs = 100): {
     let bytes = 0
     for (const fd of files) {
       try {
-        const text = buffer.toString('latin1', 0, readSync(fd, buffer, 0, buffer.length, 0))
-        bytes += Number(/VmRSS:\s+(\d+) kB/.exec(text)?.[1] ?? 0) * 1024
+        bytes += residentBytes(buffer.toString('latin1', 0, readSync(fd, buffer, 0, buffer.length, 0))) ?? 0
       } catch {} // exited since: its memory is no longer the tree's
     }
     return bytes

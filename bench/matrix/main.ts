@@ -64,10 +64,10 @@ if (values.render !== undefined) {
   const run = JSON.parse(await readFile(file, 'utf8').catch(() => fail(`--render: no ${file}`))) as MatrixRun
   const again = verdict(run.results, run.machine.cores, run.plan.windowS)
   // The shift's phases too, from its bins: how auto is held to the fixed placements is a rule.
-  const shift = run.references?.shift
-  const references = run.references === undefined || shift === undefined
-    ? run.references
-    : { ...run.references, shift: { ...shift, phases: phases(shift.runs, shift.options) } }
+  const refs = run.references
+  const references = refs?.shift === undefined
+    ? refs
+    : { ...refs, shift: { ...refs.shift, phases: phases(refs.shift.runs, refs.shift.options) } }
   const rendered: MatrixRun = { ...run, renderedAt: new Date().toISOString(), verdict: again, references }
   const written = await writeReport(rendered, values.render)
   for (const v of rendered.verdict) console.log(verdictLine(v))

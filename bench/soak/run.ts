@@ -12,7 +12,7 @@ import { backendsAvailable, startPostgres, startRedis, type BackendServer } from
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type JobSpec, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
-import { processTree } from '../lib/proc.js'
+import { processTree, residentBytes } from '../lib/proc.js'
 
 export interface SoakOptions {
   minutes: number
@@ -148,16 +148,6 @@ function perPid (text: string, name: string): Map<number, number> {
     out.set(Number(pid), Number(value))
   }
   return out
-}
-
-/**
- * A process's resident memory from /proc/PID/status, or undefined once it is exiting: a zombie,
- * or a process past releasing its memory (the kernel drops the Vm lines with it).
- */
-function residentBytes (status: string): number | undefined {
-  if (/^State:\s+[ZX]/m.test(status)) return undefined
-  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
-  return kb === undefined ? undefined : Number(kb) * 1024
 }
 
 async function sample (server: ServerProcess, atS: number): Promise<ProcessSample[]> {
