@@ -124,30 +124,31 @@ const SETTLED = 0.1
 /**
  * One row: a fresh server tree per model, then each cell of the row in turn, each model warmed up
  * and the models measured in alternation, `plan.repeats` windows each; then the servers are stopped.
+ * `beside`: servers that are not models (a reference the row is compared with), measured in the
+ * same alternation, so that they meet the same machine as the models; their windows come back
+ * apart, per cell.
  */
 export async function runRow (
-  models: readonly Mode[], specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {}
-): Promise<CellResult[]> {
+  models: readonly Mode[], specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {},
+  beside: ReadonlyArray<() => Promise<ServerProcess>> = []
+): Promise<{ results: CellResult[], beside: Measurement[][][] }> {
   const measured = await runOnAll(
-    models.map((model) => async () =>
-      await startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl })),
+    [
+      ...models.map((model) => async () =>
+        await startServer({ ...NO_SHEDDING, ...env, MODE: model, UPSTREAM_URL: upstreamUrl })),
+      ...beside
+    ],
     specs,
     plan
   )
-  return models.flatMap((model, k) => {
+  const results = models.flatMap((model, k) => {
     const { startMs, runs } = measured[k] as { startMs: number, runs: Measurement[][] }
     return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
   })
+  return { results, beside: measured.slice(models.length).map(({ runs }) => runs) }
 }
 
 type RunPlan = Pick<Plan, 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
-
-/** Starts a server (this project's, or a reference), warms it up and measures it for each spec, stops it. */
-export async function runOn (
-  start: () => Promise<ServerProcess>, specs: CellSpec[], plan: RunPlan
-): Promise<{ startMs: number, runs: Measurement[][] }> {
-  return (await runOnAll([start], specs, plan))[0] as { startMs: number, runs: Measurement[][] }
-}
 
 /**
  * Until throughput settles: a pool that starts threads on demand (`threads`) is still starting

@@ -37,6 +37,9 @@ export interface Plan {
   references: boolean
 }
 
+/** The mixed row's cell with CPU jobs beside the I/O: the one the naive server is measured on too. */
+export const MIXED_CELL = 'mixed io+cpu'
+
 const fib30 = [{ task: 'fib', input: { n: 30 }, weight: 1 }]
 // CPU loads wait for their last answers instead of abandoning them: a running CPU job is
 // cancelled by terminating its pool thread, and a window that did so would leave the next one
@@ -69,7 +72,7 @@ export function cells (cores: number, sweep: readonly number[], transports: Read
   // I/O at a steady 100 jobs/s, alone and then with CPU jobs saturating every core.
   const io: Load = { transport: 'http', connections: 50, inFlight: 1, rate: 100, mix: [{ task: 'http', input: { delayMs: 20, bytes: 0 }, weight: 1 }] }
   list.push({ id: 'mixed io alone', row: 'mixed', load: io })
-  list.push({ id: 'mixed io+cpu', row: 'mixed', load: io, background: cpuLoad(cpuClients) })
+  list.push({ id: MIXED_CELL, row: 'mixed', load: io, background: cpuLoad(cpuClients) })
   if (users) list.push(...userCells())
   return list
 }

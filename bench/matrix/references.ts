@@ -5,8 +5,8 @@ import { projectRoot } from '../../src/paths.js'
 import { processTreeRss } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
-import { loadOptions, poolThreads, runOn, type Measurement } from './cell.js'
-import type { CellSpec, Load, Plan } from './plan.js'
+import { loadOptions, poolThreads, type Measurement } from './cell.js'
+import type { Load, Plan } from './plan.js'
 import { measureOverhead, OVERHEAD_PLAN, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
 import { measureShift, type ShiftResult } from './shift.js'
@@ -23,6 +23,7 @@ export interface References {
    * (bench/overhead); full run only.
    */
   overhead?: Overhead
+  /** The naive server on the mixed row's CPU-saturated cell, measured in that row beside the models. */
   naiveMixed: Measurement[]
   /** Full run only, like `offload`: each takes longer than the quick run can spare. */
   memory?: { perIoJobKiB: number, ioJobs: number, perThreadMiB: number, threadsAdded: number }
@@ -67,6 +68,11 @@ export interface PerformanceTester {
   }>
   /** The Python that ran the article's code, or why it did not run. */
   python: { version: string } | { skipped: string }
+}
+
+/** The naive cluster + Fastify + Piscina server (servers/naive.ts), against the bench's delay service. */
+export async function startNaive (upstreamUrl: string): Promise<ServerProcess> {
+  return await startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`)
 }
 
 function fib (n: number): number {
@@ -224,9 +230,12 @@ async function offload (
   }
 }
 
-/** Everything measured beside the matrix, in the same run. `progress` reports each step. */
+/**
+ * Everything measured beside the matrix, in the same run (the naive server's mixed load was measured
+ * in its row). `progress` reports each step.
+ */
 export async function measureReferences (
-  plan: Plan, upstreamUrl: string, mixed: CellSpec, progress: (step: string) => void
+  plan: Plan, upstreamUrl: string, naiveMixed: Measurement[], progress: (step: string) => void
 ): Promise<References> {
   progress('direct call')
   const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
@@ -234,8 +243,6 @@ export async function measureReferences (
   // them to `npm run bench:overhead`.
   if (plan.name === 'full') progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
   const overhead = plan.name === 'full' ? await measureOverhead(OVERHEAD_PLAN, (step) => progress(`overhead: ${step}`)) : undefined
-  progress('naive server, mixed load')
-  const naive = await runOn(() => startServer({ UPSTREAM_URL: upstreamUrl }, 20_000, `${serversDir}/naive.js`), [mixed], plan)
   progress('the article\'s PerformanceTester')
   const full = plan.name === 'full'
   const tester = await performanceTester(upstreamUrl, full ? [10, 100, 1000, 3000] : [100], full)
@@ -264,7 +271,7 @@ export async function measureReferences (
   return {
     directFibPerS,
     ...(overhead === undefined ? {} : { overhead }),
-    naiveMixed: naive.runs[0] ?? [],
+    naiveMixed,
     performanceTester: tester,
     ...(mem === undefined ? {} : { memory: mem }),
     ...(off === undefined ? {} : { offload: off }),

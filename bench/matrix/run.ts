@@ -2,9 +2,9 @@ import { availableParallelism, cpus, release, totalmem, type } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { startDelayService } from '../../src/upstream/spawn.js'
 import { backendsAvailable, startPostgres, startRedis } from '../../test/support/backends.js'
-import { runRow, type CellResult } from './cell.js'
-import type { Plan } from './plan.js'
-import { measureReferences, type References } from './references.js'
+import { runRow, type CellResult, type Measurement } from './cell.js'
+import { MIXED_CELL, type Plan } from './plan.js'
+import { measureReferences, startNaive, type References } from './references.js'
 import type { MatrixRun } from './report.js'
 import { verdict } from './verdict.js'
 
@@ -22,7 +22,8 @@ export function machine (): MatrixRun['machine'] {
  * Every model on every cell of the plan, then the references, all against one delay service of
  * their own (a process apart, shared so that every model calls the same one). Each row of the
  * matrix gets a fresh server per model, all of them up together and measured in alternation, so
- * that drift in the machine touches every model alike.
+ * that drift in the machine touches every model alike. The naive server the mixed load is
+ * compared with is measured in that row, beside the models, for the same reason.
  */
 export async function runMatrix (plan: Plan, progress: (line: string) => void): Promise<MatrixRun> {
   const started = performance.now()
@@ -31,15 +32,22 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
   try {
     const results: CellResult[] = []
     const rows = [...new Set(plan.cells.map((c) => c.row))].filter((row) => row !== 'users' || backends !== undefined)
+    let naiveMixed: Measurement[] | undefined
     let done = 0
     for (const row of rows) {
       const cells = plan.cells.filter((c) => c.row === row)
-      progress(`[${++done}/${rows.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${plan.models.join(', ')}, alternated`)
-      results.push(...await runRow(plan.models, cells, plan, upstream.url, row === 'users' ? backends?.env : undefined))
+      const mixed = cells.findIndex((c) => c.id === MIXED_CELL)
+      const beside = plan.references && mixed >= 0 ? [() => startNaive(upstream.url)] : []
+      const servers = [...plan.models, ...beside.map(() => 'naive')].join(', ')
+      progress(`[${++done}/${rows.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${servers}, alternated`)
+      const env = row === 'users' ? backends?.env : undefined
+      const measured = await runRow(plan.models, cells, plan, upstream.url, env, beside)
+      results.push(...measured.results)
+      // The naive server takes the row's other cell too, as every server of a row does; only this one is compared.
+      if (beside.length > 0) naiveMixed = measured.beside[0]?.[mixed] ?? []
     }
     let references: References | undefined
-    const mixed = plan.cells.find((c) => c.id === 'mixed io+cpu')
-    if (plan.references && mixed !== undefined) references = await measureReferences(plan, upstream.url, mixed, (step) => progress(`references: ${step}`))
+    if (naiveMixed !== undefined) references = await measureReferences(plan, upstream.url, naiveMixed, (step) => progress(`references: ${step}`))
     const m = machine()
     return {
       measuredAt: new Date().toISOString(),

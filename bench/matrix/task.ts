@@ -110,7 +110,7 @@ export async function runTask (spec: TaskSpec, plan: Plan, progress: (line: stri
   const backends = usesBackends ? await userBackends(progress) : undefined
   try {
     progress(`${spec.name} at ${cells.map((c) => c.inFlight).join(', ')} in flight: ${plan.models.join(', ')}, alternated`)
-    const results: CellResult[] = await runRow(plan.models, cells, plan, upstream.url, backends?.env)
+    const { results } = await runRow(plan.models, cells, plan, upstream.url, backends?.env)
     const points: TaskPoint[] = []
     for (const cell of cells) {
       const atPoint = results.filter((r) => r.cell.id === cell.id)
