@@ -16,8 +16,13 @@ import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 
 export interface References {
-  /** fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. */
+  /**
+   * fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. The mean of
+   * `directFibPerSEach`, read right before and right after the CPU row it bounds; in runs without
+   * them, read once among the references, up to half an hour after that row.
+   */
   directFibPerS: number
+  directFibPerSEach?: number[]
   /**
    * What this server costs against plain Fastify, raw Piscina and the naive server, by two clients
    * (bench/overhead); full run only.
@@ -230,15 +235,23 @@ async function offload (
   }
 }
 
+/** How long the direct rate is read for, in all: half on each side of the CPU row. */
+export const directMs = (plan: Plan): number => plan.name === 'full' ? 3000 : 1000
+
+/** What the rows measured for the references: the naive server's mixed load, the direct rate's readings. */
+export interface FromRows { naiveMixed: Measurement[], directFibPerSEach?: number[] }
+
 /**
- * Everything measured beside the matrix, in the same run (the naive server's mixed load was measured
- * in its row). `progress` reports each step.
+ * Everything measured beside the matrix, in the same run (some of it in the rows: `fromRows`).
+ * `progress` reports each step.
  */
 export async function measureReferences (
-  plan: Plan, upstreamUrl: string, naiveMixed: Measurement[], progress: (step: string) => void
+  plan: Plan, upstreamUrl: string, { naiveMixed, directFibPerSEach }: FromRows, progress: (step: string) => void
 ): Promise<References> {
-  progress('direct call')
-  const directFibPerS = directRate(plan.name === 'full' ? 3000 : 1000)
+  // Read beside the CPU row where the plan has one; else here.
+  if (directFibPerSEach === undefined) progress('direct call')
+  const direct = directFibPerSEach ?? [directRate(directMs(plan))]
+  const directFibPerS = direct.reduce((a, b) => a + b, 0) / direct.length
   // The overhead figures take minutes (two clients, alternating windows): the quick run leaves
   // them to `npm run bench:overhead`.
   if (plan.name === 'full') progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
@@ -270,6 +283,7 @@ export async function measureReferences (
     : undefined
   return {
     directFibPerS,
+    ...(directFibPerSEach === undefined ? {} : { directFibPerSEach }),
     ...(overhead === undefined ? {} : { overhead }),
     naiveMixed,
     performanceTester: tester,

@@ -229,7 +229,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push('## References, measured in the same run\n')
     const naive = spread(refs.naiveMixed.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0)))
     out.push(table(['what', 'figure'], [
-      ['fib(30) called directly on one thread', `${fmt(refs.directFibPerS)} /s; x ${machine.cores} cores = ${fmt(refs.directFibPerS * machine.cores)} /s, the CPU ceiling`],
+      ['fib(30) called directly on one thread', `${fmt(refs.directFibPerS)} /s${directReadings(refs)}; x ${machine.cores} cores = ${fmt(refs.directFibPerS * machine.cores)} /s, the CPU ceiling`],
       ...(refs.overhead === undefined
         ? [['this server against plain Fastify, raw Piscina and the naive server', 'measured in the full run and by `npm run bench:overhead`']]
         : [
@@ -282,6 +282,11 @@ export function markdown (run: MatrixRun, charts: string[]): string {
 }
 
 /** What the servers of the sweep and the shift were told a ms of `spin` is, where the run pinned it. */
+/** The direct rate's readings on either side of the CPU row, where the run has them. */
+function directReadings ({ directFibPerSEach: each }: References): string {
+  return each?.length === 2 ? ` (the mean of ${fmt(each[0] as number)} before the CPU row and ${fmt(each[1] as number)} after it)` : ''
+}
+
 function pinnedSpin (perMs: number | undefined): string {
   return perMs === undefined
     ? ''

@@ -343,6 +343,16 @@ describe('report', () => {
     }
   })
 
+  it('shows the direct rate\'s readings on either side of the CPU row beside the ceiling taken from them', () => {
+    const run = syntheticRun({}, {
+      directFibPerS: 140,
+      directFibPerSEach: [130, 150],
+      naiveMixed: [m(200, 50)],
+      performanceTester: { delayMs: 1000, points: [], python: { skipped: 'not in this test' } }
+    })
+    expect(markdown(run, [])).toContain('| fib(30) called directly on one thread | 140 /s (the mean of 130 before the CPU row and 150 after it); x 2 cores = 280 /s, the CPU ceiling |')
+  })
+
   it('reads the worst event-loop delay p99 from /metrics text', () => {
     expect(worstLoopDelayP99Ms('event_loop_delay_seconds{pid="1",quantile="0.99"} 0.002\nevent_loop_delay_seconds{pid="2",quantile="0.99"} 0.005\nevent_loop_delay_seconds{pid="2",quantile="1"} 0.9')).toBe(5)
   })
