@@ -235,11 +235,8 @@ async function offload (
   }
 }
 
-/** How long the direct rate is read for, in all: half on each side of the CPU row. */
-export const directMs = (plan: Plan): number => plan.name === 'full' ? 3000 : 1000
-
 /** What the rows measured for the references: the naive server's mixed load, the direct rate's readings. */
-export interface FromRows { naiveMixed: Measurement[], directFibPerSEach?: number[] }
+export interface FromRows { naiveMixed: Measurement[], directFibPerSEach: number[] }
 
 /**
  * Everything measured beside the matrix, in the same run (some of it in the rows: `fromRows`).
@@ -248,10 +245,7 @@ export interface FromRows { naiveMixed: Measurement[], directFibPerSEach?: numbe
 export async function measureReferences (
   plan: Plan, upstreamUrl: string, { naiveMixed, directFibPerSEach }: FromRows, progress: (step: string) => void
 ): Promise<References> {
-  // Read beside the CPU row where the plan has one; else here.
-  if (directFibPerSEach === undefined) progress('direct call')
-  const direct = directFibPerSEach ?? [directRate(directMs(plan))]
-  const directFibPerS = direct.reduce((a, b) => a + b, 0) / direct.length
+  const directFibPerS = directFibPerSEach.reduce((a, b) => a + b, 0) / directFibPerSEach.length
   // The overhead figures take minutes (two clients, alternating windows): the quick run leaves
   // them to `npm run bench:overhead`.
   if (plan.name === 'full') progress('overhead against plain Fastify, raw Piscina and the naive server, two clients')
@@ -283,7 +277,7 @@ export async function measureReferences (
     : undefined
   return {
     directFibPerS,
-    ...(directFibPerSEach === undefined ? {} : { directFibPerSEach }),
+    directFibPerSEach,
     ...(overhead === undefined ? {} : { overhead }),
     naiveMixed,
     performanceTester: tester,

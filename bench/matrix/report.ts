@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from './cell.js'
 import { bars, groupedBars, lines, renderSvg, series } from './charts.js'
-import { USERS_HIGH, type Plan } from './plan.js'
+import { MIXED_CELL, USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
 import { fmt, fmtSpread, median, ratio, spread, type Spread } from './stats.js'
 import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
@@ -58,14 +58,14 @@ export function figures (run: MatrixRun): Figure[] {
     if (refs.overhead !== undefined) for (const f of overheadFigures(refs.overhead)) out.push({ name: `${f.name} (${f.client})`, value: f.value, target: f.target, met: f.met })
     push('hybrid CPU jobs/s in the CPU row (16 clients) vs cores x direct rate', ratio(over(find(run, 'hybrid', 'cpu'), (m) => m.jobsPerS).mean, run.machine.cores * refs.directFibPerS), '>= 0.93', (v) => v >= 0.93)
   }
-  const ioRatio = (model: Mode): number => ratio(over(find(run, model, 'mixed io+cpu'), (m) => m.p99Ms).mean, over(find(run, model, 'mixed io alone'), (m) => m.p99Ms).mean)
+  const ioRatio = (model: Mode): number => ratio(over(find(run, model, MIXED_CELL), (m) => m.p99Ms).mean, over(find(run, model, 'mixed io alone'), (m) => m.p99Ms).mean)
   push('hybrid I/O p99 with CPU saturating vs without', ioRatio('hybrid'), '<= 2', (v) => v <= 2)
   push('event-loop I/O p99 with CPU saturating vs without', ioRatio('event-loop'), '>= 10 expected', (v) => v >= 10)
   if (refs !== undefined) {
     const total = (runs: Measurement[]): number => spread(
       runs.map((m) => m.jobsPerS + (m.background?.jobsPerS ?? 0))
     ).mean
-    push('hybrid vs naive Fastify+Piscina server, mixed load (jobs/s)', ratio(total(find(run, 'hybrid', 'mixed io+cpu')?.runs ?? []), total(refs.naiveMixed)), '>= 0.95', (v) => v >= 0.95)
+    push('hybrid vs naive Fastify+Piscina server, mixed load (jobs/s)', ratio(total(find(run, 'hybrid', MIXED_CELL)?.runs ?? []), total(refs.naiveMixed)), '>= 0.95', (v) => v >= 0.95)
   }
   const autoCells = autoAgainstFixed(run.results)
   if (autoCells.length > 0) {
@@ -213,7 +213,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     }
   }
 
-  const mixedRows = models.map((m) => [m, find(run, m, 'mixed io alone'), find(run, m, 'mixed io+cpu')] as const).filter(([, a, b]) => a !== undefined && b !== undefined)
+  const mixedRows = models.map((m) => [m, find(run, m, 'mixed io alone'), find(run, m, MIXED_CELL)] as const).filter(([, a, b]) => a !== undefined && b !== undefined)
   if (mixedRows.length > 0) {
     out.push('## Mixed: `http` jobs (20 ms delay) at 100/s, alone and with fib(30) saturating the cores\n')
     out.push(table(['model', 'I/O p50 ms alone', 'I/O p99 ms alone', 'I/O p99 ms with CPU', 'p99 ratio', 'I/O errors', 'CPU jobs/s', 'loop delay p99 ms'], mixedRows.map(([m, a, b]) => {
@@ -281,12 +281,12 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   return out.join('\n')
 }
 
-/** What the servers of the sweep and the shift were told a ms of `spin` is, where the run pinned it. */
 /** The direct rate's readings on either side of the CPU row, where the run has them. */
 function directReadings ({ directFibPerSEach: each }: References): string {
   return each?.length === 2 ? ` (the mean of ${fmt(each[0] as number)} before the CPU row and ${fmt(each[1] as number)} after it)` : ''
 }
 
+/** What the servers of the sweep and the shift were told a ms of `spin` is, where the run pinned it. */
 function pinnedSpin (perMs: number | undefined): string {
   return perMs === undefined
     ? ''
@@ -344,8 +344,8 @@ export async function writeCharts (run: MatrixRun, dir: string): Promise<string[
     await writeFile(join(dir, name), await renderSvg(spec))
     written.push(name)
   }
-  const throughput = run.results.filter((r) => r.cell.row === 'cpu' || r.cell.row === 'io-low' || r.cell.id === 'mixed io+cpu').map((r) => ({
-    workload: r.cell.id === 'mixed io+cpu' ? 'mixed (all jobs)' : r.cell.id,
+  const throughput = run.results.filter((r) => r.cell.row === 'cpu' || r.cell.row === 'io-low' || r.cell.id === MIXED_CELL).map((r) => ({
+    workload: r.cell.id === MIXED_CELL ? 'mixed (all jobs)' : r.cell.id,
     model: r.model,
     jobsPerS: over(r, (m) => m.jobsPerS + (m.background?.jobsPerS ?? 0)).mean
   }))

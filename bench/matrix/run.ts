@@ -4,7 +4,7 @@ import { startDelayService } from '../../src/upstream/spawn.js'
 import { backendsAvailable, startPostgres, startRedis } from '../../test/support/backends.js'
 import { runRow, type CellResult, type Measurement } from './cell.js'
 import { MIXED_CELL, type Plan } from './plan.js'
-import { directMs, directRate, measureReferences, startNaive, type References } from './references.js'
+import { directRate, measureReferences, startNaive, type References } from './references.js'
 import type { MatrixRun } from './report.js'
 import { verdict } from './verdict.js'
 
@@ -33,30 +33,31 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
     const results: CellResult[] = []
     const rows = [...new Set(plan.cells.map((c) => c.row))].filter((row) => row !== 'users' || backends !== undefined)
     let naiveMixed: Measurement[] | undefined
-    // The CPU ceiling (cores x fib 30 called directly), read on either side of the CPU row: this
-    // machine's speed drifts by tens of percent within minutes, and once, half an hour after the
-    // row, it read 106/s on a slow moment while the row's trees spent 7.8-9.8 ms of CPU a fib 30.
+    // The CPU ceiling (cores x fib 30 called directly), read for half its time on either side of
+    // the CPU row: this machine's speed drifts by tens of percent within minutes, and once, half an
+    // hour after the row, it read 106/s on a slow moment while the row's trees spent 7.8-9.8 ms of
+    // CPU a fib 30.
     const directFibPerSEach: number[] = []
-    const direct = (): void => { if (plan.references) directFibPerSEach.push(directRate(directMs(plan) / 2)) }
+    const directMs = (plan.name === 'full' ? 3000 : 1000) / 2
     let done = 0
     for (const row of rows) {
       const cells = plan.cells.filter((c) => c.row === row)
       const mixed = cells.findIndex((c) => c.id === MIXED_CELL)
-      const beside = plan.references && mixed >= 0 ? [() => startNaive(upstream.url)] : []
-      const servers = [...plan.models, ...beside.map(() => 'naive')].join(', ')
-      progress(`[${++done}/${rows.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${servers}, alternated`)
-      const env = row === 'users' ? backends?.env : undefined
-      if (row === 'cpu') direct()
-      const measured = await runRow(plan.models, cells, plan, upstream.url, env, beside)
-      if (row === 'cpu') direct()
+      const withNaive = plan.references && mixed >= 0
+      const readsDirect = plan.references && row === 'cpu'
+      progress(`[${++done}/${rows.length}] ${row} (${cells.length} cell${cells.length > 1 ? 's' : ''}): ${[...plan.models, ...(withNaive ? ['naive'] : [])].join(', ')}, alternated`)
+      if (readsDirect) directFibPerSEach.push(directRate(directMs))
+      const measured = await runRow(
+        plan.models, cells, plan, upstream.url, row === 'users' ? backends?.env : undefined, withNaive ? [() => startNaive(upstream.url)] : []
+      )
+      if (readsDirect) directFibPerSEach.push(directRate(directMs))
       results.push(...measured.results)
       // The naive server takes the row's other cell too, as every server of a row does; only this one is compared.
-      if (beside.length > 0) naiveMixed = measured.beside[0]?.[mixed] ?? []
+      if (withNaive) naiveMixed = measured.beside[0]?.[mixed] ?? []
     }
     let references: References | undefined
-    if (naiveMixed !== undefined) {
-      const fromRows = { naiveMixed, ...(directFibPerSEach.length === 0 ? {} : { directFibPerSEach }) }
-      references = await measureReferences(plan, upstream.url, fromRows, (step) => progress(`references: ${step}`))
+    if (naiveMixed !== undefined && directFibPerSEach.length > 0) {
+      references = await measureReferences(plan, upstream.url, { naiveMixed, directFibPerSEach }, (step) => progress(`references: ${step}`))
     }
     const m = machine()
     return {

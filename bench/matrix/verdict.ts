@@ -1,6 +1,6 @@
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from './cell.js'
-import { USERS_HIGH } from './plan.js'
+import { MIXED_CELL, USERS_HIGH } from './plan.js'
 import { fmt, spread } from './stats.js'
 
 export interface VerdictRow {
@@ -242,7 +242,7 @@ export function verdict (results: CellResult[], cores: number, windowS: number):
       'Redis connection, and a job holds its thread for every wait.'))
   }
 
-  const mixed = of('mixed io+cpu')
+  const mixed = of(MIXED_CELL)
   if (mixed.length > 0) {
     // Served means both kinds served: the I/O offered (an open loop at its rate) answered, and of the
     // models that do, those that keep most CPU throughput; then the I/O latency decides.
@@ -299,7 +299,7 @@ export function autoAgainstFixed (results: CellResult[]): AutoCell[] {
     if (auto === undefined || fixed.length === 0) continue
     // Which fixed models serve both loads is judged among the fixed models alone.
     const served = mixedServed(fixed)
-    const measures: Array<[string, Measure, CellResult[]]> = id === 'mixed io+cpu'
+    const measures: Array<[string, Measure, CellResult[]]> = id === MIXED_CELL
       ? [
           ['CPU jobs/s, of the models that answer the I/O', { ...JOBS_PER_S, pick: (m) => m.background?.jobsPerS ?? Number.NaN }, served.keepUp],
           ['I/O p99 ms, of the models that serve both', P99, served.fair]
