@@ -1,5 +1,4 @@
 import type { TaskDefinition } from '../src/tasks/types.js'
-import { wait } from '../src/tasks/wait.js'
 
 interface Input { ms: number }
 
@@ -13,6 +12,6 @@ export default {
     required: ['ms'],
     additionalProperties: false
   },
-  // The wait resolves with the result itself: no async frame held while it waits.
-  run: ({ ms }, { signal }) => wait(ms, { sleptMs: ms }, signal)
+  // The wait resolves with the result itself: no async frame, and no AbortSignal, held while it waits.
+  run: ({ ms }, context) => context.wait(ms, { sleptMs: ms })
 } satisfies TaskDefinition<Input, { sleptMs: number }>

@@ -87,8 +87,6 @@ export interface JobContext {
 
 const NO_CONTEXT: JobContext = Object.freeze({})
 
-const NEVER = new AbortController()
-
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
 /** CPU_JOBS=auto: crossings to the pool timed at start, one after another. */
@@ -276,10 +274,11 @@ export class JobRunner {
    */
   #runPlaced (placed: PlacedJob, input: unknown, control: Control | undefined): void {
     const { placement, task } = placed
+    const abort = placement.newAbort()
     // An inline job holds the event loop from start to end: no timer could fire and no abort could
-    // land while it runs, so it gets neither (they would only cost every trivial job).
+    // land while it runs, so it has no deadline and no control (they would only cost every trivial job).
     if (placement.via === 'inline') {
-      placement.run(task, input, NEVER).then(
+      placement.run(task, input, abort).then(
         (outcome) => {
           this.loop?.ranInline(outcome.runMs)
           this.#answer(placed, outcome)
@@ -288,11 +287,9 @@ export class JobRunner {
       )
       return
     }
-    const abort = placement.newAbort()
     control?.(abort)
-    const { signal } = abort
-    if (signal.aborted) {
-      this.#fail(placed, signal.reason)
+    if (abort.aborted) {
+      this.#fail(placed, abort.reason)
       return
     }
     const deadlines = this.#deadlines
@@ -305,7 +302,7 @@ export class JobRunner {
     placement.run(task, input, abort).then((outcome) => {
       if (deadlines.remove(deadline)) this.#answer(placed, outcome)
     }, (err: unknown) => {
-      if (deadlines.remove(deadline)) this.#fail(placed, signal.aborted ? signal.reason : err)
+      if (deadlines.remove(deadline)) this.#fail(placed, abort.aborted ? abort.reason : err)
     })
   }
 

@@ -1,31 +1,31 @@
 import { performance } from 'node:perf_hooks'
 import { threadId } from 'node:worker_threads'
-import type { AnyTask, TaskContext } from '../tasks/types.js'
+import { JobContext, type TaskResources } from '../tasks/context.js'
+import type { AnyTask } from '../tasks/types.js'
 import type { Placement, RunOutcome } from './types.js'
 
 /**
  * Runs the task on this process's event loop. For a CPU task (`inline`) that blocks the loop for
  * the task's whole run and nothing can interrupt it: the input schemas' limits are what bound it.
- * For an I/O task (`event-loop`) the loop only waits, and the job's signal cancels the wait.
+ * For an I/O task (`event-loop`) the loop only waits, and the job's abort cancels the wait.
  */
-export class LocalPlacement implements Placement<AbortController> {
+export class LocalPlacement implements Placement<JobContext> {
   constructor (
     readonly via: 'inline' | 'event-loop',
-    /** What every job's context holds besides its signal: the same for every job. */
-    private readonly resources: Omit<TaskContext, 'signal'>
+    /** What every job's context holds besides its abort: the same for every job. */
+    private readonly resources: TaskResources
   ) {}
 
-  newAbort (): AbortController {
-    return new AbortController()
+  /** The job's abort is its task's context too: one small object a job. */
+  newAbort (): JobContext {
+    return new JobContext(this.resources)
   }
 
-  run (task: AnyTask, input: unknown, abort: AbortController): Promise<RunOutcome> {
+  run (task: AnyTask, input: unknown, context: JobContext): Promise<RunOutcome> {
     const start = performance.now()
-    const { upstreamUrl, postgres, redis } = this.resources
     let returned: unknown
     try {
-      // Each field written out: `{ ...resources, signal }` is built through V8's runtime, per job.
-      returned = task.run(input, { signal: abort.signal, upstreamUrl, postgres, redis })
+      returned = task.run(input, context)
     } catch (err) {
       return Promise.reject(err)
     }

@@ -30,10 +30,6 @@ export class PoolAbort extends EventEmitter implements JobAbort {
   aborted = false
   reason: unknown = undefined
 
-  get signal (): this {
-    return this
-  }
-
   abort (reason: unknown = new Error('aborted')): void {
     if (this.aborted) return
     this.aborted = true

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { threadId, type MessagePort } from 'node:worker_threads'
 import { workerData } from 'piscina'
 import type { Backends } from '../backends/connections.js'
+import { JobContext, type TaskResources } from '../tasks/context.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode, type ErrorCode } from '../errors.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
@@ -29,14 +30,19 @@ async function backendsOfThisThread (): Promise<Backends> {
     new Backends({ ...backends, pgPoolMin: 0, pgPoolMax: 1 }, createLogger({ logLevel }).child({ threadId })))
   return await threadBackends
 }
-// A CPU job is cancelled by terminating its thread (synchronous code hears nothing else), so it is
-// never signalled; an I/O job is told over its control port.
-const never = new AbortController().signal
+/** The thread's own resources, for a job whose task does not use the backends. */
+const resources: TaskResources = { upstreamUrl, postgres: undefined, redis: undefined }
 
-function listen (control: MessagePort): AbortSignal {
-  const controller = new AbortController()
-  control.once('message', (m) => { if (m === CONTROL_ABORT) controller.abort(new Error('cancelled by the event loop')) })
-  return controller.signal
+/**
+ * A job's context. A CPU job is cancelled by terminating its thread (synchronous code hears nothing
+ * else), so nothing listens for its abort; an I/O job is told over its control port.
+ */
+function contextOf (control: MessagePort | undefined, own: Backends | undefined): JobContext {
+  const context = new JobContext(own === undefined
+    ? resources
+    : { upstreamUrl, postgres: own.postgres, redis: own.redis })
+  control?.once('message', (m) => { if (m === CONTROL_ABORT) context.abort(new Error('cancelled by the event loop')) })
+  return context
 }
 
 /** When this thread last finished a job (CPU jobs run one after another, even when it is handed two). */
@@ -86,11 +92,10 @@ async function runJob ({ task: name, input, control, slot }: PoolRequest): Promi
   }
   const task = tasks.get(name)
   if (task === undefined) throw new Error(`pool thread has no task ${name}`)
-  const signal = control === undefined ? never : listen(control)
   try {
     // Only a task that uses the backends waits for them; every other job goes straight to its task.
     const own = task.usesBackends === true && backendsConfigured ? await backendsOfThisThread() : undefined
-    const ran = task.run(input, { signal, upstreamUrl, postgres: own?.postgres, redis: own?.redis })
+    const ran = task.run(input, contextOf(control, own))
     // A synchronous task's job ends here and now, not a microtask later: its ticket says DONE as
     // soon as it has, so that if its thread dies before its answer is read, the pool runs it again
     // rather than take it for the job that killed the thread.

@@ -12,8 +12,16 @@ export interface InputSchema {
 }
 
 export interface TaskContext {
-  /** Aborted when the job times out; I/O tasks pass it to what they wait on. */
+  /**
+   * Aborted when the job times out or is cancelled; I/O tasks pass it to what they wait on. Made
+   * when first read: a task that only waits on a timer calls `wait()` instead, for less.
+   */
   readonly signal: AbortSignal
+  /**
+   * Resolves with `value` after `ms`, or rejects with the abort's reason as soon as the job is
+   * aborted. A method: call it on the context, not destructured.
+   */
+  wait<T> (ms: number, value: T): Promise<T>
   /** Base URL of the delay service, for the tasks that call it. */
   readonly upstreamUrl: string | undefined
   /** PostgreSQL, for a task with `usesBackends` (absent without DATABASE_URL). */
