@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { threadId } from 'node:worker_threads'
-import { JobContext, type TaskResources } from '../tasks/context.js'
+import { RunContext, type TaskResources } from '../tasks/context.js'
 import type { AnyTask } from '../tasks/types.js'
 import type { Placement, RunOutcome } from './types.js'
 
@@ -9,19 +9,24 @@ import type { Placement, RunOutcome } from './types.js'
  * the task's whole run and nothing can interrupt it: the input schemas' limits are what bound it.
  * For an I/O task (`event-loop`) the loop only waits, and the job's abort cancels the wait.
  */
-export class LocalPlacement implements Placement<JobContext> {
+export class LocalPlacement implements Placement<RunContext> {
+  /** What every inline job gets: nothing can abort a job that holds the loop while it runs. */
+  readonly #unaborted: RunContext | undefined
+
   constructor (
     readonly via: 'inline' | 'event-loop',
     /** What every job's context holds besides its abort: the same for every job. */
     private readonly resources: TaskResources
-  ) {}
-
-  /** The job's abort is its task's context too: one small object a job. */
-  newAbort (): JobContext {
-    return new JobContext(this.resources)
+  ) {
+    this.#unaborted = via === 'inline' ? new RunContext(resources) : undefined
   }
 
-  run (task: AnyTask, input: unknown, context: JobContext): Promise<RunOutcome> {
+  /** The job's abort is its task's context too: one small object per I/O job, one shared by all inline jobs. */
+  newAbort (): RunContext {
+    return this.#unaborted ?? new RunContext(this.resources)
+  }
+
+  run (task: AnyTask, input: unknown, context: RunContext): Promise<RunOutcome> {
     const start = performance.now()
     let returned: unknown
     try {

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { threadId, type MessagePort } from 'node:worker_threads'
 import { workerData } from 'piscina'
 import type { Backends } from '../backends/connections.js'
-import { JobContext, type TaskResources } from '../tasks/context.js'
+import { RunContext, type TaskResources } from '../tasks/context.js'
 import { loadTasks } from '../tasks/load.js'
 import { isErrorCode, type ErrorCode } from '../errors.js'
 import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolWorkerData } from './messages.js'
@@ -32,13 +32,16 @@ async function backendsOfThisThread (): Promise<Backends> {
 }
 /** The thread's own resources, for a job whose task does not use the backends. */
 const resources: TaskResources = { upstreamUrl, postgres: undefined, redis: undefined }
+/** The context of every job that nothing here aborts and that needs no backends: one for the thread. */
+const unaborted = new RunContext(resources)
 
 /**
  * A job's context. A CPU job is cancelled by terminating its thread (synchronous code hears nothing
  * else), so nothing listens for its abort; an I/O job is told over its control port.
  */
-function contextOf (control: MessagePort | undefined, own: Backends | undefined): JobContext {
-  const context = new JobContext(own === undefined
+function contextOf (control: MessagePort | undefined, own: Backends | undefined): RunContext {
+  if (control === undefined && own === undefined) return unaborted
+  const context = new RunContext(own === undefined
     ? resources
     : { upstreamUrl, postgres: own.postgres, redis: own.redis })
   control?.once('message', (m) => { if (m === CONTROL_ABORT) context.abort(new Error('cancelled by the event loop')) })

@@ -13,25 +13,28 @@ export type TaskResources = Pick<TaskContext, 'upstreamUrl' | 'postgres' | 'redi
  * `fetch` or a driver); a task that only waits on a timer (`sleep`) calls `wait()`, which listens
  * to the abort through one slot of its own.
  */
-export class JobContext implements TaskContext {
+export class RunContext implements TaskContext {
   aborted = false
   reason: unknown = undefined
+  readonly #resources: TaskResources
   #controller: AbortController | undefined = undefined
   /** The one waiting `wait()` call's abort, if any. */
   #onAbort: (() => void) | undefined = undefined
 
-  constructor (readonly resources: TaskResources) {}
+  constructor (resources: TaskResources) {
+    this.#resources = resources
+  }
 
   get upstreamUrl (): string | undefined {
-    return this.resources.upstreamUrl
+    return this.#resources.upstreamUrl
   }
 
   get postgres (): TaskContext['postgres'] {
-    return this.resources.postgres
+    return this.#resources.postgres
   }
 
   get redis (): TaskContext['redis'] {
-    return this.resources.redis
+    return this.#resources.redis
   }
 
   /** Made on first read, aborted already if the job is. */

@@ -4,13 +4,13 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { TaskRegistry } from '../../src/tasks/registry.js'
 import { loadTasks } from '../../src/tasks/load.js'
-import { JobContext } from '../../src/tasks/context.js'
+import { RunContext } from '../../src/tasks/context.js'
 import { postJob, startServer } from '../helpers.js'
 
 let registry: TaskRegistry
 beforeAll(async () => { registry = await TaskRegistry.load() })
 
-const context = new JobContext({ upstreamUrl: undefined })
+const context = new RunContext({ upstreamUrl: undefined })
 const run = async (name: string, input: unknown): Promise<unknown> => {
   const { task, input: checked } = registry.resolve({ task: name, input })
   return await task.run(checked, context)
@@ -128,7 +128,7 @@ describe('task results', () => {
     expect(await run('phased', { lowMs: 0.05, highMs: 2, from: now - 120_000, to: now - 60_000 })).toMatchObject({ ms: 0.05 })
   })
   it('sleep stops when its job aborts', async () => {
-    const job = new JobContext({ upstreamUrl: undefined })
+    const job = new RunContext({ upstreamUrl: undefined })
     const { task, input } = registry.resolve({ task: 'sleep', input: { ms: 60_000 } })
     const pending = task.run(input, job)
     const reason = new Error('stop')

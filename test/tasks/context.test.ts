@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { JobContext } from '../../src/tasks/context.js'
+import { RunContext } from '../../src/tasks/context.js'
 
 describe('a job\'s context, its abort', () => {
   beforeEach(() => { vi.useFakeTimers() })
   afterEach(() => { vi.useRealTimers() })
 
   it('wait() resolves with its value after its time, and leaves no timer behind', async () => {
-    const job = new JobContext({ upstreamUrl: undefined })
+    const job = new RunContext({ upstreamUrl: undefined })
     const waiting = job.wait(50, 'done')
     await vi.advanceTimersByTimeAsync(49)
     expect(vi.getTimerCount()).toBe(1)
@@ -16,7 +16,7 @@ describe('a job\'s context, its abort', () => {
   })
 
   it('an abort rejects a waiting wait() at once with its reason, and clears its timer', async () => {
-    const job = new JobContext({ upstreamUrl: undefined })
+    const job = new RunContext({ upstreamUrl: undefined })
     const waiting = job.wait(60_000, 'late')
     const reason = new Error('timed out')
     job.abort(reason)
@@ -28,7 +28,7 @@ describe('a job\'s context, its abort', () => {
   })
 
   it('two waits at once are both aborted (the second listens to the signal)', async () => {
-    const job = new JobContext({ upstreamUrl: undefined })
+    const job = new RunContext({ upstreamUrl: undefined })
     const first = job.wait(1000, 1)
     const second = job.wait(1000, 2)
     const reason = new Error('cancelled')
@@ -39,7 +39,7 @@ describe('a job\'s context, its abort', () => {
   })
 
   it('a wait after one has ended takes the slot again and still hears the abort', async () => {
-    const job = new JobContext({ upstreamUrl: undefined })
+    const job = new RunContext({ upstreamUrl: undefined })
     const first = job.wait(10, 1)
     await vi.advanceTimersByTimeAsync(10)
     await expect(first).resolves.toBe(1)
@@ -49,7 +49,7 @@ describe('a job\'s context, its abort', () => {
   })
 
   it('its signal is made when read, and carries the abort whether it was read before or after', () => {
-    const before = new JobContext({ upstreamUrl: undefined })
+    const before = new RunContext({ upstreamUrl: undefined })
     const early = before.signal
     expect(early.aborted).toBe(false)
     expect(before.signal).toBe(early)
@@ -58,7 +58,7 @@ describe('a job\'s context, its abort', () => {
     expect(early.aborted).toBe(true)
     expect(early.reason).toBe(reason)
 
-    const after = new JobContext({ upstreamUrl: undefined })
+    const after = new RunContext({ upstreamUrl: undefined })
     after.abort(reason)
     after.abort(new Error('a second abort changes nothing'))
     expect(after.signal.aborted).toBe(true)
@@ -66,7 +66,7 @@ describe('a job\'s context, its abort', () => {
   })
 
   it('holds the resources it was given', () => {
-    const job = new JobContext({ upstreamUrl: 'http://127.0.0.1:1' })
+    const job = new RunContext({ upstreamUrl: 'http://127.0.0.1:1' })
     const { upstreamUrl, postgres, redis } = job
     expect({ upstreamUrl, postgres, redis }).toEqual({ upstreamUrl: 'http://127.0.0.1:1', postgres: undefined, redis: undefined })
   })

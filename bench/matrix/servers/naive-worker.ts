@@ -1,7 +1,7 @@
 /** The naive server's pool thread: runs a task module by name, no checks. */
 import { pathToFileURL } from 'node:url'
 import { taskDirs } from '../../../src/paths.js'
-import { JobContext } from '../../../src/tasks/context.js'
+import { RunContext } from '../../../src/tasks/context.js'
 import type { AnyTask } from '../../../src/tasks/types.js'
 
 const loaded = new Map<string, AnyTask>()
@@ -12,5 +12,5 @@ export default async function run ({ task, input }: { task: string, input: unkno
     t = (await import(pathToFileURL(`${taskDirs.cpu}/${task}.js`).href) as { default: AnyTask }).default
     loaded.set(task, t)
   }
-  return await t.run(input, new JobContext({ upstreamUrl: undefined }))
+  return await t.run(input, new RunContext({ upstreamUrl: undefined }))
 }

@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
 import { Piscina } from 'piscina'
 import { taskDirs } from '../../../src/paths.js'
-import { JobContext } from '../../../src/tasks/context.js'
+import { RunContext } from '../../../src/tasks/context.js'
 import type { AnyTask } from '../../../src/tasks/types.js'
 
 const cores = availableParallelism()
@@ -43,7 +43,7 @@ if (cluster.isPrimary) {
     }
     return {
       task,
-      result: await t.run(input, new JobContext({ upstreamUrl: process.env.UPSTREAM_URL }))
+      result: await t.run(input, new RunContext({ upstreamUrl: process.env.UPSTREAM_URL }))
     }
   })
   await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
