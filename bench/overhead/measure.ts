@@ -16,6 +16,7 @@ import { startServer, type ServerProcess } from '../../test/support/server-proce
 import { runLoad } from '../load/run.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { directRate, rawPiscina } from '../matrix/references.js'
+import { HEALTH_SAME_ANSWER } from './figures.js'
 import { spread, type Spread } from '../matrix/stats.js'
 
 const servers = `${projectRoot}/dist/bench/matrix/servers`
@@ -306,8 +307,11 @@ export async function measureOverhead (plan: Plan, progress: (step: string) => v
   const trivial = { task: 'fib', input: { n: 1 } }
   const pairs: Pair[] = []
 
-  progress('GET /health and a trivial inline job: this server (event-loop) against plain Fastify')
+  progress('GET /health (against plain Fastify, and against plain Fastify giving the same answer) and a trivial inline job: this server (event-loop) against plain Fastify')
   pairs.push(...await pair('GET /health', { ours: ours({ MODE: 'event-loop' }), reference: plain }, { connections: 50, path: '/health' }, plan))
+  // The control: plain Fastify giving this server's answer, ten times as long as `{ status: 'ok' }`.
+  const plainSameAnswer = (): Promise<ServerProcess> => startServer({ HEALTH_ANSWER: 'same' }, 20_000, `${servers}/plain-fastify.js`)
+  pairs.push(...await pair(HEALTH_SAME_ANSWER, { ours: ours({ MODE: 'event-loop' }), reference: plainSameAnswer }, { connections: 50, path: '/health' }, plan))
   pairs.push(...await pair('trivial inline job', { ours: ours({ MODE: 'event-loop' }), reference: plain }, { connections: 50, path: '/jobs', body: trivial }, plan))
 
   progress('a trivial pool job (hybrid, one process) against the inline job and raw Piscina')

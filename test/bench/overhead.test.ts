@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { overheadFigures } from '../../bench/overhead/figures.js'
+import { HEALTH_SAME_ANSWER, overheadFigures } from '../../bench/overhead/figures.js'
 import type { Overhead, Pair } from '../../bench/overhead/measure.js'
 import { median, spread } from '../../bench/matrix/stats.js'
 
@@ -62,6 +62,21 @@ describe('overhead figures', () => {
     // second round: inline 10,000 composes to 1 / (1/10,000 + 1/20,000) = 6,667; 4,250 is 0.6375 of it
     const pool = figure(r, 'trivial pool job')
     expect(pool.value).toBeCloseTo((0.85 + 4250 / (1 / (1 / 10_000 + 1 / 20_000))) / 2, 6)
+  })
+
+  it('gives the same-answer control beside the /health figure, which it does not change', () => {
+    // Against plain Fastify's { status: 'ok' } ours reads 0.8; against plain Fastify giving the
+    // same answer, 0.9 (the reference slower by the longer answer).
+    const r = run([
+      pair('GET /health', [800, 800, 800], [1000, 1000, 1000]),
+      pair(HEALTH_SAME_ANSWER, [810, 810, 810], [900, 900, 900])
+    ])
+    const health = figure(r, '`GET /health`')
+    expect(health.value).toBeCloseTo(0.8, 6)
+    expect(health.met).toBe(false)
+    expect(health.how).toContain('Against plain Fastify giving this server\'s answer (its fields, with a response schema): 0.9, median of 3 rounds\' ratios')
+    // The control is context, not a figure of its own.
+    expect(overheadFigures(r).filter((f) => f.name.includes('/health'))).toHaveLength(1)
   })
 
   it('falls back to the ratio of the means for a run that kept no rounds', () => {
