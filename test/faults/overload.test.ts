@@ -81,14 +81,22 @@ describe('admission by queueing delay, on real servers with the default targets'
     // (0.1-0.2 ms on a warming server here), so refusing it pays (RefusalPayoff): the rule decides.
     const saturating = { connections: 5, mix: [{ task: 'spin', input: { ms: 1 }, weight: 1 }] }
     const warmUp = await runLoad(load(server.url, { ...saturating, duration: 1 }))
-    const stalled = runLoad(load(server.url, { ...saturating, duration: 1 }))
-    await sleep(300)
-    server.proc.kill('SIGSTOP')
-    await sleep(150)
-    server.proc.kill('SIGCONT')
-    // The turn after the stall reads requests that waited 150 ms, past the 100 ms interval.
-    const during = await stalled
-    expect(during.errors.OVERLOADED ?? 0).toBeGreaterThan(0)
+    // The turn after a stall reads requests that waited 150 ms, past the 100 ms interval: refused,
+    // where refusing them pays. Whether it pays is measured (RefusalPayoff), and on cores other
+    // processes hold too a request's own cost reads higher, its 1 ms job's no more: by hand, with a
+    // busy loop on one core, the ratio read 1.1-2.6 against 3-6 on a quiet machine, and 3 stalls in
+    // 10 refused nothing (a fresh-clone CI run of 2026-12-06 met one). So the process is stalled up
+    // to three times, until a stall is refused: what is tested is that the loop admits again after.
+    const stalls: LoadReport[] = []
+    while (stalls.length < 3 && !stalls.some((r) => (r.errors.OVERLOADED ?? 0) > 0)) {
+      const stalled = runLoad(load(server.url, { ...saturating, duration: 1 }))
+      await sleep(300)
+      server.proc.kill('SIGSTOP')
+      await sleep(150)
+      server.proc.kill('SIGCONT')
+      stalls.push(await stalled)
+    }
+    expect(stalls.some((r) => (r.errors.OVERLOADED ?? 0) > 0)).toBe(true)
     const after = await runLoad(load(server.url, saturating))
     // A loop that admits again serves hundreds of these in 2 s (about 1,400 on a quiet machine,
     // 620-850 with two busy processes on its cores); one still refusing serves next to none.
@@ -98,8 +106,8 @@ describe('admission by queueing delay, on real servers with the default targets'
     const text = await (await request(`${server.url}/metrics`)).body.text()
     const atAdmission = sum(text, 'requests_refused_total', { code: 'OVERLOADED' })
     expect(atAdmission).toBeGreaterThan(0)
-    expect(atAdmission + sum(text, 'jobs_total', { outcome: 'OVERLOADED' })).toBe([warmUp, during, after].reduce((n, report) => n + (report.errors.OVERLOADED ?? 0), 0))
-  }, 20_000)
+    expect(atAdmission + sum(text, 'jobs_total', { outcome: 'OVERLOADED' })).toBe([warmUp, ...stalls, after].reduce((n, report) => n + (report.errors.OVERLOADED ?? 0), 0))
+  }, 30_000)
 
   it('does not shed a pool that keeps up either: 50 closed-loop clients of trivial pool jobs', async () => {
     server = await startServer({ MODE: 'hybrid', PROCESSES: '1' })
