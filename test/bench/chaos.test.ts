@@ -7,11 +7,17 @@ import { startServer, waitFor } from '../helpers.js'
 // The scenarios of `npm run chaos`, smaller: each starts a real cluster and stops it.
 describe('process faults under load', () => {
   it('SIGKILL: each killed worker is replaced, and clients that retry once see no failure', async () => {
-    // One kill every 1.5 s: each replacement is listening before the next kill (see npm run chaos for faster).
-    const figures = await killLoop(3, 1500, 6)
+    // One kill every 3 s: each replacement is listening before the next kill (see npm run chaos for
+    // faster). A replacement listens 1.5-1.9 s after its death here (`npm run chaos`), later on a
+    // busy machine: at one kill every 1.5 s a fresh-clone CI run of 2026-12-06 saw 9 jobs fail their
+    // one retry, which a stretch with no worker alive (a replacement not listening yet at the next
+    // kill) would explain; the figures are in the failure's message.
+    const figures = await killLoop(3, 3000, 6)
     expect(figures.replaced).toBe(3)
     expect(figures.tally.requests).toBeGreaterThan(50)
-    expect(figures.tally.failed).toBe(0)
+    const { noWorkerMs, noWorkerStretches, replacementMs } = figures
+    const seen = JSON.stringify({ ...figures.tally, pids: undefined, noWorkerMs, noWorkerStretches, replacementMs })
+    expect(figures.tally.failed, seen).toBe(0)
     expect(figures.withRetryRate).toBe(1)
     expect(figures.servedAfter).toBe(true)
   }, 60_000)
