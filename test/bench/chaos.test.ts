@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import {
-  BACKOFF_PAUSES_MS, drainUnderLoad, killLoop, postOnNewConnection, rollingRestartUnderLoad, workerGaps
+  BACKOFF_PAUSES_MS, drainUnderLoad, killLoop, postOnNewConnection, rollingRestartUnderLoad, workerGaps,
+  type KillFigures
 } from '../../bench/chaos/scenarios.js'
 import { startServer, waitFor } from '../helpers.js'
+
+/** What a kill loop's failure message shows: its tally, and how long no worker was alive. */
+const seen = ({ tally, noWorkerMs, noWorkerStretches, replacementMs }: KillFigures): string =>
+  JSON.stringify({ ...tally, pids: undefined, noWorkerMs, noWorkerStretches, replacementMs })
 
 // The scenarios of `npm run chaos`, smaller: each starts a real cluster and stops it.
 describe('process faults under load', () => {
@@ -15,9 +20,7 @@ describe('process faults under load', () => {
     const figures = await killLoop(3, 3000, 6)
     expect(figures.replaced).toBe(3)
     expect(figures.tally.requests).toBeGreaterThan(50)
-    const { noWorkerMs, noWorkerStretches, replacementMs } = figures
-    const seen = JSON.stringify({ ...figures.tally, pids: undefined, noWorkerMs, noWorkerStretches, replacementMs })
-    expect(figures.tally.failed, seen).toBe(0)
+    expect(figures.tally.failed, seen(figures)).toBe(0)
     expect(figures.withRetryRate).toBe(1)
     expect(figures.servedAfter).toBe(true)
   }, 60_000)
@@ -30,9 +33,7 @@ describe('process faults under load', () => {
     const figures = await killLoop(4, 400, 6, [...BACKOFF_PAUSES_MS, 4000])
     expect(figures.replaced).toBe(4)
     expect(figures.tally.requests).toBeGreaterThan(50)
-    const { noWorkerMs, noWorkerStretches, replacementMs } = figures
-    const seen = JSON.stringify({ ...figures.tally, pids: undefined, noWorkerMs, noWorkerStretches, replacementMs })
-    expect(figures.tally.failed, seen).toBe(0)
+    expect(figures.tally.failed, seen(figures)).toBe(0)
     expect(figures.withRetryRate).toBe(1)
     expect(figures.servedAfter).toBe(true)
   }, 60_000)

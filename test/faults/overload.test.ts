@@ -88,7 +88,8 @@ describe('admission by queueing delay, on real servers with the default targets'
     // (a fresh-clone CI run of 2026-12-06 met one). So the process is stalled up to three times,
     // until a stall is refused: what is tested is that the loop admits again after it.
     const stalls: LoadReport[] = []
-    while (stalls.length < 3 && !stalls.some((r) => (r.errors.OVERLOADED ?? 0) > 0)) {
+    const refusedAny = (): boolean => stalls.some((report) => (report.errors.OVERLOADED ?? 0) > 0)
+    while (stalls.length < 3 && !refusedAny()) {
       const stalled = runLoad(load(server.url, { ...saturating, duration: 1 }))
       await sleep(300)
       server.proc.kill('SIGSTOP')
@@ -96,7 +97,7 @@ describe('admission by queueing delay, on real servers with the default targets'
       server.proc.kill('SIGCONT')
       stalls.push(await stalled)
     }
-    expect(stalls.some((r) => (r.errors.OVERLOADED ?? 0) > 0)).toBe(true)
+    expect(refusedAny()).toBe(true)
     const after = await runLoad(load(server.url, saturating))
     // A loop that admits again serves hundreds of these in 2 s (about 1,400 on a quiet machine,
     // 620-850 with two busy processes on its cores); one still refusing serves next to none.
