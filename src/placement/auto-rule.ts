@@ -15,8 +15,13 @@
  *   counted, it would keep on the loop the tasks that would pay on the pool. Nor is a job that
  *   waited for a thread a sample (it is handed over just as its thread finishes), and that wait
  *   is no part of the crossing: a saturated pool does not make a costly job cheap, and the loop
- *   it would block is what answers. Probes at start, one after another, give the first value;
- *   pool jobs keep it current under load.
+ *   it would block is what answers. The estimate is the median of the last `ROUND_TRIP_WINDOW`
+ *   samples: probes at start, one after another, give the first; pool jobs keep it current under
+ *   load. A median, not a moving average: while tasks run inline, the few samples are jobs handed
+ *   over beside a busy loop, and one of them can take 10 times the others (a thread that waited
+ *   for a core); a moving average that they moved (0.44 ms to 2.07 in two costs of the spin
+ *   sweep) nothing brought back down, since few jobs went to the pool, and 0.5 ms jobs then stayed
+ *   inline where the pool served 29% more.
  * - A job runs inline when its task's estimate is well under the round trip (`inlineShare` of it)
  *   and the loop is on time; on the pool otherwise. A task not measured yet goes to the pool first.
  *   The round trip is a latency, and a pool whose threads are handed their next job early
@@ -124,32 +129,37 @@ interface TaskState extends AutoTaskState {
 /** Inline runs over the bar in a row that make a strike. */
 const STRIKE_RUNS = 2
 
-/** A task's first samples, of which its estimate keeps the lowest; the same for the round trip. */
+/** A task's first samples, of which its estimate keeps the lowest. */
 const FIRST_SAMPLES = 5
 
-/** The least the round trip's estimate is taken to be when it bounds a sample's weight. */
-const MIN_ROUND_TRIP_MS = 0.01
+/** Crossings the round trip's estimate is the median of (odd: the middle one). */
+export const ROUND_TRIP_WINDOW = 15
 
 const ewma = (previous: number | undefined, sample: number, alpha: number): number =>
   previous === undefined ? sample : previous + alpha * (sample - previous)
 
 /**
- * An estimate after its `count`-th sample: the first FIRST_SAMPLES keep the lowest (a first run
- * is not the cost), and after them one sample moves it by at most strikeFactor times the
- * estimate (or times `floor`, if higher).
+ * A task's estimate after its `count`-th sample: the first FIRST_SAMPLES keep the lowest (a first
+ * run is not the cost), and after them one sample moves it by at most strikeFactor times it.
  */
-function nextEstimate (
-  estimate: number | undefined, sample: number, count: number, o: AutoRuleOptions, floor = 0
-): number {
+function nextEstimate (estimate: number | undefined, sample: number, count: number, o: AutoRuleOptions): number {
   if (estimate === undefined || (count <= FIRST_SAMPLES && sample < estimate)) return sample
-  return ewma(estimate, Math.min(sample, o.strikeFactor * Math.max(estimate, floor)), o.alpha)
+  return ewma(estimate, Math.min(sample, o.strikeFactor * estimate), o.alpha)
+}
+
+/** The middle of `samples` (of an even count, the lower of the two middle ones; none of none). */
+function median (samples: readonly number[]): number | undefined {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return sorted[(sorted.length - 1) >> 1]
 }
 
 export class AutoRule {
   readonly #options: AutoRuleOptions
   readonly #tasks = new Map<string, TaskState>()
   #roundTripMs: number | undefined
-  #crossings = 0
+  /** The last ROUND_TRIP_WINDOW round trips timed, oldest overwritten first. */
+  readonly #crossings: number[] = []
+  #crossingCount = 0
 
   constructor (options: Partial<AutoRuleOptions> = {}) {
     this.#options = { ...AUTO_DEFAULTS, ...options }
@@ -204,13 +214,13 @@ export class AutoRule {
   }
 
   /**
-   * A crossing to a thread in use took `handOffMs` one way (a pool job's, or a probe's): the round
-   * trip is estimated as twice it, as run times are estimated (a thread still starting is not the
-   * crossing).
+   * A crossing to a thread in use took `handOffMs` one way (a pool job's, or a probe's): a round
+   * trip of twice it. The estimate is the median of the last ROUND_TRIP_WINDOW (a thread still
+   * starting, or one that waited for a core, is not the crossing).
    */
   crossed (handOffMs: number): void {
-    const count = ++this.#crossings
-    this.#roundTripMs = nextEstimate(this.#roundTripMs, 2 * handOffMs, count, this.#options, MIN_ROUND_TRIP_MS)
+    this.#crossings[this.#crossingCount++ % ROUND_TRIP_WINDOW] = 2 * handOffMs
+    this.#roundTripMs = median(this.#crossings)
   }
 
   /** Every task seen so far, by name. */

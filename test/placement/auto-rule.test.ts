@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { AutoRule, MAX_AUTO_KEYS, sizeClass } from '../../src/placement/auto-rule.js'
+import { AutoRule, MAX_AUTO_KEYS, ROUND_TRIP_WINDOW, sizeClass } from '../../src/placement/auto-rule.js'
 import type { Crossing } from '../../src/placement/types.js'
 
 // The rule on a made-up clock and made-up costs: `now` is passed in, nothing runs.
@@ -58,21 +58,33 @@ describe('CPU_JOBS=auto: the placement rule', () => {
     expect(bare.decide('near', 6).via).toBe('inline')
   })
 
-  it('follows dearer crossings of a pool in use, each sample moving the estimate 4x at most', () => {
-    const rule = warmed(0.2, { alpha: 1 })
-    rule.observe('mid', 'pool', 2, crossing(0.2), 1)
-    expect(rule.decide('mid', 2).via).toBe('pool')
+  it('follows dearer crossings of a pool in use once they are most of the last ROUND_TRIP_WINDOW', () => {
+    const rule = warmed(0.2)
+    for (let t = 1; t < ROUND_TRIP_WINDOW; t++) rule.observe('mid', 'pool', 2, crossing(0.2), t)
+    expect(rule.decide('mid', 20).via).toBe('pool')
     // A crossing to a thread left idle for 500 ms (an explored job's, a pool nobody used) is no
     // sample: its wake-up is not what the jobs of a pool in use pay.
-    rule.observe('other', 'pool', 1, crossing(20, 500), 3)
+    rule.observe('other', 'pool', 1, crossing(20, 500), 21)
     expect(rule.roundTripMs).toBe(0.2)
-    // Crossings of a pool in use now take 20 ms there and back: 0.8, 3.2, 12.8, then 20.
-    for (let t = 4; t < 7; t++) rule.observe('other', 'pool', 1, crossing(20), t)
-    expect(rule.roundTripMs).toBe(12.8)
-    rule.observe('other', 'pool', 1, crossing(20), 7)
+    // Crossings of a pool in use now take 20 ms there and back: the estimate stays until they are
+    // the middle of the window, then is theirs.
+    const half = (ROUND_TRIP_WINDOW - 1) / 2
+    for (let t = 0; t < half; t++) rule.observe('other', 'pool', 1, crossing(20), 22 + t)
+    expect(rule.roundTripMs).toBe(0.2)
+    rule.observe('other', 'pool', 1, crossing(20), 40)
     expect(rule.roundTripMs).toBe(20)
     // A 2 ms task is cheap beside that.
-    expect(rule.decide('mid', 8)).toEqual({ via: 'inline', reason: 'cheap' })
+    expect(rule.decide('mid', 41)).toEqual({ via: 'inline', reason: 'cheap' })
+  })
+
+  it('is not moved by a few crossings far dearer than the rest (a thread that waited for a core)', () => {
+    const rule = warmed(0.2)
+    for (let t = 1; t < ROUND_TRIP_WINDOW; t++) rule.crossed(t % 2 === 0 ? 0.1 : 0.12)
+    expect(rule.roundTripMs).toBe(0.2)
+    for (let i = 0; i < 4; i++) rule.crossed(2)
+    expect(rule.roundTripMs).toBe(0.24)
+    rule.observe('half-ms', 'pool', 0.5, crossing(0.2), 1)
+    expect(rule.decide('half-ms', 2)).toEqual({ via: 'pool', reason: 'costly' })
   })
 
   it('takes the lowest of its first crossings: a thread still starting is not the crossing', () => {
