@@ -49,7 +49,7 @@ export function loadOptions (url: string, load: Load, durationS: number): LoadOp
 }
 
 /** /metrics, or '' from a server that has none (the reference servers). */
-async function scrape (url: string): Promise<string> {
+export async function scrape (url: string): Promise<string> {
   const res = await fetch(`${url}/metrics`)
   const text = await res.text()
   return res.ok ? text : ''
@@ -61,6 +61,24 @@ const sumOf = (metrics: string, name: string): number =>
 /** Pool threads running, summed over the server's processes, from /metrics (0 without a pool or /metrics). */
 export async function poolThreads (url: string): Promise<number> {
   return sumOf(await scrape(url), 'pool_threads')
+}
+
+/** How many jobs of `task` a server has answered inline and on its pool, from its /metrics text. */
+export function jobsByPlacement (metrics: string, task: string): { inline: number, pool: number } {
+  const count = { inline: 0, pool: 0 }
+  for (const m of metrics.matchAll(/^jobs_total\{([^}]*)\} (\S+)$/gm)) {
+    const labels = m[1] ?? ''
+    if (!labels.includes(`task="${task}"`) || !labels.includes('outcome="ok"')) continue
+    if (labels.includes('via="inline"')) count.inline += Number(m[2])
+    else if (labels.includes('via="pool"')) count.pool += Number(m[2])
+  }
+  return count
+}
+
+/** CPU_JOBS=auto: the pool round trip each process estimates, the largest, in ms (undefined without one). */
+export function autoRoundTripMs (metrics: string): number | undefined {
+  const values = [...metrics.matchAll(/^auto_pool_round_trip_ms\{[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]))
+  return values.length === 0 ? undefined : Math.max(...values)
 }
 
 /** The largest per-process event-loop delay p99 in a /metrics text, in ms. */

@@ -5,7 +5,7 @@ import { projectRoot } from '../../src/paths.js'
 import { processTreeRss } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
-import { loadOptions, poolThreads, type Measurement } from './cell.js'
+import { autoRoundTripMs, jobsByPlacement, loadOptions, poolThreads, scrape, type Measurement } from './cell.js'
 import type { Load, Plan } from './plan.js'
 import { measureOverhead, OVERHEAD_PLAN, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
@@ -52,6 +52,11 @@ export interface References {
     perRound?: { inline: number[][], pool: number[][], auto: number[][] },
     /** SPIN_ITERATIONS_PER_MS given to the three servers (absent from runs where each thread measured its own). */
     spinIterationsPerMs?: number
+    /**
+     * Where `auto` ran each cost's jobs in its rounds (its warm-up left out), the share on the
+     * pool, and its pool round trip estimate after them, in ms (both absent from runs before them).
+     */
+    autoPlaced?: Array<{ poolShare: number, roundTripMs: number | undefined }>
   }
   /** Full run only: a cost that jumps and comes back, inline, on the pool and under CPU_JOBS=auto. */
   shift?: ShiftResult
@@ -209,6 +214,8 @@ async function offload (
       const server = await startServer({ ...shared, ...env })
       sweeps.push({ server, rounds: [] })
     }
+    const autoUrl = sweeps[2]?.server.url ?? ''
+    const autoPlaced: NonNullable<NonNullable<References['offload']>['autoPlaced']> = []
     for (const [c, ms] of costsMs.entries()) {
       const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
       // Auto learns the new cost from its warm-up, as from any first jobs of a task.
@@ -216,12 +223,17 @@ async function offload (
         s.rounds[c] = []
         await runLoad(loadOptions(s.server.url, load, 0.2))
       }
+      const before = jobsByPlacement(await scrape(autoUrl), 'spin')
       for (let r = 0; r < rounds; r++) {
         for (let k = 0; k < sweeps.length; k++) {
           const s = sweeps[(r + k) % sweeps.length] as typeof sweeps[number]
           s.rounds[c]?.push((await runLoad(loadOptions(s.server.url, load, windowS))).jobsPerS)
         }
       }
+      const metrics = await scrape(autoUrl)
+      const after = jobsByPlacement(metrics, 'spin')
+      const [inlineJobs, poolJobs] = [after.inline - before.inline, after.pool - before.pool]
+      autoPlaced.push({ poolShare: poolJobs / (inlineJobs + poolJobs), roundTripMs: autoRoundTripMs(metrics) })
     }
     const [inline = [], pool = [], auto = []] = sweeps.map((s) => s.rounds)
     const means = (perCost: number[][]): number[] => perCost.map((r) => spread(r).mean)
@@ -229,7 +241,9 @@ async function offload (
     const at = costsMs.findIndex((_, i) => (poolPerS[i] ?? 0) >= (inlinePerS[i] ?? Infinity))
     const thresholdMs = at < 0 ? undefined : costsMs[at]
     const perRound = { inline, pool, auto }
-    return { costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs, perRound }
+    return {
+      costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs, perRound, autoPlaced
+    }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))
   }

@@ -253,11 +253,18 @@ export function markdown (run: MatrixRun, charts: string[]): string {
       `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.` +
       `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}` +
       `${refs.offload.perRound === undefined ? '' : ' Each round starts with the next server in turn; auto\'s ratio at a cost is the median of the rounds\' ratios, each against the better placement of its round.'}` +
+      `${refs.offload.autoPlaced === undefined ? '' : ' Where `auto` ran the jobs of its rounds (`/metrics`, its warm-up left out), and its estimate of the pool\'s round trip after them (its rule\'s line is half of it).'}` +
       `${pinnedSpin(refs.offload.spinIterationsPerMs)}\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
       ['inline jobs/s', ...refs.offload.inlinePerS.map(fmt)],
       ['pool jobs/s', ...refs.offload.poolPerS.map(fmt)],
-      ...(sweep === undefined ? [] : [['auto jobs/s', ...(refs.offload.autoPerS ?? []).map(fmt)], ['auto / the better of the two', ...sweep.ratios.map(fmt)]])
+      ...(sweep === undefined ? [] : [['auto jobs/s', ...(refs.offload.autoPerS ?? []).map(fmt)], ['auto / the better of the two', ...sweep.ratios.map(fmt)]]),
+      ...(refs.offload.autoPlaced === undefined
+        ? []
+        : [
+            ['auto\'s jobs on the pool', ...refs.offload.autoPlaced.map((p) => `${fmt(100 * p.poolShare)}%`)],
+            ['auto\'s pool round trip estimate ms', ...refs.offload.autoPlaced.map((p) => p.roundTripMs === undefined ? 'n/a' : fmt(p.roundTripMs))]
+          ])
     ]))
     out.push(`\nThe pool pays from **${refs.offload.thresholdMs === undefined ? 'no cost measured here' : `${refs.offload.thresholdMs} ms`}** of CPU per job: below it, the crossing to a thread costs more than the second core gives.\n`)
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
-import { worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
+import { autoRoundTripMs, jobsByPlacement, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
 import { autoSweep, figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
@@ -351,6 +351,39 @@ describe('report', () => {
       performanceTester: { delayMs: 1000, points: [], python: { skipped: 'not in this test' } }
     })
     expect(markdown(run, [])).toContain('| fib(30) called directly on one thread | 140 /s (the mean of 130 before the CPU row and 150 after it); x 2 cores = 280 /s, the CPU ceiling |')
+  })
+
+  it('shows where auto ran the sweep\'s jobs and its round trip estimate, cost by cost', () => {
+    const run = syntheticRun({}, {
+      directFibPerS: 140,
+      naiveMixed: [m(200, 50)],
+      performanceTester: { delayMs: 1000, points: [], python: { skipped: 'not in this test' } },
+      offload: {
+        costsMs: [0.1, 0.5],
+        inlinePerS: [5_000, 1_500],
+        poolPerS: [4_000, 1_900],
+        autoPerS: [4_900, 1_850],
+        thresholdMs: 0.5,
+        autoPlaced: [{ poolShare: 0.0004, roundTripMs: 0.5 }, { poolShare: 0.999, roundTripMs: undefined }]
+      }
+    })
+    const md = markdown(run, [])
+    expect(md).toContain('| auto\'s jobs on the pool | 0.04% | 99.9% |')
+    expect(md).toContain('| auto\'s pool round trip estimate ms | 0.5 | n/a |')
+  })
+
+  it('counts a task\'s jobs by placement, and auto\'s round trip, from /metrics text', () => {
+    const text = [
+      'jobs_total{task="spin",kind="cpu",via="inline",outcome="ok"} 30',
+      'jobs_total{task="spin",kind="cpu",via="pool",outcome="ok"} 12',
+      'jobs_total{task="spin",kind="cpu",via="pool",outcome="OVERLOADED"} 5',
+      'jobs_total{task="fib",kind="cpu",via="pool",outcome="ok"} 7',
+      'auto_pool_round_trip_ms{pid="1"} 0.3',
+      'auto_pool_round_trip_ms{pid="2"} 0.45'
+    ].join('\n')
+    expect(jobsByPlacement(text, 'spin')).toEqual({ inline: 30, pool: 12 })
+    expect(autoRoundTripMs(text)).toBe(0.45)
+    expect(autoRoundTripMs('')).toBeUndefined()
   })
 
   it('reads the worst event-loop delay p99 from /metrics text', () => {
