@@ -15,6 +15,9 @@ import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
 
 const serversDir = `${projectRoot}/dist/bench/matrix/servers`
 
+/** Where `auto` ran one cost's jobs in the spin sweep: the share on the pool, and its round trip estimate after, ms. */
+export interface AutoPlacement { poolShare: number, roundTripMs: number | undefined }
+
 export interface References {
   /**
    * fib(30) called directly on one thread, per second: cores x this is the CPU ceiling. The mean of
@@ -56,7 +59,7 @@ export interface References {
      * Where `auto` ran each cost's jobs in its rounds (its warm-up left out), the share on the
      * pool, and its pool round trip estimate after them, in ms (both absent from runs before them).
      */
-    autoPlaced?: Array<{ poolShare: number, roundTripMs: number | undefined }>
+    autoPlaced?: AutoPlacement[]
   }
   /** Full run only: a cost that jumps and comes back, inline, on the pool and under CPU_JOBS=auto. */
   shift?: ShiftResult
@@ -214,8 +217,9 @@ async function offload (
       const server = await startServer({ ...shared, ...env })
       sweeps.push({ server, rounds: [] })
     }
-    const autoUrl = sweeps[2]?.server.url ?? ''
-    const autoPlaced: NonNullable<NonNullable<References['offload']>['autoPlaced']> = []
+    // `auto` is the last of the three servers (envs above).
+    const autoUrl = sweeps[sweeps.length - 1]?.server.url ?? ''
+    const autoPlaced: AutoPlacement[] = []
     for (const [c, ms] of costsMs.entries()) {
       const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
       // Auto learns the new cost from its warm-up, as from any first jobs of a task.

@@ -147,18 +147,16 @@ function nextEstimate (estimate: number | undefined, sample: number, count: numb
   return ewma(estimate, Math.min(sample, o.strikeFactor * estimate), o.alpha)
 }
 
-/** The middle of `samples` (of an even count, the lower of the two middle ones; none of none). */
-function median (samples: readonly number[]): number | undefined {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[(sorted.length - 1) >> 1]
-}
-
 export class AutoRule {
   readonly #options: AutoRuleOptions
   readonly #tasks = new Map<string, TaskState>()
   #roundTripMs: number | undefined
-  /** The last ROUND_TRIP_WINDOW round trips timed, oldest overwritten first. */
-  readonly #crossings: number[] = []
+  /**
+   * The last ROUND_TRIP_WINDOW round trips timed, oldest overwritten first; Infinity where none yet,
+   * so that a sorted copy holds the samples first. Typed arrays: a pool job's sample allocates nothing.
+   */
+  readonly #crossings = new Float64Array(ROUND_TRIP_WINDOW).fill(Infinity)
+  readonly #sorted = new Float64Array(ROUND_TRIP_WINDOW)
   #crossingCount = 0
 
   constructor (options: Partial<AutoRuleOptions> = {}) {
@@ -220,7 +218,10 @@ export class AutoRule {
    */
   crossed (handOffMs: number): void {
     this.#crossings[this.#crossingCount++ % ROUND_TRIP_WINDOW] = 2 * handOffMs
-    this.#roundTripMs = median(this.#crossings)
+    // The median: the middle sample, or the lower of the two middle ones while fewer are held.
+    const held = Math.min(this.#crossingCount, ROUND_TRIP_WINDOW)
+    this.#sorted.set(this.#crossings)
+    this.#roundTripMs = this.#sorted.sort()[(held - 1) >> 1]
   }
 
   /** Every task seen so far, by name. */
