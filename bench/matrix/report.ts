@@ -309,12 +309,13 @@ function shiftSection (shift: ShiftResult): string {
     `One process with a pool of ${o.threads} threads, ${o.connections} clients, closed loop, the same input on every job; ` +
       `phases of ${o.phaseMs / 1000} s, ${shift.runs.length} round${shift.runs.length > 1 ? 's' : ''}, the three servers in alternation. ` +
       `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
-      `${FOLLOW_SHARE} of the best placement's settled rate in the same round; "auto / best": the median of the rounds' ratios; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them ` +
-      `(the slowest round of each).${pinnedSpin(o.spinIterationsPerMs)}\n`,
-    table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in'], shift.phases.map((p, i) => [
+      `${FOLLOW_SHARE} of the best placement's settled rate in the same round; "auto / best": the median of the rounds' ratios; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them; ` +
+      `"settles in": until its rate over ${FOLLOW_WINDOW_MS} ms first reaches ${FOLLOW_SHARE} of its own settled rate in the round, how long it took to adapt apart from the level it settled at ` +
+      `(the slowest round of each). A shift placed and settled at once that still follows late is a round in which \`auto\` served less than the best placement with its jobs in the same place.${pinnedSpin(o.spinIterationsPerMs)}\n`,
+    table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in', 'settles in'], shift.phases.map((p, i) => [
       p.name, String(p.costMs), fmtSpread(p.perS.inline), fmtSpread(p.perS.pool), fmtSpread(p.perS.auto),
       fmt(p.autoRatio),
-      i === 0 ? '(start)' : ms(p.followMs), i === 0 ? '(start)' : ms(p.placedMs)
+      ...(i === 0 ? ['(start)', '(start)', '(start)'] : [ms(p.followMs), ms(p.placedMs), 'settlesMs' in p ? ms(p.settlesMs) : '(not measured)'])
     ]))
   ].join('\n')
 }

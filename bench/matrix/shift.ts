@@ -54,6 +54,14 @@ export interface ShiftPhase {
    */
   followMs: number | undefined
   placedMs: number | undefined
+  /**
+   * ms until auto's rate, over FOLLOW_WINDOW_MS, first reaches 95% of its own settled rate in the
+   * same round: how long it took to adapt, apart from the level it settled at (which autoRatio
+   * says). A round on which auto served less than the best placement throughout, with its jobs
+   * where the best placement runs them, does not follow however soon it settled: this tells the
+   * two apart. Absent from runs before it was measured.
+   */
+  settlesMs?: number | undefined
 }
 
 export interface ShiftResult {
@@ -165,14 +173,15 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
     // percent between rounds (the same phase of the same server 6,215 and 9,227 jobs/s two rounds
     // apart), and against the rounds' mean a round on a slow minute could never follow.
     // The first phase has no shift into it: auto starts there from what its warm-up taught it.
-    const follow = (run: ShiftRun): number | undefined => {
+    const reaches = (run: ShiftRun, rate: number): number | undefined => {
       const bins = run.binsPerS.auto
-      const target = FOLLOW_SHARE * settled(run.binsPerS[best])
       for (let i = first; i + window <= first + perPhase; i++) {
-        if (mean(bins.slice(i, i + window)) >= target) return (i - first) * options.binMs
+        if (mean(bins.slice(i, i + window)) >= FOLLOW_SHARE * rate) return (i - first) * options.binMs
       }
       return undefined
     }
+    const follow = (run: ShiftRun): number | undefined => reaches(run, settled(run.binsPerS[best]))
+    const settles = (run: ShiftRun): number | undefined => reaches(run, settled(run.binsPerS.auto))
     const placed = (run: ShiftRun): number | undefined => {
       for (let i = first; i < first + perPhase; i++) {
         const share = run.autoPoolShare[i] ?? Number.NaN
@@ -190,7 +199,8 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
       best,
       autoRatio: median(runs.map((r) => settled(r.binsPerS.auto) / settled(r.binsPerS[best]))),
       followMs: worst(runs.map(follow)),
-      placedMs: worst(runs.map(placed))
+      placedMs: worst(runs.map(placed)),
+      settlesMs: worst(runs.map(settles))
     }
   })
 }

@@ -209,10 +209,10 @@ describe('auto against the fixed models', () => {
     }
     const [low, high, again] = phases([run], options)
     expect(low).toMatchObject({ name: 'low', best: 'inline', followMs: 0 })
-    expect(high).toMatchObject({ name: 'high', best: 'pool', followMs: 300, placedMs: 200 })
+    expect(high).toMatchObject({ name: 'high', best: 'pool', followMs: 300, placedMs: 200, settlesMs: 300 })
     expect(high?.autoRatio).toBeCloseTo((400 + 7 * 690) / 8 / 700, 5) // its settled phase: from the third bin
     // 300 ms windows: 5,000, 7,950, 7,950 is 6,967, under 95% of 8,000; from the second bin on, 7,950.
-    expect(again).toMatchObject({ name: 'low again', best: 'inline', followMs: 100, placedMs: 100 })
+    expect(again).toMatchObject({ name: 'low again', best: 'inline', followMs: 100, placedMs: 100, settlesMs: 100 })
   })
 
   it('holds auto to the best placement of its own round, and takes the median of the rounds\' ratios', () => {
@@ -233,9 +233,10 @@ describe('auto against the fixed models', () => {
     expect(high).toMatchObject({ best: 'pool', followMs: 0, placedMs: 0 })
     expect(high?.autoRatio).toBeCloseTo(0.98, 5)
     expect(again).toMatchObject({ best: 'inline', followMs: 0 })
-    // A round in which auto stays under 95% of its own round's best never follows, however fast it was.
+    // A round in which auto stays under 95% of its own round's best never follows, however fast it
+    // was: placed and settled at once, it served less than the pool with its jobs on the pool.
     const [, late] = phases([round(1, 0.9), round(0.7, 0.99)], options)
-    expect(late).toMatchObject({ followMs: undefined })
+    expect(late).toMatchObject({ followMs: undefined, placedMs: 0, settlesMs: 0 })
     expect(late?.autoRatio).toBeCloseTo(0.945, 5)
   })
 
@@ -260,6 +261,8 @@ describe('auto against the fixed models', () => {
     const follow = figures(run).find((x) => x.name.startsWith('ms until auto is back within 5%'))
     expect(follow).toMatchObject({ met: false, shown: 'not within a phase' })
     expect(markdown(run, [])).toMatch(/\| ms until auto is back within 5% [^|]+\| not within a phase \| < 1000 \| \*\*no\*\* \|/)
+    // The shift's table: never followed, placed at once, settled at once (at 5,000 jobs/s, on the pool).
+    expect(markdown(run, [])).toMatch(/\| low again \| 0\.05 \|[^\n]+\| \*\*not within the phase\*\* \| \*\*not within the phase\*\* \| 0 ms \|/)
   })
 })
 
