@@ -3,7 +3,8 @@
  * under V8's sampling profiler (--cpu-prof) for each scenario (`GET /health`, a trivial inline job,
  * a trivial pool job), drives it with autocannon (50 connections, PROFILE_SECONDS each, 5 by
  * default), stops it, and reads the profile: self time per layer divided by the requests answered
- * is that layer's cost per request. Prints a Markdown table and writes bench/results/layers.json.
+ * is that layer's cost per request. `--rounds` times over (3 by default), the scenarios in turn;
+ * prints a Markdown table of the medians and writes bench/results/layers.json.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
@@ -29,7 +30,7 @@ const plainFastify = `${projectRoot}/dist/bench/matrix/servers/plain-fastify.js`
 
 // `--server FILE` profiles another build of this server (an earlier commit's dist/src/server.js,
 // to compare before and after a change); `--out FILE` writes the JSON there.
-const { values: args } = parseArgs({ options: { server: { type: 'string' }, out: { type: 'string' }, env: { type: 'string' } }, strict: true })
+const { values: args } = parseArgs({ options: { server: { type: 'string' }, out: { type: 'string' }, env: { type: 'string' }, rounds: { type: 'string' } }, strict: true })
 const ours = args.server
 // `--env JSON`: more variables for this server's scenarios (not the references').
 const extra = JSON.parse(args.env ?? '{}') as Record<string, string>
@@ -97,15 +98,56 @@ async function profileScenario (scenario: Scenario, seconds: number): Promise<{
 }
 
 const seconds = Number(process.env.PROFILE_SECONDS ?? 5)
-const results: Array<{ name: string, requests: number, non2xx: number, perRequestUs: Record<Layer, number> }> = []
-for (const s of SCENARIOS) {
-  process.stderr.write(`profiling ${s.name} for ${seconds} s\n`)
-  results.push({ name: s.name, ...await profileScenario(s, seconds) })
+// `--rounds N`: every scenario profiled N times, the scenarios in a new order each round. The
+// machine's speed moves by tens of percent within a minute here: one profile of each, one after
+// another, once put plain Fastify's `/health` above this server's. A layer's figure is its median
+// over the rounds, and each ratio to plain Fastify is taken within a round, then the median.
+const rounds = Math.max(1, Number(args.rounds ?? 3))
+if (!Number.isInteger(rounds)) throw new Error(`--rounds: a whole number, not ${String(args.rounds)}`)
+type Profiled = Awaited<ReturnType<typeof profileScenario>>
+const byScenario: Profiled[][] = SCENARIOS.map(() => [])
+for (let r = 0; r < rounds; r++) {
+  for (let k = 0; k < SCENARIOS.length; k++) {
+    const i = (k + r) % SCENARIOS.length
+    const s = SCENARIOS[i] as Scenario
+    process.stderr.write(`round ${r + 1} of ${rounds}: profiling ${s.name} for ${seconds} s\n`)
+    byScenario[i]?.push(await profileScenario(s, seconds))
+  }
 }
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+const round1 = (v: number): number => Math.round(v * 10) / 10
+/** All but idle and start-up: the CPU a request cost the main thread. */
+const busyUs = (p: Profiled): number =>
+  LAYERS.reduce((sum, l) => l === 'idle' || l === 'start-up (loading modules)' ? sum : sum + p.perRequestUs[l], 0)
+/** This scenario's reference: plain Fastify's `/health` for `/health`, its job with a body schema for a job. */
+const referenceOf = (s: Scenario): number => s.request.method === 'GET' ? 0 : 1
+const results = SCENARIOS.map((s, i) => {
+  const runs = byScenario[i] as Profiled[]
+  const reference = byScenario[referenceOf(s)] as Profiled[]
+  return {
+    name: s.name,
+    requests: runs.reduce((a, p) => a + p.requests, 0),
+    non2xx: runs.reduce((a, p) => a + p.non2xx, 0),
+    perRequestUs: Object.fromEntries(
+      LAYERS.map((l) => [l, round1(median(runs.map((p) => p.perRequestUs[l])))])
+    ) as Record<Layer, number>,
+    busyUs: round1(median(runs.map(busyUs))),
+    /** Busy µs per request against plain Fastify's in the same round, the median over the rounds. */
+    againstPlain: Math.round(median(runs.map((p, r) => busyUs(p) / busyUs(reference[r] as Profiled))) * 100) / 100,
+    rounds: runs
+  }
+})
 const header = `| layer | ${results.map((r) => r.name).join(' | ')} |`
 const lines = [header, `|---|${results.map(() => '---').join('|')}|`]
 for (const layer of LAYERS) if (layer !== 'start-up (loading modules)') lines.push(`| ${layer} | ${results.map((r) => r.perRequestUs[layer]).join(' | ')} |`)
-lines.push(`| **requests (non-2xx)** | ${results.map((r) => `${r.requests} (${r.non2xx})`).join(' | ')} |`)
-console.log(`µs of CPU per request on the server's main thread, by layer (V8 sampling profiler, 1 + ${seconds} s each, autocannon 50 connections; start-up left out)\n`)
+lines.push(`| **all but idle** | ${results.map((r) => r.busyUs).join(' | ')} |`)
+lines.push(`| **against plain Fastify, same round** | ${results.map((r) => r.againstPlain).join(' | ')} |`)
+lines.push(`| **requests (non-2xx), all rounds** | ${results.map((r) => `${r.requests} (${r.non2xx})`).join(' | ')} |`)
+console.log(`µs of CPU per request on the server's main thread, by layer (V8 sampling profiler, 1 + ${seconds} s each, autocannon 50 connections; ` +
+  `start-up left out; the median of ${rounds} round${rounds > 1 ? 's' : ''})\n`)
 console.log(lines.join('\n'))
-await writeFile(args.out ?? join(projectRoot, 'bench/results/layers.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, server: ours ?? 'this build', env: extra, seconds, results }, null, 2) + '\n')
+await writeFile(args.out ?? join(projectRoot, 'bench/results/layers.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, server: ours ?? 'this build', env: extra, seconds, rounds, results }, null, 2) + '\n')
