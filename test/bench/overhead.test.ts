@@ -64,6 +64,20 @@ describe('overhead figures', () => {
     expect(pool.value).toBeCloseTo((0.85 + 4250 / (1 / (1 / 10_000 + 1 / 20_000))) / 2, 6)
   })
 
+  it('composes each round with its own raw Piscina reading where one was taken per round', () => {
+    // The machine twice as fast in round 2 for all three: inline 10,000 then 20,000, raw Piscina
+    // 10,000 then 20,000, ours 4,000 then 8,000: 0.8 of each round's composition (5,000, 10,000).
+    // With the run's one reading (20,000) for both rounds, round 1 would read 4,000 / 6,667 = 0.6.
+    const measured = pair('trivial job, pool against inline', [4000, 8000], [10_000, 20_000])
+    const r = run([{ ...measured, alongside: [10_000, 20_000] }])
+    const pool = figure(r, 'trivial pool job')
+    expect(pool.value).toBeCloseTo(0.8, 6)
+    expect(pool.met).toBe(true)
+    expect(pool.how).toContain('each against its round\'s inline job and raw Piscina')
+    // The same rounds without a reading per round fall back on the run's one, and read lower.
+    expect(figure(run([measured]), 'trivial pool job').value).toBeCloseTo((0.6 + 0.8) / 2, 6)
+  })
+
   it('gives the same-answer control beside the /health figure, which it does not change', () => {
     // Against plain Fastify's { status: 'ok' } ours reads 0.8; against plain Fastify giving the
     // same answer, 0.9 (the reference slower by the longer answer).
