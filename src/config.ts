@@ -48,6 +48,12 @@ export interface Config {
   /** Heap of each pool thread (V8 old generation), in MiB: a job that needs more fails, its thread is replaced. */
   readonly threadHeapMb: number
   /**
+   * The nice value each pool thread gives itself on Linux (0: as the event loop), so that the loop
+   * takes a core from a thread computing when it has a request to read or an answer to send. Off
+   * by default: it shortens the loop's waits but lengthens the jobs' (docs/configuration.md).
+   */
+  readonly threadNice: number
+  /**
    * Admission by queueing delay (src/admission.ts), for the pool's queue and for the event loop
    * apart. Once a queue's delay has stayed over its target for its interval, a job is refused
    * (503) while the delay is over the target; before that, while it is within the interval (a
@@ -139,6 +145,7 @@ export const DEFAULTS = Object.freeze({
   wsMaxBufferedBytes: 4 * 1024 * 1024,
   wsPingIntervalMs: 30_000,
   threadHeapMb: 2048,
+  threadNice: 0,
   shedTargetMs: 50,
   shedIntervalMs: 100,
   shedLoopTargetMs: 10,
@@ -198,6 +205,7 @@ export function parseConfig (env: Env = process.env, cores: number = availablePa
     wsMaxBufferedBytes: integer('WS_MAX_BUFFERED_BYTES', read('WS_MAX_BUFFERED_BYTES'), 1024, 1024 * 1024 * 1024) ?? DEFAULTS.wsMaxBufferedBytes,
     wsPingIntervalMs: integer('WS_PING_INTERVAL_MS', read('WS_PING_INTERVAL_MS'), 100, 3_600_000) ?? DEFAULTS.wsPingIntervalMs,
     threadHeapMb: integer('THREAD_HEAP_MB', read('THREAD_HEAP_MB'), 16, 65_536) ?? DEFAULTS.threadHeapMb,
+    threadNice: integer('THREAD_NICE', read('THREAD_NICE'), 0, 19) ?? DEFAULTS.threadNice,
     shedTargetMs: integer('SHED_TARGET_MS', read('SHED_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedTargetMs,
     shedIntervalMs: integer('SHED_INTERVAL_MS', read('SHED_INTERVAL_MS'), 1, 60_000) ?? DEFAULTS.shedIntervalMs,
     shedLoopTargetMs: integer('SHED_LOOP_TARGET_MS', read('SHED_LOOP_TARGET_MS'), 0, 60_000) ?? DEFAULTS.shedLoopTargetMs,

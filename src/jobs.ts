@@ -127,7 +127,7 @@ export class JobRunner {
 
   constructor (
     readonly registry: TaskRegistry,
-    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'dispatch' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs' | 'upstreamUrl'> & BackendsConfig,
+    private readonly config: Pick<Config, 'cpuJobs' | 'ioJobs' | 'dispatch' | 'threads' | 'minThreads' | 'maxQueue' | 'jobTimeoutMs' | 'threadHeapMb' | 'threadNice' | 'faultTasks' | 'logLevel' | 'shedTargetMs' | 'shedIntervalMs' | 'upstreamUrl'> & BackendsConfig,
     /** Told of every job's end, answered or failed: the metrics. */
     private readonly observer?: (event: JobEvent) => void,
     /** This process's PostgreSQL and Redis, for the `db` and `cache` tasks on the event loop. */
@@ -153,6 +153,7 @@ export class JobRunner {
         cpuJobsOnly: config.ioJobs !== 'pool',
         shedding: { targetMs: config.shedTargetMs, intervalMs: config.shedIntervalMs },
         workerData: {
+          nice: config.threadNice,
           faultTasks: config.faultTasks,
           upstreamUrl: config.upstreamUrl,
           backends: backendsConfig(config),

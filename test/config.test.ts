@@ -75,6 +75,7 @@ describe('parseConfig', () => {
     ['AUTH_TOKEN', ''], ['AUTH_TOKEN', 'has space'],
     ['WS_MAX_IN_FLIGHT', '0'], ['WS_MAX_FRAME_BYTES', '10'], ['WS_MAX_BUFFERED_BYTES', 'lots'], ['WS_PING_INTERVAL_MS', '5'],
     ['SHED_TARGET_MS', '-1'], ['SHED_TARGET_MS', '0.5'], ['SHED_INTERVAL_MS', '0'], ['SHED_LOOP_TARGET_MS', 'ten'], ['SHED_LOOP_INTERVAL_MS', '0'],
+    ['THREAD_NICE', '20'], ['THREAD_NICE', '-1'], ['THREAD_NICE', 'low'],
     ['DISPATCH', 'redis'], ['DISPATCH', 'bullmq'],
     ['SPIN_ITERATIONS_PER_MS', '999'], ['SPIN_ITERATIONS_PER_MS', '1.5e5'], ['SPIN_ITERATIONS_PER_MS', 'fast']
   ])('refuses %s=%s, naming the variable, the value and what is allowed', (variable, value) => {

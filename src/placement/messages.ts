@@ -52,6 +52,8 @@ export type PoolReply = PoolAnswer | { ok: false, skipped: true }
 
 /** Given to every pool thread when it starts (Piscina's workerData). */
 export interface PoolWorkerData {
+  /** The thread's nice value on Linux, which it sets itself as it starts (THREAD_NICE; 0 leaves it). */
+  nice: number
   /** Load the `fault` task too (FAULT_TASKS=on), as the process's registry does. */
   faultTasks: boolean
   /** Base URL of the delay service, for the tasks that call it: the same for every job. */

@@ -1,4 +1,5 @@
 /** The pool thread's side: Piscina loads this file in each thread and calls the default export per job. */
+import { setPriority } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { threadId, type MessagePort } from 'node:worker_threads'
 import { workerData } from 'piscina'
@@ -10,7 +11,18 @@ import { CONTROL_ABORT, PROBE_TASK, type PoolReply, type PoolRequest, type PoolW
 import { begin, end } from './tickets.js'
 import { DeferredStarts } from './deferred-starts.js'
 
-const { faultTasks, backends, logLevel, upstreamUrl, tickets } = workerData as PoolWorkerData
+const { nice, faultTasks, backends, logLevel, upstreamUrl, tickets } = workerData as PoolWorkerData
+// On Linux each thread has its own nice value, and setpriority() of "0" is the calling thread's:
+// the event loop keeps the default, so that when it wakes (a request to read, an answer to send)
+// it takes a core from a thread computing rather than wait for the scheduler to share one out.
+// Elsewhere the same call would lower the whole process, the loop with it, so it is Linux only.
+// Raising one's own nice value needs no privilege; if the call fails all the same, the thread
+// runs as the loop does, which is how it ran before this existed.
+if (nice > 0 && process.platform === 'linux') {
+  try {
+    setPriority(nice)
+  } catch {}
+}
 // The tasks are loaded before the thread says it is ready, but without top-level await: Piscina
 // first tries to require() this file, and Node 20's require() of an ES module with top-level
 // await can abort the whole process (a V8 fatal error, seen with 50 threads starting at once)

@@ -1,3 +1,4 @@
+import { readdir, readFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { backendsConfig } from '../../src/backends/connections.js'
@@ -97,6 +98,33 @@ describe('jobs on the pool', () => {
     expect(next.json().ranOn.via).toBe('pool')
   })
 
+  it.runIf(process.platform === 'linux')('lowers its threads\' priority to THREAD_NICE, never the event loop\'s', async () => {
+    /** Each thread's nice value (field 19 of /proc/PID/task/TID/stat), by thread id. */
+    const niceOf = async (pid: number): Promise<Map<number, number>> => {
+      const out = new Map<number, number>()
+      for (const tid of await readdir(`/proc/${pid}/task`)) {
+        const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]))
+      }
+      return out
+    }
+    for (const [env, nice] of [[{ THREAD_NICE: '10' }, 10], [{ THREAD_NICE: '4' }, 4], [{}, 0]] as const) {
+      const server = await startServer({ MODE: 'hybrid', PROCESSES: '1', THREADS: '2', ...env })
+      try {
+        const body = JSON.stringify({ task: 'fib', input: { n: 20 } })
+        const answers = await Promise.all([1, 2].map(async () => await fetch(`${server.url}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })))
+        expect(answers.map((a) => a.status)).toEqual([200, 200])
+        const pid = server.proc.pid as number
+        const threads = await niceOf(pid)
+        expect(threads.get(pid)).toBe(0) // the event loop
+        const lowered = [...threads.values()].filter((n) => n !== 0)
+        expect(lowered).toEqual(nice === 0 ? [] : [nice, nice]) // the pool's two threads, and no other
+      } finally {
+        await server.stop()
+      }
+    }
+  }, 30_000)
+
   it('keeps the threads it is starting when the I/O jobs waiting for them are cancelled', async () => {
     // Clients that leave while a growing pool starts threads for their jobs: Piscina, told to abort
     // a job it has handed to a thread still starting, terminates that thread; the pool then lost its
@@ -162,7 +190,7 @@ const newPool = ({ threads = 1, shedding = NO_SHEDDING, faultTasks = false }: Po
     cpuJobsOnly: true,
     shedding,
     workerData: {
-      faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
+      nice: 0, faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
     }
   })
 const spin = { name: 'spin', kind: 'cpu' } as AnyTask
