@@ -59,7 +59,8 @@ export function overheadFigures (run: Overhead): Figure[] {
       // Raw Piscina of each round where it was taken in each (Pair.alongside); else the run's one reading.
       const raw = pool.alongside
       const b = raw === undefined || raw.length === 0 ? run.rawPiscinaPerS : spread(raw).mean
-      const composed = (inline: number, round?: number): number => 1 / (1 / inline + 1 / (raw?.[round ?? -1] ?? b))
+      const rawAt = (round: number | undefined): number => round === undefined ? b : raw?.[round] ?? b
+      const composed = (inline: number, round?: number): number => 1 / (1 / inline + 1 / rawAt(round))
       const { value, how } = pairRatio(pool, composed)
       out.push({
         name: 'trivial pool job vs 1 / (1/inline job + 1/raw Piscina round trip)',

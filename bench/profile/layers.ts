@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import { projectRoot } from '../../src/paths.js'
 import { startServer } from '../../test/support/server-process.js'
+import { median } from '../matrix/stats.js'
 import { classify, LAYERS, type Layer } from './classify.js'
 
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string }, children?: number[] }
@@ -113,11 +114,6 @@ for (let r = 0; r < rounds; r++) {
     process.stderr.write(`round ${r + 1} of ${rounds}: profiling ${s.name} for ${seconds} s\n`)
     byScenario[i]?.push(await profileScenario(s, seconds))
   }
-}
-const median = (xs: number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
 }
 const round1 = (v: number): number => Math.round(v * 10) / 10
 /** All but idle and start-up: the CPU a request cost the main thread. */
