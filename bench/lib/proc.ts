@@ -1,16 +1,21 @@
 import { closeSync, openSync, readSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 
+/**
+ * The fields of a /proc stat line from the state on (field 3 of proc(5) at index 0): the command
+ * name before them, in parentheses, may hold spaces, so they are the ones after the last ")".
+ */
+export function statFields (stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
 /** A process and its descendants, the root first, from /proc (Linux). */
 export async function processTree (root: number): Promise<number[]> {
   const parentOf = new Map<number, number>()
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      // The command name, in parentheses, may hold spaces: the fields after the last ")" are fixed.
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      parentOf.set(Number(entry), Number(fields[1]))
+      parentOf.set(Number(entry), Number(statFields(await readFile(`/proc/${entry}/stat`, 'utf8'))[1]))
     } catch {} // exited meanwhile
   }
   const pids = [root]
@@ -91,8 +96,7 @@ const CLOCK_TICKS_PER_S = 100 // USER_HZ: 100 on every Linux that Node supports
 export async function cpuSecondsEach (pids: number[]): Promise<number[]> {
   return await Promise.all(pids.map(async (pid) => {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const fields = statFields(await readFile(`/proc/${pid}/stat`, 'utf8'))
       return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S // utime, stime: fields 14 and 15 of stat(5)
     } catch {
       return 0 // exited meanwhile
@@ -108,8 +112,7 @@ export async function cpuSecondsEach (pids: number[]): Promise<number[]> {
 export async function mainThreadCpuSeconds (pids: number[]): Promise<number> {
   const each = await Promise.all(pids.map(async (pid) => {
     try {
-      const stat = await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const fields = statFields(await readFile(`/proc/${pid}/task/${pid}/stat`, 'utf8'))
       return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S
     } catch {
       return 0

@@ -123,8 +123,13 @@ export async function pair (
         values.reference.push(await window(client, reference.url, drive, plan.windowS))
         values.ours.push(await window(client, ours.url, drive, plan.windowS))
       }
-      const [oursRates, referenceRates] = [spread(values.ours), spread(values.reference)]
-      const measured: Pair = { name, client, ours: oursRates, reference: referenceRates, rounds: values }
+      const measured: Pair = {
+        name,
+        client,
+        ours: spread(values.ours),
+        reference: spread(values.reference),
+        rounds: values
+      }
       out.push(alongside === undefined ? measured : { ...measured, alongside: besides })
     }
     return out

@@ -119,8 +119,9 @@ const round1 = (v: number): number => Math.round(v * 10) / 10
 /** All but idle and start-up: the CPU a request cost the main thread. */
 const busyUs = (p: Profiled): number =>
   LAYERS.reduce((sum, l) => l === 'idle' || l === 'start-up (loading modules)' ? sum : sum + p.perRequestUs[l], 0)
-/** This scenario's reference: plain Fastify's `/health` for `/health`, its job with a body schema for a job. */
-const referenceOf = (s: Scenario): number => s.request.method === 'GET' ? 0 : 1
+/** This scenario's reference: plain Fastify's scenario of the same request, `/health` or the job. */
+const referenceOf = (s: Scenario): number =>
+  SCENARIOS.findIndex((r) => r.file === plainFastify && r.request.path === s.request.path)
 const results = SCENARIOS.map((s, i) => {
   const runs = byScenario[i] as Profiled[]
   const reference = byScenario[referenceOf(s)] as Profiled[]

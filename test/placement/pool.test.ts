@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
+import { statFields } from '../../bench/lib/proc.js'
 import { backendsConfig } from '../../src/backends/connections.js'
 import { parseConfig } from '../../src/config.js'
 import { errors } from '../../src/errors.js'
@@ -103,8 +104,7 @@ describe('jobs on the pool', () => {
     const niceOf = async (pid: number): Promise<Map<number, number>> => {
       const out = new Map<number, number>()
       for (const tid of await readdir(`/proc/${pid}/task`)) {
-        const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-        out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]))
+        out.set(Number(tid), Number(statFields(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8'))[16]))
       }
       return out
     }
