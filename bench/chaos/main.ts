@@ -9,6 +9,8 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startServer } from '../../test/support/server-process.js'
 import { projectRoot } from '../../src/paths.js'
+import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
+import type { CoresBusy } from '../lib/proc.js'
 import {
   BACKOFF_PAUSES_MS, badInputs, drainUnderLoad, killLoop, overload, OVERLOAD_RAMP_S, rollingRestartUnderLoad,
   saturation, threadFaults,
@@ -27,12 +29,16 @@ const target = await startServer({ MODE: 'hybrid', PROCESSES: '2', WS_MAX_FRAME_
 const bad = await badInputs(target.url).finally(() => target.stop())
 
 log(`overload: sustainable rate, then 0.8 and 2 times it for ${overloadS} s, per configuration and job`)
+// Every server of the overload does the same work per ms of `spin`: measured by each of its threads,
+// it differs by up to 16% between threads, and a goodput would compare two servers' works.
+const spinIterationsPerMs = Math.round(measureIterationsPerMs())
+const pinned = { SPIN_ITERATIONS_PER_MS: String(spinIterationsPerMs) }
 const trivial: OverloadJob = { label: 'trivial (fib 1)', task: 'fib', input: { n: 1 }, connections: 50 }
 const overloads = [
-  ...await overload('event-loop', { MODE: 'event-loop' }, trivial, [0.8, 2], overloadS),
-  ...await overload('event-loop', { MODE: 'event-loop' }, { label: 'spin 1 ms, inline', task: 'spin', input: { ms: 1 }, connections: 8 }, [0.8, 2], overloadS),
-  ...await overload('hybrid', { MODE: 'hybrid' }, trivial, [0.8, 2], overloadS),
-  ...await overload('hybrid', { MODE: 'hybrid' }, { label: 'spin 5 ms, pool', task: 'spin', input: { ms: 5 }, connections: 8 }, [0.8, 2], overloadS)
+  ...await overload('event-loop', { MODE: 'event-loop', ...pinned }, trivial, [0.8, 2], overloadS),
+  ...await overload('event-loop', { MODE: 'event-loop', ...pinned }, { label: 'spin 1 ms, inline', task: 'spin', input: { ms: 1 }, connections: 8 }, [0.8, 2], overloadS),
+  ...await overload('hybrid', { MODE: 'hybrid', ...pinned }, trivial, [0.8, 2], overloadS),
+  ...await overload('hybrid', { MODE: 'hybrid', ...pinned }, { label: 'spin 5 ms, pool', task: 'spin', input: { ms: 5 }, connections: 8 }, [0.8, 2], overloadS)
 ]
 const saturated = [await saturation('event-loop', { MODE: 'event-loop' }, 3), await saturation('hybrid', { MODE: 'hybrid' }, 3)]
 
@@ -62,10 +68,12 @@ table(['sent', 'answered as the table expects', 'by status (WebSocket: by code)'
 if (bad.unexpected.length > 0) lines.push('Unexpected:', ...bad.unexpected.map((u) => `- ${u}`), '')
 
 lines.push('## Overload (open loop at 0.8 and 2 times the sustainable rate; defaults: shedding by queueing delay)', '')
-table(['configuration', 'job', 'x sustainable', 'sustainable jobs/s', 'offered / sent jobs/s', 'admitted jobs/s (goodput)', 'shed (503)', 'other errors', 'not sent (client full)', 'admitted p50 / p99 ms', 'shed answer p99 ms', 'server\'s own p99 ms: admitted / shed', 'sent late p99 ms'],
-  overloads.map((o) => [o.model, o.job, o.factor, o.sustainablePerS, `${o.offeredPerS} / ${o.sentPerS}`, `${o.admittedPerS} (${o.goodput.toFixed(2)})`, pct(o.shedShare), o.otherErrors, o.skipped, `${o.admittedP50Ms} / ${o.admittedP99Ms}`, o.shedShare === 0 ? '-' : o.shedP99Ms,
-    `${o.admittedServerP99Ms ?? '-'} / ${o.shedServerP99Ms ?? '-'}`, o.sentLateP99Ms ?? '-']))
-lines.push(`The sustainable rate is measured first on the same configuration with shedding and the queue bound off (closed loop). Each open-loop run lasts ${overloadS} s after an onset of ${OVERLOAD_RAMP_S} s that is not counted; 400 connections, one job in flight each. The load client runs on the same cores as the server, and with trivial jobs it cannot always send what it is asked to (offered / sent). Each latency runs from the job's intended send time; "server's own" is the server's Server-Timing total (an admitted job's time from admission to its result, a refusal's from the request's first byte), and "sent late" how far past its intended time the client's own loop sent a job: what lies between is the client's lateness, the sockets, and the time a request waited for its server's loop to read it.`, '')
+const split = (c: CoresBusy): string => [c.loops, c.rest, c.client].map((x) => x.toFixed(2)).join(' / ')
+table(['configuration', 'job', 'x sustainable', 'sustainable jobs/s (before / after)', 'offered / sent jobs/s', 'admitted jobs/s (goodput)', 'shed (503)', 'other errors', 'not sent (client full)', 'admitted p50 / p99 ms', 'shed answer p99 ms', 'server\'s own p99 ms: admitted / shed', 'sent late p99 ms', 'cores at the sustainable rate: loops / rest / client', 'cores in the run: loops / rest / client', 'server CPU ms per answered job: sustainable / run'],
+  overloads.map((o) => [o.model, o.job, o.factor, `${o.sustainablePerS} (${o.sustainableEachPerS.join(' / ')})`, `${o.offeredPerS} / ${o.sentPerS}`, `${o.admittedPerS} (${o.goodput.toFixed(2)})`, pct(o.shedShare), o.otherErrors, o.skipped, `${o.admittedP50Ms} / ${o.admittedP99Ms}`, o.shedShare === 0 ? '-' : o.shedP99Ms,
+    `${o.admittedServerP99Ms ?? '-'} / ${o.shedServerP99Ms ?? '-'}`, o.sentLateP99Ms ?? '-',
+    split(o.cores.sustainable), split(o.cores.run), `${o.serverCpuMsPerJob.sustainable.toFixed(3)} / ${o.serverCpuMsPerJob.run.toFixed(3)}`]))
+lines.push(`The sustainable rate is measured on the same configuration with shedding and the queue bound off (closed loop, 3 s), just before each open loop and just after it: the open loop's rate is a factor of the one before, its goodput is against the mean of the two (a shared machine's speed moves by half within tens of seconds). Each open-loop run lasts ${overloadS} s after an onset of ${OVERLOAD_RAMP_S} s that is not counted; 400 connections, one job in flight each. The load client runs on the same cores as the server, and with trivial jobs it cannot always send what it is asked to (offered / sent). Each latency runs from the job's intended send time; "server's own" is the server's Server-Timing total (an admitted job's time from admission to its result, a refusal's from the request's first byte), and "sent late" how far past its intended time the client's own loop sent a job: what lies between is the client's lateness, the sockets, and the time a request waited for its server's loop to read it. The cores columns say where the machine's time went, from /proc (the server's processes) and the bench's own CPU (the load client runs in it): "loops" the server's event loops (each process's main thread), "rest" the rest of its tree (pool threads, V8's helpers, the delay service), over the closed loop that measured the sustainable rate and over the open loop after its onset; a run that answers fewer jobs than the sustainable rate with the same cores busy spent them on the refusals, in the loops and in the client. The server's CPU per answered job counts what its refusals cost too. Every server here does the same work per ms of \`spin\`: \`SPIN_ITERATIONS_PER_MS=${spinIterationsPerMs}\`, measured once by the bench.`, '')
 lines.push('Closed-loop saturation, 50 clients of trivial jobs, 3 s (a busy loop that is on time is not shed):', '')
 table(['configuration', 'jobs/s', 'shed (503)', 'p99 ms'], saturated.map((s) => [s.model, Math.round(s.jobsPerS), s.shed, s.p99Ms]))
 
@@ -96,7 +104,7 @@ const report = lines.join('\n')
 process.stdout.write(`${report}\n`)
 await mkdir(args.out, { recursive: true })
 await writeFile(join(args.out, 'chaos.md'), `# npm run chaos\n\nRun ${new Date().toISOString()}, Node ${process.version}.\n\n${report}`)
-await writeFile(join(args.out, 'chaos.json'), JSON.stringify({ bad, overloads, saturated, faults, kills, fastKills, fastKillsBackoff, drain, rolling }, (_k, v: unknown) => v instanceof Set ? [...v] : v, 2))
+await writeFile(join(args.out, 'chaos.json'), JSON.stringify({ bad, spinIterationsPerMs, overloads, saturated, faults, kills, fastKills, fastKillsBackoff, drain, rolling }, (_k, v: unknown) => v instanceof Set ? [...v] : v, 2))
 
 // What must hold whatever the machine's speed: the run fails when it does not (the overload
 // figures are measured, not judged).

@@ -5,7 +5,8 @@
 import { request as httpRequest } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { runLoad } from '../load/run.js'
+import { coresBusy, type CoresBusy, type CpuUsed, meterCpu } from '../lib/proc.js'
+import { runLoad, type LoadReport } from '../load/run.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
 import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from '../../test/support/bad-inputs.js'
@@ -172,7 +173,10 @@ export interface OverloadFigures {
   job: string
   /** Offered rate as a multiple of the sustainable one. */
   factor: number
+  /** The mean of the closed loops just before and just after the run (sustainableEachPerS). */
   sustainablePerS: number
+  sustainableEachPerS: [number, number]
+  /** The closed loop's rate before the run times the factor. */
   offeredPerS: number
   /** What the client managed to send per second (an open loop on the same cores may fall short). */
   sentPerS: number
@@ -195,6 +199,14 @@ export interface OverloadFigures {
   sentLateP99Ms: number | undefined
   /** Jobs the open loop could not send: all its connections were waiting. */
   skipped: number
+  /**
+   * Where the cores went, in the closed loop that measured the sustainable rate and in this run
+   * after its onset: the server's event loops, the rest of its tree (pool threads, V8's helpers,
+   * the delay service), and the load client (this process, on the same cores).
+   */
+  cores: { sustainable: CoresBusy, run: CoresBusy }
+  /** The server tree's CPU per answered job, ms: in that closed loop and in this run. */
+  serverCpuMsPerJob: { sustainable: number, run: number }
 }
 
 export interface OverloadJob {
@@ -216,59 +228,106 @@ const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => lo
 /** Seconds at the start of an open-loop run that are not counted: the onset, when a queue first builds. */
 export const OVERLOAD_RAMP_S = 1
 
+/** A closed loop's answered rate on a server that never sheds, and the CPU it took. */
+interface Sustained {
+  perS: number
+  ok: number
+  used: CpuUsed
+}
+
 /**
- * The sustainable rate first, on a server of the same configuration that never sheds (closed
- * loop, 3 s); then, on a fresh server of the configuration itself, an open loop at each factor of
- * that rate: how much is admitted and shed, how fast a shed job is told so, and what p50 and p99
- * the admitted jobs keep, after the first OVERLOAD_RAMP_S seconds.
+ * The sustainable rate: on a fresh server of the configuration with shedding and the queue bound
+ * off, a closed loop of 3 s after 1 s of warm-up.
+ */
+async function sustained (env: Record<string, string>, job: OverloadJob): Promise<Sustained> {
+  const mix = [{ task: job.task, input: job.input, weight: 1 }]
+  const reference = await startServer({ ...env, ...NO_SHEDDING, MAX_QUEUE: '1000000' })
+  try {
+    await runLoad(loadOptions(reference.url, { duration: 1, connections: job.connections, mix })) // warm-up
+    const { result, used } = await meterCpu(reference.proc.pid as number, async () => (
+      await runLoad(loadOptions(reference.url, { duration: 3, connections: job.connections, mix }))
+    ))
+    return { perS: result.jobsPerS, ok: result.ok, used }
+  } finally {
+    await reference.stop()
+  }
+}
+
+/**
+ * An open loop at `rate` on a fresh server of the configuration, warmed by a closed loop first;
+ * the CPU counted after its onset.
+ */
+async function openLoop (
+  env: Record<string, string>, job: OverloadJob, rate: number, seconds: number
+): Promise<{ result: LoadReport, used: CpuUsed }> {
+  const mix = [{ task: job.task, input: job.input, weight: 1 }]
+  const server = await startServer(env)
+  try {
+    await runLoad(loadOptions(server.url, { duration: 1, connections: job.connections, mix })) // warm-up
+    await sleep(500)
+    const open = { rate, rampS: OVERLOAD_RAMP_S, connections: 400, inFlight: 1, timeoutMs: 10_000, mix }
+    return await meterCpu(
+      server.proc.pid as number,
+      async () => await runLoad(loadOptions(server.url, { ...open, duration: seconds + OVERLOAD_RAMP_S })),
+      OVERLOAD_RAMP_S * 1000
+    )
+  } finally {
+    await server.stop()
+  }
+}
+
+const together = (a: CpuUsed, b: CpuUsed): CpuUsed => ({
+  seconds: a.seconds + b.seconds, all: a.all + b.all, loops: a.loops + b.loops, client: a.client + b.client
+})
+
+/**
+ * For each factor, an open loop at that factor of the sustainable rate on a fresh server of the
+ * configuration itself: how much is admitted and shed, how fast a shed job is told so, and what
+ * p50 and p99 the admitted jobs keep, after the first OVERLOAD_RAMP_S seconds. The sustainable
+ * rate is measured before each open loop and after it (the after of one the before of the next):
+ * the open loop's rate comes from the one before, its goodput is against the mean of the two, so
+ * that a machine that speeds up or slows down between them (a shared one moves by half in tens of
+ * seconds) does not pass for shedding that wastes capacity or for capacity it does not have.
  */
 export async function overload (
   model: string, env: Record<string, string>, job: OverloadJob, factors: readonly number[], seconds: number
 ): Promise<OverloadFigures[]> {
-  const mix = [{ task: job.task, input: job.input, weight: 1 }]
-  const reference = await startServer({ ...env, ...NO_SHEDDING, MAX_QUEUE: '1000000' })
-  let sustainablePerS: number
-  try {
-    await runLoad(loadOptions(reference.url, { duration: 1, connections: job.connections, mix })) // warm-up
-    sustainablePerS = (
-      await runLoad(loadOptions(reference.url, { duration: 3, connections: job.connections, mix }))
-    ).jobsPerS
-  } finally {
-    await reference.stop()
-  }
   const out: OverloadFigures[] = []
+  let before = await sustained(env, job)
   for (const factor of factors) {
-    const server = await startServer(env)
-    try {
-      const rate = Math.round(sustainablePerS * factor)
-      await runLoad(loadOptions(server.url, { duration: 1, connections: job.connections, mix })) // warm-up
-      await sleep(500)
-      const open = { rate, rampS: OVERLOAD_RAMP_S, connections: 400, inFlight: 1, timeoutMs: 10_000, mix }
-      const over = await runLoad(loadOptions(server.url, { ...open, duration: seconds + OVERLOAD_RAMP_S }))
-      const shed = over.errors.OVERLOADED ?? 0
-      const admittedPerS = over.ok / over.seconds
-      out.push({
-        model,
-        job: job.label,
-        factor,
-        sustainablePerS: Math.round(sustainablePerS),
-        offeredPerS: rate,
-        sentPerS: Math.round(over.sent / (over.seconds + OVERLOAD_RAMP_S)),
-        admittedPerS: Math.round(admittedPerS),
-        goodput: admittedPerS / sustainablePerS,
-        shedShare: over.ok + over.failed === 0 ? 0 : shed / (over.ok + over.failed),
-        otherErrors: over.failed - shed,
-        skipped: over.skipped,
-        admittedP50Ms: over.latencyMs.p50,
-        admittedP99Ms: over.latencyMs.p99,
-        shedP99Ms: over.failedLatencyMs.p99,
-        admittedServerP99Ms: over.parts?.server?.ok.p99,
-        shedServerP99Ms: shed === 0 ? undefined : over.parts?.server?.failed.p99,
-        sentLateP99Ms: over.parts?.sendLate?.p99
-      })
-    } finally {
-      await server.stop()
-    }
+    const rate = Math.round(before.perS * factor)
+    const { result: over, used } = await openLoop(env, job, rate, seconds)
+    const after = await sustained(env, job)
+    const sustainablePerS = (before.perS + after.perS) / 2
+    const closedCpu = together(before.used, after.used)
+    const shed = over.errors.OVERLOADED ?? 0
+    const admittedPerS = over.ok / over.seconds
+    out.push({
+      model,
+      job: job.label,
+      factor,
+      sustainablePerS: Math.round(sustainablePerS),
+      sustainableEachPerS: [Math.round(before.perS), Math.round(after.perS)],
+      offeredPerS: rate,
+      sentPerS: Math.round(over.sent / (over.seconds + OVERLOAD_RAMP_S)),
+      admittedPerS: Math.round(admittedPerS),
+      goodput: admittedPerS / sustainablePerS,
+      shedShare: over.ok + over.failed === 0 ? 0 : shed / (over.ok + over.failed),
+      otherErrors: over.failed - shed,
+      skipped: over.skipped,
+      admittedP50Ms: over.latencyMs.p50,
+      admittedP99Ms: over.latencyMs.p99,
+      shedP99Ms: over.failedLatencyMs.p99,
+      admittedServerP99Ms: over.parts?.server?.ok.p99,
+      shedServerP99Ms: shed === 0 ? undefined : over.parts?.server?.failed.p99,
+      sentLateP99Ms: over.parts?.sendLate?.p99,
+      cores: { sustainable: coresBusy(closedCpu), run: coresBusy(used) },
+      serverCpuMsPerJob: {
+        sustainable: closedCpu.all * 1000 / Math.max(1, before.ok + after.ok),
+        run: used.all * 1000 / Math.max(1, over.ok)
+      }
+    })
+    before = after
   }
   return out
 }

@@ -130,3 +130,66 @@ export async function cpuSeconds (pids: number[]): Promise<number> {
 export async function processTreeCpuSeconds (root: number): Promise<number> {
   return await cpuSeconds(await processTree(root))
 }
+
+/** CPU seconds used over a stretch of `seconds`: by a server tree in all, by its event loops, and by this process. */
+export interface CpuUsed {
+  seconds: number
+  all: number
+  loops: number
+  /** This process: where a bench runs its load client, the client's CPU. */
+  client: number
+}
+
+/**
+ * Runs `run` and counts the CPU that a server tree (read once, before) and this process use from
+ * `fromMs` after it starts (an onset not to count) until it ends. The tree's event loops are its
+ * processes' main threads (mainThreadCpuSeconds); `all` less `loops` is its pool threads, V8's
+ * and libuv's helpers and any child of the server.
+ */
+export async function meterCpu<T> (
+  root: number, run: () => Promise<T>, fromMs = 0
+): Promise<{ result: T, used: CpuUsed }> {
+  const pids = await processTree(root)
+  const read = async (): Promise<{ all: number, loops: number }> => {
+    const [all, loops] = await Promise.all([cpuSeconds(pids), mainThreadCpuSeconds(pids)])
+    return { all, loops }
+  }
+  const mark = async (): Promise<{ all: number, loops: number, at: number, client: NodeJS.CpuUsage }> => {
+    const tree = await read()
+    return { ...tree, at: performance.now(), client: process.cpuUsage() }
+  }
+  // Without an onset, read before the run starts, so that the reads cost it nothing.
+  let before = fromMs > 0 ? undefined : await mark()
+  const running = run()
+  if (before === undefined) {
+    running.catch(() => {}) // handled below, once awaited; not an unhandled rejection during the onset
+    await new Promise((resolve) => setTimeout(resolve, fromMs))
+    before = await mark()
+  }
+  const result = await running
+  // This process's CPU and the clock before the reads of /proc that close the stretch, which cost it.
+  const [seconds, client] = [(performance.now() - before.at) / 1000, process.cpuUsage(before.client)]
+  const after = await read()
+  return {
+    result,
+    used: {
+      seconds,
+      all: after.all - before.all,
+      loops: after.loops - before.loops,
+      client: (client.user + client.system) / 1e6
+    }
+  }
+}
+
+/** Cores kept busy over a stretch: a server tree's event loops, the rest of the tree, and the client. */
+export interface CoresBusy {
+  loops: number
+  rest: number
+  client: number
+}
+
+export const coresBusy = (used: CpuUsed): CoresBusy => ({
+  loops: used.loops / used.seconds,
+  rest: (used.all - used.loops) / used.seconds,
+  client: used.client / used.seconds
+})

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import autocannon from 'autocannon'
 import { projectRoot } from '../../src/paths.js'
-import { cpuSeconds, mainThreadCpuSeconds, processTree, processTreeRss } from '../lib/proc.js'
+import { type CpuUsed, meterCpu, processTreeRss } from '../lib/proc.js'
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
@@ -206,30 +206,13 @@ async function parallelFib (threads: number, ms: number): Promise<number> {
   return counts.reduce((a, b) => a + b, 0) / ((performance.now() - start) / 1000)
 }
 
-/** CPU seconds used so far by a server tree: in all, and by its event loops (each process's main thread). */
-async function treeCpu (root: number): Promise<{ all: number, loops: number }> {
-  const pids = await processTree(root)
-  const [all, loops] = await Promise.all([cpuSeconds(pids), mainThreadCpuSeconds(pids)])
-  return { all, loops }
-}
-
-/** CPU seconds a server tree used over `seconds`: in all, and in its event loops. */
-interface Metered {
-  seconds: number
-  all: number
-  loops: number
-}
-
-/** Answered jobs/s over one window of `drive` against `server`, with the CPU its tree used meanwhile. */
+/** Answered jobs/s over one window of `drive` against `server`, with the CPU its tree and the client used meanwhile. */
 async function meteredWindow (
   server: ServerProcess, drive: Drive, seconds: number
-): Promise<Metered & { perS: number }> {
-  const pid = server.proc.pid as number
-  const [before, t0] = [await treeCpu(pid), performance.now()]
-  const perS = await window('load client', server.url, drive, seconds)
-  const elapsed = (performance.now() - t0) / 1000
-  const after = await treeCpu(pid)
-  return { perS, seconds: elapsed, all: after.all - before.all, loops: after.loops - before.loops }
+): Promise<CpuUsed & { perS: number }> {
+  const load = async (): Promise<number> => await window('load client', server.url, drive, seconds)
+  const { result, used } = await meterCpu(server.proc.pid as number, load)
+  return { perS: result, ...used }
 }
 
 /**
@@ -250,10 +233,12 @@ async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
     const parallel: number[] = []
     const ours: number[] = []
     const naives: number[] = []
-    const used = { client: 0, ours: { all: 0, loops: 0, seconds: 0 }, naive: { all: 0, loops: 0, seconds: 0 } }
-    const add = (to: Metered, w: Metered): void => {
+    const none = (): CpuUsed => ({ seconds: 0, all: 0, loops: 0, client: 0 })
+    const used = { ours: none(), naive: none() }
+    const add = (to: CpuUsed, w: CpuUsed): void => {
       to.all += w.all
       to.loops += w.loops
+      to.client += w.client
       to.seconds += w.seconds
     }
     for (let r = 0; r < plan.rounds; r++) {
@@ -262,12 +247,9 @@ async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
       const theirs = await meteredWindow(naive, drive, plan.windowS)
       naives.push(theirs.perS)
       add(used.naive, theirs)
-      const cpu0 = process.cpuUsage()
       const mine = await meteredWindow(server, drive, plan.windowS)
-      const cpu = process.cpuUsage(cpu0)
       ours.push(mine.perS)
       add(used.ours, mine)
-      used.client += (cpu.user + cpu.system) / 1e6
     }
     return {
       directPerS: spread(direct).mean,
@@ -275,7 +257,7 @@ async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
       cores,
       oursPerS: spread(ours).mean,
       naivePerS: spread(naives).mean,
-      clientCpu: used.client / used.ours.seconds,
+      clientCpu: used.ours.client / used.ours.seconds,
       serverCpu: used.ours.all / used.ours.seconds,
       serverLoopsCpu: used.ours.loops / used.ours.seconds,
       naiveCpu: used.naive.all / used.naive.seconds,
