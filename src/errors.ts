@@ -2,29 +2,40 @@ import { STATUS_CODES } from 'node:http'
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 /**
+ * An error that is the server answering as designed (bad input, a refusal under load, a timeout, a
+ * client gone): built without a stack trace. Its stack would only say where the server noticed,
+ * the log gets its code and message, and capturing one cost a refusal about 40% of its event
+ * loop's CPU (docs/performance.md, "What a refusal costs"): at twice a loop's capacity it refuses
+ * as many jobs as it runs.
+ */
+const answer = (code: string, message: string, statusCode: number): FastifyErrorConstructor =>
+  createError(code, message, statusCode, Error, false)
+
+/**
  * The one catalogue of errors that users see (docs/api.md, "Errors": a test holds the two to each
  * other). Each key is its code. 5xx messages are fixed text: no stack and no internal detail ever
- * leaves the server, the detail goes to the log.
+ * leaves the server, the detail goes to the log. Those that point at a fault somewhere (a task, the
+ * upstream, a backend, this server) keep their stack for that log.
  */
 export const errors = {
-  BAD_INPUT: createError('BAD_INPUT', '%s', 400),
-  UNAUTHORIZED: createError('UNAUTHORIZED', 'Missing or wrong bearer token', 401),
-  UNKNOWN_TASK: createError('UNKNOWN_TASK', 'No task named %s; GET /tasks lists them', 404),
-  NOT_FOUND: createError('NOT_FOUND', 'Route %s %s not found', 404),
-  CONFLICT: createError('CONFLICT', '%s', 409),
-  TOO_LARGE: createError('TOO_LARGE', 'Body is larger than %s bytes', 413),
-  UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE',
+  BAD_INPUT: answer('BAD_INPUT', '%s', 400),
+  UNAUTHORIZED: answer('UNAUTHORIZED', 'Missing or wrong bearer token', 401),
+  UNKNOWN_TASK: answer('UNKNOWN_TASK', 'No task named %s; GET /tasks lists them', 404),
+  NOT_FOUND: answer('NOT_FOUND', 'Route %s %s not found', 404),
+  CONFLICT: answer('CONFLICT', '%s', 409),
+  TOO_LARGE: answer('TOO_LARGE', 'Body is larger than %s bytes', 413),
+  UNSUPPORTED_MEDIA_TYPE: answer('UNSUPPORTED_MEDIA_TYPE',
     'Content-Type %s is not supported; use application/json or application/msgpack', 415),
   TASK_FAILED: createError('TASK_FAILED', 'Task %s failed', 500),
   UPSTREAM_FAILED: createError('UPSTREAM_FAILED', 'The upstream service failed: %s', 502),
-  OVERLOADED: createError('OVERLOADED', 'Overloaded (%s); retry after 1 s', 503),
-  NOT_CONFIGURED: createError('NOT_CONFIGURED', 'Task %s needs %s, which is not configured', 503),
+  OVERLOADED: answer('OVERLOADED', 'Overloaded (%s); retry after 1 s', 503),
+  NOT_CONFIGURED: answer('NOT_CONFIGURED', 'Task %s needs %s, which is not configured', 503),
   BACKEND_UNAVAILABLE: createError('BACKEND_UNAVAILABLE', '%s is unavailable; retry after 1 s', 503),
-  TIMEOUT: createError('TIMEOUT', 'Job did not finish within %s ms', 504),
+  TIMEOUT: answer('TIMEOUT', 'Job did not finish within %s ms', 504),
   /** A bug in this server, never the client's doing. */
   INTERNAL_ERROR: createError('INTERNAL_ERROR', 'Internal server error', 500),
   /** Never sent: the job's client went away (499 as nginx logs it). */
-  CANCELLED: createError('CANCELLED', 'The client went away; the job was cancelled', 499)
+  CANCELLED: answer('CANCELLED', 'The client went away; the job was cancelled', 499)
 } as const satisfies Record<string, FastifyErrorConstructor>
 
 export type ErrorCode = keyof typeof errors

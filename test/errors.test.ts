@@ -44,6 +44,15 @@ describe('the error catalogue', () => {
     expect(new E('x', 'y').code).toBe(key)
   })
 
+  // The answers built at load rates (refusals, bad input, timeouts) skip the cost of a stack; the
+  // errors that point at a fault keep theirs for the error log.
+  it.each(Object.keys(errors))('%s: a stack only where the error points at a fault', (key) => {
+    const faults = ['TASK_FAILED', 'UPSTREAM_FAILED', 'BACKEND_UNAVAILABLE', 'INTERNAL_ERROR']
+    const err = new errors[key as keyof typeof errors]('x', 'y')
+    expect(err).toBeInstanceOf(Error)
+    expect(typeof err.stack === 'string' && err.stack.includes('errors.test')).toBe(faults.includes(key))
+  })
+
   it('answers in Fastify\'s shape', () => {
     expect(toErrorBody(new errors.UNKNOWN_TASK('"x"'))).toEqual({
       statusCode: 404, code: 'UNKNOWN_TASK', error: 'Not Found', message: 'No task named "x"; GET /tasks lists them'
