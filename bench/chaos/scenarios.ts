@@ -200,12 +200,12 @@ export interface OverloadFigures {
   /** Jobs the open loop could not send: all its connections were waiting. */
   skipped: number
   /**
-   * Where the cores went, in the closed loop that measured the sustainable rate and in this run
-   * after its onset: the server's event loops, the rest of its tree (pool threads, V8's helpers,
+   * Where the cores went, in the two closed loops that measured the sustainable rate around this
+   * run and in this run after its onset: the server's event loops, the rest of its tree (pool threads, V8's helpers,
    * the delay service), and the load client (this process, on the same cores).
    */
   cores: { sustainable: CoresBusy, run: CoresBusy }
-  /** The server tree's CPU per answered job, ms: in that closed loop and in this run. */
+  /** The server tree's CPU per answered job, ms: in those closed loops and in this run. */
   serverCpuMsPerJob: { sustainable: number, run: number }
 }
 
