@@ -4,7 +4,7 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
 /**
  * An error that is the server answering as designed (bad input, a refusal under load, a timeout, a
  * client gone): built without a stack trace. Its stack would only say where the server noticed,
- * the log gets its code and message, and capturing one cost a refusal about 40% of its event
+ * the log gets its code and message, and capturing one cost a refusal about a third of its event
  * loop's CPU (docs/performance.md, "What a refusal costs"): at twice a loop's capacity it refuses
  * as many jobs as it runs.
  */
