@@ -2,7 +2,7 @@
  * `npm run chaos`: the fault run. Starts real servers, throws at them every bad input of the table,
  * twice their sustainable load, faults on their pool threads, SIGKILLs, a SIGTERM and a SIGHUP
  * under load, and prints what happened as a table (also written to bench/results/chaos.md and
- * chaos.json). Bounded: about two minutes on 2 cores; every server it starts, it stops.
+ * chaos.json). Bounded: about 3.5 minutes on 2 cores (`--quick` about 3); every server it starts, it stops.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
