@@ -103,11 +103,16 @@ describe('admission by queueing delay, on real servers with the default targets'
     // 620-850 with two busy processes on its cores); one still refusing serves next to none.
     expect(after.ok).toBeGreaterThan(200)
     expectNotShedWhileOnTime(after, 10)
-    // Every refusal is in /metrics: at admission before the body was read, or as a job refused.
+    // Every refusal is in /metrics, once: at admission before the body was read, or as a job
+    // refused after it. Which of the two a stall's refusals land in depends on how far behind the
+    // loop reads at each check (admission bounds a request's wait by its connection's previous
+    // read; an inline job is checked again as it is about to run, behind the jobs read before it
+    // in the turn): a fresh-clone CI run of 2026-12-06 refused them all as jobs. So the test holds
+    // the sum of both to what the client was told.
     const text = await (await request(`${server.url}/metrics`)).body.text()
-    const atAdmission = sum(text, 'requests_refused_total', { code: 'OVERLOADED' })
-    expect(atAdmission).toBeGreaterThan(0)
-    expect(atAdmission + sum(text, 'jobs_total', { outcome: 'OVERLOADED' })).toBe([warmUp, ...stalls, after].reduce((n, report) => n + (report.errors.OVERLOADED ?? 0), 0))
+    const refusedToClient = [warmUp, ...stalls, after].reduce((n, report) => n + (report.errors.OVERLOADED ?? 0), 0)
+    expect(refusedToClient).toBeGreaterThan(0)
+    expect(sum(text, 'requests_refused_total', { code: 'OVERLOADED' }) + sum(text, 'jobs_total', { outcome: 'OVERLOADED' })).toBe(refusedToClient)
   }, 30_000)
 
   it('does not shed a pool that keeps up either: 50 closed-loop clients of trivial pool jobs', async () => {
