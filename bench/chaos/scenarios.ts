@@ -5,7 +5,7 @@
 import { request as httpRequest } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { coresBusy, type CoresBusy, type CpuUsed, meterCpu } from '../lib/proc.js'
+import { coresBusy, type CoresBusy, cpuTogether, type CpuUsed, meterCpu } from '../lib/proc.js'
 import { runLoad, type LoadReport } from '../load/run.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
@@ -276,10 +276,6 @@ async function openLoop (
   }
 }
 
-const together = (a: CpuUsed, b: CpuUsed): CpuUsed => ({
-  seconds: a.seconds + b.seconds, all: a.all + b.all, loops: a.loops + b.loops, client: a.client + b.client
-})
-
 /**
  * For each factor, an open loop at that factor of the sustainable rate on a fresh server of the
  * configuration itself: how much is admitted and shed, how fast a shed job is told so, and what
@@ -299,7 +295,7 @@ export async function overload (
     const { result: over, used } = await openLoop(env, job, rate, seconds)
     const after = await sustained(env, job)
     const sustainablePerS = (before.perS + after.perS) / 2
-    const closedCpu = together(before.used, after.used)
+    const closedCpu = cpuTogether(before.used, after.used)
     const shed = over.errors.OVERLOADED ?? 0
     const admittedPerS = over.ok / over.seconds
     out.push({

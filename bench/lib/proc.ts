@@ -181,6 +181,14 @@ export async function meterCpu<T> (
   }
 }
 
+/** No CPU over no time: where CpuUsed are summed (cpuTogether), the sum of none. */
+export const NO_CPU: Readonly<CpuUsed> = Object.freeze({ seconds: 0, all: 0, loops: 0, client: 0 })
+
+/** Two stretches' CPU as one. */
+export const cpuTogether = (a: CpuUsed, b: CpuUsed): CpuUsed => ({
+  seconds: a.seconds + b.seconds, all: a.all + b.all, loops: a.loops + b.loops, client: a.client + b.client
+})
+
 /** Cores kept busy over a stretch: a server tree's event loops, the rest of the tree, and the client. */
 export interface CoresBusy {
   loops: number

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import autocannon from 'autocannon'
 import { projectRoot } from '../../src/paths.js'
-import { type CpuUsed, meterCpu, processTreeRss } from '../lib/proc.js'
+import { cpuTogether, type CpuUsed, meterCpu, NO_CPU, processTreeRss } from '../lib/proc.js'
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
@@ -233,23 +233,16 @@ async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
     const parallel: number[] = []
     const ours: number[] = []
     const naives: number[] = []
-    const none = (): CpuUsed => ({ seconds: 0, all: 0, loops: 0, client: 0 })
-    const used = { ours: none(), naive: none() }
-    const add = (to: CpuUsed, w: CpuUsed): void => {
-      to.all += w.all
-      to.loops += w.loops
-      to.client += w.client
-      to.seconds += w.seconds
-    }
+    const used = { ours: NO_CPU, naive: NO_CPU }
     for (let r = 0; r < plan.rounds; r++) {
       direct.push(directRate(plan.windowS * 1000, 30))
       parallel.push(await parallelFib(cores, plan.windowS * 1000))
       const theirs = await meteredWindow(naive, drive, plan.windowS)
       naives.push(theirs.perS)
-      add(used.naive, theirs)
+      used.naive = cpuTogether(used.naive, theirs)
       const mine = await meteredWindow(server, drive, plan.windowS)
       ours.push(mine.perS)
-      add(used.ours, mine)
+      used.ours = cpuTogether(used.ours, mine)
     }
     return {
       directPerS: spread(direct).mean,

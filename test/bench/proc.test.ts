@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
-import { coresBusy, meterCpu } from '../../bench/lib/proc.js'
+import { coresBusy, cpuTogether, meterCpu, NO_CPU } from '../../bench/lib/proc.js'
 
 // A process that, told "loop MS" or "thread MS" on stdin, burns that much CPU on its main thread or
 // on a worker thread (by CPU time, so that a slow machine spends the same, only later), says
@@ -68,5 +68,14 @@ describe('meterCpu', () => {
     }, 1_500)
     expect(used.all).toBeLessThan(0.1)
     expect(used.client).toBeGreaterThanOrEqual(0.18)
+  })
+})
+
+describe('cpuTogether', () => {
+  it('sums two stretches field by field, and none is nothing', () => {
+    const a = { seconds: 2, all: 3, loops: 1, client: 0.5 }
+    expect(cpuTogether(NO_CPU, a)).toEqual(a)
+    const b = { seconds: 1, all: 0.5, loops: 0.25, client: 0.25 }
+    expect(cpuTogether(a, b)).toEqual({ seconds: 3, all: 3.5, loops: 1.25, client: 0.75 })
   })
 })
