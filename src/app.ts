@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Config } from './config.js'
 import { errors, RETRY_AFTER_S, toErrorBody } from './errors.js'
 import { LoopDelay, QueueDelayRule } from './admission.js'
-import { installRequestHooks } from './http/hooks.js'
+import { installRequestHooks, refusalHoldMs } from './http/hooks.js'
 import { JobRunner } from './jobs.js'
 import { healthRoutes } from './routes/health.js'
 import { jobRoutes } from './routes/jobs.js'
@@ -128,6 +129,10 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     if (body.code === 'TASK_FAILED' || body.code === 'INTERNAL_ERROR') request.log.error({ err, code: body.code }, body.message)
     else request.log.debug({ code: body.code, message: body.message }, 'job refused')
     if (body.code === 'OVERLOADED' || body.code === 'BACKEND_UNAVAILABLE') reply.header('retry-after', String(RETRY_AFTER_S))
+    if (body.code === 'OVERLOADED') {
+      const holdMs = refusalHoldMs(request, reply, config.shedIntervalMs)
+      if (holdMs > 0) await sleep(holdMs)
+    }
     return reply.code(body.statusCode).send(body)
   })
   app.setNotFoundHandler(async (request, reply) => {
