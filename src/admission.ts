@@ -159,6 +159,8 @@ export const PROBE_PARTS = 10
  * each. A storm that goes on shows again as soon as the hold ends, its clients all coming back at
  * once: more than the ratio allows within the first 1/PROBE_PARTS of an interval holds them again,
  * rather than after a whole interval at the storm's own speed (docs/performance.md has the runs).
+ * A closed loop of a few connections stays under the ratio; the HTTP layer holds its refusals one
+ * connection at a time (refusalHoldMs, src/http/hooks.ts).
  */
 export class RetryStorm {
   readonly #intervalMs: number
