@@ -29,6 +29,15 @@ function pairRatio (p: Pair, reference: (rate: number, round?: number) => number
   return { value: median(each), how: `median of ${each.length} rounds' ratios${range}` }
 }
 
+/** What the pair's servers refused (503 OVERLOADED), where either did: a rate counts only what was answered. */
+function refusals (p: Pair): string {
+  const refused = p.refused
+  if (refused === undefined) return ''
+  const [ours, reference] = [spread(refused.ours), spread(refused.reference)]
+  if (ours.max === 0 && reference.max === 0) return ''
+  return `; refused ${fmtSpread(ours)} / ${fmtSpread(reference)} per s`
+}
+
 const at = (pairs: Pair[], name: string, client: Client): Pair | undefined => pairs.find(
   (p) => p.name === name && p.client === client
 )
@@ -41,7 +50,7 @@ export function overheadFigures (run: Overhead): Figure[] {
       const p = at(run.pairs, name, client)
       if (p === undefined) return undefined
       const { value, how } = pairRatio(p, (rate) => rate)
-      const figure = { name: label, client, value, target: `>= ${min}`, met: value >= min, how: `${how}; ${fmtSpread(p.ours)} / ${fmtSpread(p.reference)} per s` }
+      const figure = { name: label, client, value, target: `>= ${min}`, met: value >= min, how: `${how}; ${fmtSpread(p.ours)} / ${fmtSpread(p.reference)} per s${refusals(p)}` }
       out.push(figure)
       return figure
     }
@@ -69,7 +78,7 @@ export function overheadFigures (run: Overhead): Figure[] {
         target: '>= 0.8',
         met: value >= 0.8,
         how: `${how}, each against its round's inline job${raw === undefined ? '' : ' and raw Piscina'}; ` +
-          `means ${fmtSpread(pool.ours)} per s / (1 / (1/${fmt(a)} + 1/${fmt(b)}) = ${fmt(composed(a))})`
+          `means ${fmtSpread(pool.ours)} per s / (1 / (1/${fmt(a)} + 1/${fmt(b)}) = ${fmt(composed(a))})${refusals(pool)}`
       })
     }
     for (const n of [25, 30]) {

@@ -3,7 +3,7 @@
  * could write in twenty lines, measured now, with two clients (`-- --quick`: one short round).
  * Prints the table; writes bench/results/overhead.json and overhead.md (or to `--out DIR`).
  */
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { projectRoot } from '../../src/paths.js'
@@ -22,12 +22,13 @@ const md = [
   '',
   `${run.at}, \`npm run bench:overhead${values.quick === true ? ' -- --quick' : ''}\` (${seconds} s), Node ${run.node}, ${run.cores} cores. ` +
   `Each pair alternates windows (reference, this server, ...): ${plan.rounds} x ${plan.windowS} s per server and client, after ${plan.warmupS} s of warm-up; ` +
-  'a ratio is the median of the rounds\' ratios (each round: the two windows back to back), a rate the mean with (min-max). Rates count answered jobs only. Every server runs with its defaults. ' +
+  'a ratio is the median of the rounds\' ratios (each round: the two windows back to back), a rate the mean with (min-max). Rates count answered jobs only; where a server refused jobs (503 OVERLOADED), the figure says how many per s, this server\'s / the reference\'s. Every server runs with its defaults. ' +
   'Both clients run on the same 2 cores as the servers they measure.',
   '',
   figuresTable(figures),
   ''
 ].join('\n')
+await mkdir(dir, { recursive: true })
 await writeFile(join(dir, 'overhead.json'), JSON.stringify({ ...run, figures }, null, 2) + '\n')
 await writeFile(join(dir, 'overhead.md'), md)
 console.log(figuresTable(figures))

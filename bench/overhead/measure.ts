@@ -52,8 +52,14 @@ function loadOptions (url: string, connections: number, durationS: number, over:
   return loadDefaults(url, { connections, duration: durationS, mix: [], timeoutMs: 30_000, ...over })
 }
 
-/** Answered jobs per second over one window, by one client. */
-async function window (client: Client, url: string, drive: Drive, seconds: number): Promise<number> {
+/** One window's answered jobs per second, and the jobs the server refused (503 OVERLOADED) per second. */
+interface Rates {
+  perS: number
+  refusedPerS: number
+}
+
+/** One window of `drive` by one client: what the server answered and what it refused. */
+async function window (client: Client, url: string, drive: Drive, seconds: number): Promise<Rates> {
   const beside = drive.beside
   if (client === 'load client') {
     const what = drive.body === undefined
@@ -64,7 +70,7 @@ async function window (client: Client, url: string, drive: Drive, seconds: numbe
       ? undefined
       : runLoad(loadOptions(url, beside.connections, seconds, { mix: mix(beside.body) }))
     const [report] = await Promise.all([main, other])
-    return report.jobsPerS
+    return { perS: report.jobsPerS, refusedPerS: (report.errors.OVERLOADED ?? 0) / seconds }
   }
   const cannon = (
     connections: number, body: object | undefined, path: string
@@ -75,7 +81,8 @@ async function window (client: Client, url: string, drive: Drive, seconds: numbe
     ...(body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   })
   const [result] = await Promise.all([cannon(drive.connections, drive.body, drive.path), beside === undefined ? undefined : cannon(beside.connections, beside.body, '/jobs')])
-  return result['2xx'] / seconds
+  const refused = (result.statusCodeStats as Record<string, { count: number } | undefined>)['503']?.count ?? 0
+  return { perS: result['2xx'] / seconds, refusedPerS: refused / seconds }
 }
 
 export interface Pair {
@@ -95,6 +102,11 @@ export interface Pair {
    * and from runs made before it was taken per round (those measured it once, before the pairs).
    */
   alongside?: number[]
+  /**
+   * Each round's jobs refused per second (503 OVERLOADED), by each server: a pair whose server
+   * sheds reads only as a lower rate otherwise. Absent from runs made before it was kept.
+   */
+  refused?: { ours: number[], reference: number[] }
 }
 
 /**
@@ -117,18 +129,23 @@ export async function pair (
     const out: Pair[] = []
     for (const client of clients) {
       const values = { ours: [] as number[], reference: [] as number[] }
+      const refused = { ours: [] as number[], reference: [] as number[] }
       const besides: number[] = []
       for (let r = 0; r < plan.rounds; r++) {
         if (alongside !== undefined) besides.push(await alongside())
-        values.reference.push(await window(client, reference.url, drive, plan.windowS))
-        values.ours.push(await window(client, ours.url, drive, plan.windowS))
+        for (const [side, url] of [['reference', reference.url], ['ours', ours.url]] as const) {
+          const rates = await window(client, url, drive, plan.windowS)
+          values[side].push(rates.perS)
+          refused[side].push(rates.refusedPerS)
+        }
       }
       const measured: Pair = {
         name,
         client,
         ours: spread(values.ours),
         reference: spread(values.reference),
-        rounds: values
+        rounds: values,
+        refused
       }
       out.push(alongside === undefined ? measured : { ...measured, alongside: besides })
     }
@@ -210,9 +227,9 @@ async function parallelFib (threads: number, ms: number): Promise<number> {
 async function meteredWindow (
   server: ServerProcess, drive: Drive, seconds: number
 ): Promise<CpuUsed & { perS: number }> {
-  const load = async (): Promise<number> => await window('load client', server.url, drive, seconds)
+  const load = async (): Promise<Rates> => await window('load client', server.url, drive, seconds)
   const { result, used } = await meterCpu(server.proc.pid as number, load)
-  return { perS: result, ...used }
+  return { perS: result.perS, ...used }
 }
 
 /**

@@ -93,6 +93,14 @@ describe('overhead figures', () => {
     expect(overheadFigures(r).filter((f) => f.name.includes('/health'))).toHaveLength(1)
   })
 
+  it('says what each server refused where either did, and nothing where neither did', () => {
+    const shedding = { ...pair('fib 30, 8 connections', [150, 160], [170, 170]), refused: { ours: [40, 60], reference: [0, 0] } }
+    expect(figure(run([shedding]), '`hybrid` fib 30 vs').how).toContain('; refused 50 (40-60) / 0 per s')
+    const none = { ...pair('fib 30, 8 connections', [150, 160], [170, 170]), refused: { ours: [0, 0], reference: [0, 0] } }
+    expect(figure(run([none]), '`hybrid` fib 30 vs').how).not.toContain('refused')
+    expect(figure(run([pair('fib 30, 8 connections', [150, 160], [170, 170])]), '`hybrid` fib 30 vs').how).not.toContain('refused')
+  })
+
   it('falls back to the ratio of the means for a run that kept no rounds', () => {
     const r = run([pair('GET /health', [900, 500], [1000, 1000], false)])
     const health = figure(r, '`GET /health`')
