@@ -81,8 +81,7 @@ async function window (client: Client, url: string, drive: Drive, seconds: numbe
     ...(body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   })
   const [result] = await Promise.all([cannon(drive.connections, drive.body, drive.path), beside === undefined ? undefined : cannon(beside.connections, beside.body, '/jobs')])
-  const refused = (result.statusCodeStats as Record<string, { count: number } | undefined>)['503']?.count ?? 0
-  return { perS: result['2xx'] / seconds, refusedPerS: refused / seconds }
+  return { perS: result['2xx'] / seconds, refusedPerS: (result.statusCodeStats?.['503']?.count ?? 0) / seconds }
 }
 
 export interface Pair {

@@ -61,11 +61,11 @@ export function refusalHoldMs (
   request: FastifyRequest, reply: FastifyReply, holdMs: number, now = performance.now()
 ): number {
   const socket = request.raw.socket as ReadSocket
-  const began = now - reply.elapsedTime
+  const elapsed = reply.elapsedTime // a getter that reads the clock again
   const previous = socket[refusedAt]
   // Within the bound either way: a held refusal's timer may fire up to a millisecond early.
-  const straightBack = previous !== undefined && Math.abs(began - previous) <= STRAIGHT_BACK_MS
-  const hold = straightBack ? Math.max(0, holdMs - reply.elapsedTime) : 0
+  const straightBack = previous !== undefined && Math.abs(now - elapsed - previous) <= STRAIGHT_BACK_MS
+  const hold = straightBack ? Math.max(0, holdMs - elapsed) : 0
   socket[refusedAt] = now + hold // when it will be sent
   return hold
 }
