@@ -206,7 +206,7 @@ export class JobRunner {
       let decision: AutoDecision | undefined
       let autoKey = ''
       if (task.kind === 'cpu' && this.#auto !== undefined) {
-        autoKey = this.#auto.rule.keyOf(task.name, input)
+        autoKey = this.#auto.rule.keyOf(task, input)
         decision = this.#auto.rule.decide(autoKey, start, this.loop?.delayMs())
         placement = this.#auto.places[decision.via]
       }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { AutoRule, MAX_AUTO_KEYS, ROUND_TRIP_WINDOW, sizeClass } from '../../src/placement/auto-rule.js'
+import { AutoRule, MAX_AUTO_KEYS, ROUND_TRIP_WINDOW, SizeClasses, sizeClass } from '../../src/placement/auto-rule.js'
+import { loadTasks } from '../../src/tasks/load.js'
 import type { Crossing } from '../../src/placement/types.js'
 
 // The rule on a made-up clock and made-up costs: `now` is passed in, nothing runs.
@@ -198,10 +199,53 @@ describe('CPU_JOBS=auto: size classes', () => {
     expect(sizeClass('x', 'not an object')).toBe('x')
   })
 
+  const spin = { name: 'spin', schema: { properties: { ms: { type: 'number' } } } }
+
   it('keeps at most MAX_AUTO_KEYS estimates: past them a new class shares its task\'s own', () => {
     const rule = new AutoRule()
-    for (let i = 0; rule.tasks().size < MAX_AUTO_KEYS - 1; i++) rule.decide(rule.keyOf('spin', { ms: 2 ** (i / 4) }), 0)
-    expect(rule.keyOf('spin', { ms: 2 ** 70 })).toBe('spin')
-    expect(rule.keyOf('spin', { ms: 1 })).toBe('spin[ms~4]') // already kept
+    for (let i = 0; rule.tasks().size < MAX_AUTO_KEYS - 1 && i < 4 * MAX_AUTO_KEYS; i++) {
+      rule.decide(rule.keyOf(spin, { ms: 2 ** (i / 4) }), 0)
+    }
+    expect(rule.tasks().size).toBe(MAX_AUTO_KEYS - 1)
+    expect(rule.keyOf(spin, { ms: 2 ** 70 })).toBe('spin')
+    expect(rule.keyOf(spin, { ms: 1 })).toBe('spin[ms~4]') // already kept
+  })
+
+  it('finds the same key as the definition for every catalogue task, from the fields its schema says are numbers', async () => {
+    const tasks = await loadTasks({ faults: true })
+    // Inputs the schemas admit (each number over its range, one field left out where it may be)
+    // and the ones they do not come to (absent numbers): every class a field can take.
+    const values = [0, 1, 2, 3, 25, 29, 30, 35, 0.02, 0.05, 1.5, 1000, 65_536, 4_194_304, 1.7e12, 9e12]
+    let compared = 0
+    for (const task of tasks.values()) {
+      const classes = new SizeClasses(task)
+      const fields = Object.entries(task.schema.properties)
+      const numeric = (s: object): boolean => ['number', 'integer'].includes((s as { type?: string }).type ?? '')
+      for (const [i, value] of values.entries()) {
+        // Each number its own value, so that swapping two fields' values gives another key; a
+        // field of another type a string, as its schema would have it.
+        const input = Object.fromEntries(fields.map(([f, s], k) => [f, numeric(s) ? values[(i + 3 * k) % values.length] : 'x']))
+        const without = Object.fromEntries(fields.slice(1).map(([f, s]) => [f, numeric(s) ? value : 'x']))
+        for (const x of [input, without, {}]) {
+          expect(classes.keyOf(x)).toBe(sizeClass(task.name, x))
+          expect(classes.keyOf(x)).toBe(sizeClass(task.name, x)) // found, not built, the second time
+          compared++
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(3 * values.length * 7)
+    expect(new SizeClasses(spin).keyOf('not an object')).toBe('spin')
+  })
+
+  it('tells apart inputs whose numbers trade places, and a task with more than four numbers', () => {
+    const phased = { name: 'phased', schema: { properties: { from: { type: 'number' }, to: { type: 'integer' }, label: { type: 'string' } } } }
+    const classes = new SizeClasses(phased)
+    expect(classes.keyOf({ from: 1, to: 100, label: 'x' })).toBe('phased[from~4,to~27]')
+    expect(classes.keyOf({ from: 100, to: 1, label: 'x' })).toBe('phased[from~27,to~4]')
+    expect(classes.keyOf({ to: 100, from: 1 })).toBe('phased[from~4,to~27]')
+    const properties = Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((f) => [f, { type: 'integer' }]))
+    const five = new SizeClasses({ name: 'five', schema: { properties } })
+    expect(five.keyOf({ a: 1, b: 2, c: 3, d: 4, e: 5 })).toBe('five[a~4,b~6,c~8,d~9,e~10]')
+    expect(five.keyOf({ a: 5, b: 2, c: 3, d: 4, e: 1 })).toBe('five[a~10,b~6,c~8,d~9,e~4]')
   })
 })
