@@ -57,6 +57,9 @@ export interface AutoDecision { via: AutoVia, reason: AutoReason }
 /** Estimates kept per process at most: past them, a new size class shares its task's own estimate. */
 export const MAX_AUTO_KEYS = 256
 
+/** A number's size class: its quarter octave. */
+const quarterOctave = (value: number): number => Math.round(Math.log2(1 + Math.abs(value)) * 4)
+
 /**
  * What the rule keys its estimates by: the task, and the size class of each number at the top of
  * its input, in quarter octaves (`fib[n~19]` for n = 25 to 30), so that `fib` n=1 and n=30 are
@@ -72,8 +75,6 @@ export function sizeClass (task: string, input: unknown): string {
   return parts.length === 0 ? task : `${task}[${parts.join(',')}]`
 }
 
-const quarterOctave = (value: number): number => Math.round(Math.log2(1 + Math.abs(value)) * 4)
-
 /** The task as the rule keys it: its name, and the schema that says which of its input's fields are numbers. */
 export interface SizedTask {
   readonly name: string
@@ -85,7 +86,7 @@ const CODE_BASE = 4099
 /** Fields whose codes make one number exactly (CODE_BASE ** 4 < 2 ** 53); a task with more builds its key each time. */
 const MAX_CODED_FIELDS = 4
 /** Keys kept per task, by code: past them a key is built each time (what a job costs, not a key more or less). */
-const MAX_CODED_KEYS = 2 * 256
+const MAX_CODED_KEYS = 2 * MAX_AUTO_KEYS
 
 /**
  * One task's keys, found without building them: its input's numbers are its schema's `number` and

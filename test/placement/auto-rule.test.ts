@@ -213,8 +213,8 @@ describe('CPU_JOBS=auto: size classes', () => {
 
   it('finds the same key as the definition for every catalogue task, from the fields its schema says are numbers', async () => {
     const tasks = await loadTasks({ faults: true })
-    // Inputs the schemas admit (each number over its range, one field left out where it may be)
-    // and the ones they do not come to (absent numbers): every class a field can take.
+    // Values over every range the catalogue's schemas admit, in inputs with every field, with the
+    // first left out, and with none.
     const values = [0, 1, 2, 3, 25, 29, 30, 35, 0.02, 0.05, 1.5, 1000, 65_536, 4_194_304, 1.7e12, 9e12]
     let compared = 0
     for (const task of tasks.values()) {
