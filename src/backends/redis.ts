@@ -30,12 +30,23 @@ export function redisError (err: unknown, timeoutMs: number): Error {
   return new errors.BACKEND_UNAVAILABLE('Redis')
 }
 
-/** Resolves when the connection is ready, or after `ms` whatever its state: start-up never waits on Redis for long. */
+/**
+ * Resolves true when the connection is ready, false when its attempt fails (a Redis that is down
+ * refuses it at once) or after `ms` whatever its state: nothing waits on a Redis that is not there.
+ */
 export async function readyWithin (redis: Redis, ms: number): Promise<boolean> {
   if (redis.status === 'ready') return true
   return await new Promise((resolve) => {
-    const timer = setTimeout(() => { redis.off('ready', onReady); resolve(false) }, ms)
-    const onReady = (): void => { clearTimeout(timer); resolve(true) }
+    const settle = (ready: boolean): void => {
+      clearTimeout(timer)
+      redis.off('ready', onReady)
+      redis.off('error', onError)
+      resolve(ready)
+    }
+    const onReady = (): void => { settle(true) }
+    const onError = (): void => { settle(false) }
+    const timer = setTimeout(() => { settle(false) }, ms)
     redis.once('ready', onReady)
+    redis.once('error', onError)
   })
 }

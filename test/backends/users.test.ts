@@ -194,6 +194,17 @@ describe.runIf(runnable)('the db and cache tasks', () => {
       expect(first.ranOn.via).toBe(mode.MODE === 'threads' ? 'pool' : 'event-loop')
     }
   })
+
+  it('read through the cache from a pool thread\'s very first job, Redis being up', async () => {
+    // The thread opens its own connections on that job; a command sent while Redis still connects
+    // is refused (no offline queue), and the job would read past the cache (`bypass`).
+    const app = await build(env({ MODE: 'threads', THREADS: '1' }))
+    const post = async (input: unknown): Promise<any> => (await app.inject({ method: 'POST', url: '/jobs', payload: { task: 'cache', input } })).json()
+    const first = await post({ id: 9 })
+    expect(first.ranOn.via).toBe('pool')
+    expect(first.result.cache).not.toBe('bypass')
+    expect((await post({ id: 9 })).result).toMatchObject({ found: true, cache: 'hit' })
+  })
 })
 
 describe.runIf(runnable)('a cluster on a fresh database', () => {
