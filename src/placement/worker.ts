@@ -35,18 +35,18 @@ let threadBackends: Promise<Backends> | undefined
 /**
  * This thread's own backends, opened on its first job of a task that uses them (`db`, `cache`).
  * pg and ioredis are loaded then too: most threads never run such a job, and every thread's
- * start-up counts. That first job waits for them as the event loop's do at start-up (warmUp: Redis
- * ready, or 2 s at most; the tables made): ioredis refuses a command while it connects (no offline
- * queue), and a first `cache` job would then read past the cache (`bypass`) on a healthy Redis.
+ * start-up counts. That job waits for them as the event loop does at start-up (warmUp): ioredis
+ * refuses commands while it connects (no offline queue), and it would read past a healthy cache.
  */
+async function openBackends (): Promise<Backends> {
+  const [{ Backends }, { createLogger }] = await Promise.all([import('../backends/connections.js'), import('../log.js')])
+  const own = new Backends({ ...backends, pgPoolMin: 0, pgPoolMax: 1 }, createLogger({ logLevel }).child({ threadId }))
+  await own.warmUp()
+  return own
+}
+
 async function backendsOfThisThread (): Promise<Backends> {
-  threadBackends ??= Promise.all([import('../backends/connections.js'), import('../log.js')]).then(async (loaded) => {
-    const [{ Backends }, { createLogger }] = loaded
-    const log = createLogger({ logLevel }).child({ threadId })
-    const own = new Backends({ ...backends, pgPoolMin: 0, pgPoolMax: 1 }, log)
-    await own.warmUp()
-    return own
-  })
+  threadBackends ??= openBackends()
   return await threadBackends
 }
 /** The thread's own resources, for a job whose task does not use the backends. */
