@@ -21,7 +21,7 @@ import cluster from 'node:cluster'
 import { ProcessSampler } from './dashboard/sample.js'
 import { localFeed, workerFeed } from './dashboard/feed.js'
 import { dashboardRoutes } from './routes/dashboard.js'
-import { requestLogger } from './log.js'
+import { createLogger, requestLoggers } from './log.js'
 
 /** Largest body any route accepts; each route sets its own, lower where its input is small. */
 export const BODY_LIMIT = 1024 * 1024
@@ -40,11 +40,16 @@ declare module 'fastify' {
  * itself. Closing it answers what is in flight, then closes the pool.
  */
 export async function buildApp (config: Config): Promise<FastifyInstance> {
+  // Fastify is given no logger of its own, only a factory of each request's logger over this one,
+  // made only when the request writes a line (src/log.ts), and request lines off. Given a logger,
+  // Fastify also times every response and listens for its end ('finish' and 'error') to log its
+  // completion: two listeners added and removed per request, which write nothing with request
+  // lines off and cost /health 3-6% against plain Fastify (docs/performance.md). app.log is set to
+  // this logger below, so that Fastify and its plugins write their own lines through it.
+  const log = createLogger(config)
   const app = Fastify({
-    logger: { level: config.logLevel },
     logController: new LogController({ disableRequestLogging: true }),
-    // Each request's child logger is made only when the request writes a line (src/log.ts).
-    childLoggerFactory: requestLogger,
+    childLoggerFactory: requestLoggers(log),
     bodyLimit: BODY_LIMIT,
     // Slow clients: the whole request must arrive within REQUEST_TIMEOUT_MS and its headers within
     // HEADERS_TIMEOUT_MS (slowloris, stalled bodies: 408 and closed); an idle keep-alive connection
@@ -61,6 +66,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     // restart), and that client did nothing wrong. Each answer then closes its connection (below).
     return503OnClosing: false
   })
+  app.log = log
 
   const registry = await TaskRegistry.load({ faults: config.faultTasks })
   // PostgreSQL and Redis when configured; without them the user service answers NOT_CONFIGURED.
@@ -130,7 +136,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     else request.log.debug({ code: body.code, message: body.message }, 'job refused')
     if (body.code === 'OVERLOADED' || body.code === 'BACKEND_UNAVAILABLE') reply.header('retry-after', String(RETRY_AFTER_S))
     if (body.code === 'OVERLOADED') {
-      const holdMs = refusalHoldMs(request, reply, config.shedIntervalMs)
+      const holdMs = refusalHoldMs(request, config.shedIntervalMs)
       if (holdMs > 0) await sleep(holdMs)
     }
     return reply.code(body.statusCode).send(body)

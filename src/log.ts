@@ -82,15 +82,12 @@ export class RequestLogger implements FastifyBaseLogger {
 }
 
 /**
- * Fastify's `childLoggerFactory`: each request's logger is a RequestLogger over Fastify's own
- * pino logger. A logger that is not pino (no `isLevelEnabled`) gets its child at once, as Fastify
- * would make it.
+ * Fastify's `childLoggerFactory` for a Fastify that has no logger of its own (src/app.ts says why):
+ * each request's logger is a RequestLogger over `logger`, the parent Fastify passes (a logger that
+ * writes nothing) set aside.
  */
-export function requestLogger (
-  parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions
-): FastifyBaseLogger {
-  const pinoParent = parent as Partial<Logger>
-  return typeof pinoParent.isLevelEnabled === 'function'
-    ? new RequestLogger(parent as Logger, bindings, options)
-    : parent.child(bindings, options)
+export function requestLoggers (
+  logger: Logger
+): (parent: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions) => FastifyBaseLogger {
+  return (_parent, bindings, options) => new RequestLogger(logger, bindings, options)
 }

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream'
-import Fastify, { LogController } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { describe, expect, it, vi } from 'vitest'
-import { RequestLogger, requestLogger } from '../src/log.js'
+import { RequestLogger, requestLoggers } from '../src/log.js'
 
 /** A pino logger at `level` whose lines land in `lines`, parsed. */
 function memoryLogger (level: string): { logger: Logger, lines: Array<Record<string, unknown>> } {
@@ -50,15 +50,31 @@ describe('RequestLogger', () => {
   })
 })
 
-describe('requestLogger as Fastify\'s childLoggerFactory', () => {
+/** Fastify as src/app.ts makes it: no logger of its own, requestLoggers() over `logger`, app.log set to it. */
+function fastifyOver (logger: Logger): FastifyInstance {
+  const app = Fastify({
+    logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLoggers(logger)
+  })
+  app.log = logger
+  return app
+}
+
+/** The 'finish' and 'error' listeners on a response as its route handler runs, on `app`. */
+async function responseListeners (app: FastifyInstance): Promise<{ finish: number, error: number }> {
+  app.get('/listeners', async (_request, reply) => ({ finish: reply.raw.listenerCount('finish'), error: reply.raw.listenerCount('error') }))
+  try {
+    return (await app.inject('/listeners')).json()
+  } finally {
+    await app.close()
+  }
+}
+
+describe('requestLoggers as the childLoggerFactory of a Fastify without a logger', () => {
   it('logs a request\'s lines with its request id, and makes no child for a request that writes none', async () => {
     const { logger, lines } = memoryLogger('info')
-    const app = Fastify({
-      loggerInstance: logger,
-      logController: new LogController({ disableRequestLogging: true }),
-      childLoggerFactory: requestLogger
-    })
-    const child = vi.spyOn(app.log, 'child')
+    const child = vi.spyOn(logger, 'child')
+    const app = fastifyOver(logger)
     app.get('/quiet', async (request) => {
       request.log.debug('off at info')
       return { ok: true }
@@ -72,16 +88,20 @@ describe('requestLogger as Fastify\'s childLoggerFactory', () => {
       expect(child).not.toHaveBeenCalled()
       expect((await app.inject('/loud')).statusCode).toBe(200)
       expect(child).toHaveBeenCalledTimes(1)
-      expect(lines).toMatchObject([{ level: 30, n: 1, msg: 'on at info', reqId: expect.stringMatching(/^req-/) }])
+      app.log.warn('from the instance')
+      expect(lines).toMatchObject([
+        { level: 30, n: 1, msg: 'on at info', reqId: expect.stringMatching(/^req-/) },
+        { level: 40, msg: 'from the instance' }
+      ])
     } finally {
       await app.close()
     }
   })
 
-  it('hands a logger that is not pino its child at once', () => {
-    const made = { info () {}, error () {}, debug () {}, fatal () {}, warn () {}, trace () {}, silent () {}, level: 'info', child: () => made }
-    const parent = { ...made, child: vi.fn(() => made) }
-    expect(requestLogger(parent, { reqId: 'x' }, {})).toBe(made)
-    expect(parent.child).toHaveBeenCalledWith({ reqId: 'x' }, {})
+  it('adds no listener to a response, where Fastify given a logger adds one for its end and one for its errors', async () => {
+    const plain = await responseListeners(Fastify())
+    const withLogger = await responseListeners(Fastify({ logger: { level: 'silent' } }))
+    expect(withLogger).toEqual({ finish: plain.finish + 1, error: plain.error + 1 })
+    expect(await responseListeners(fastifyOver(memoryLogger('info').logger))).toEqual(plain)
   })
 })

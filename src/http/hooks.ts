@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import type { FastifyBodyParser, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyBodyParser, FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import type { LoopDelay } from '../admission.js'
 import { errors } from '../errors.js'
 import { bearerCheck } from './auth.js'
@@ -11,6 +11,8 @@ declare module 'fastify' {
     wantsMsgpack: boolean
     /** The earliest the request can have arrived, as admission read it (LoopDelay.arrivedFrom()). */
     arrivedFrom: number | undefined
+    /** When its hooks began (performance.now()); 0 for a request answered before them (a malformed URL). */
+    startedAt: number
   }
   interface FastifyContextConfig {
     /** /health: no token needed. */
@@ -57,11 +59,9 @@ export const STRAIGHT_BACK_MS = 5
  * or one to a client that took its time, goes out at once; a refusal already held as long (the
  * pool's own hold in a retry storm) is not held again.
  */
-export function refusalHoldMs (
-  request: FastifyRequest, reply: FastifyReply, holdMs: number, now = performance.now()
-): number {
+export function refusalHoldMs (request: FastifyRequest, holdMs: number, now = performance.now()): number {
   const socket = request.raw.socket as ReadSocket
-  const elapsed = reply.elapsedTime // a getter that reads the clock again
+  const elapsed = now - request.startedAt
   const previous = socket[refusedAt]
   // Within the bound either way: a held refusal's timer may fire up to a millisecond early.
   const straightBack = previous !== undefined && Math.abs(now - elapsed - previous) <= STRAIGHT_BACK_MS
@@ -101,10 +101,12 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
   app.addContentTypeParser([...MSGPACK_TYPES], { parseAs: 'buffer' }, parser(decodeMsgpack))
   app.decorateRequest('wantsMsgpack', false)
   app.decorateRequest('arrivedFrom', undefined)
+  app.decorateRequest('startedAt', 0)
 
   const { loop, closing } = options
   const authorized = options.authToken === undefined ? undefined : bearerCheck(options.authToken)
   app.addHook('onRequest', (request, reply, done) => {
+    request.startedAt = performance.now()
     if (wantsMsgpack(request.headers.accept)) {
       request.wantsMsgpack = true
       reply.serializer(msgpackSerializer)
@@ -124,7 +126,7 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
   // a client without the token is told so rather than to come back later.
   if (loop !== undefined) {
     const admit: onRequestHookHandler = (request, _reply, done) => {
-      const now = performance.now()
+      const now = request.startedAt // read a microsecond ago, by the root's hook
       const socket = request.raw.socket as ReadSocket
       const arrivedFrom = loop.arrivedFrom(socket[lastRead], now)
       socket[lastRead] = now
@@ -146,7 +148,10 @@ export function installRequestHooks (app: FastifyInstance, options: RequestHooks
   app.addHook('onSend', (request, reply, payload, done) => {
     // Here rather than in onRequest: Fastify resets the content type before an error handler runs.
     if (request.wantsMsgpack) reply.header('content-type', MSGPACK_TYPE)
-    if (!reply.hasHeader('server-timing')) reply.header('server-timing', `total;dur=${reply.elapsedTime.toFixed(3)}`)
+    if (!reply.hasHeader('server-timing')) {
+      const ms = request.startedAt === 0 ? 0 : performance.now() - request.startedAt
+      reply.header('server-timing', `total;dur=${ms.toFixed(3)}`)
+    }
     // Node closes idle keep-alive connections when the server closes, but not those still busy
     // then: tell each of those, with its last answer, to close, so that the drain ends when the
     // jobs in flight do rather than when keep-alive times out.

@@ -1,42 +1,42 @@
 import { Client } from 'undici'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { refusalHoldMs, STRAIGHT_BACK_MS } from '../../src/http/hooks.js'
 import { startServer, type RunningServer } from '../helpers.js'
 
-/** A request on `socket` that began `elapsedMs` ago, as refusalHoldMs reads it. */
-const on = (socket: object, elapsedMs: number): [FastifyRequest, FastifyReply] =>
-  [{ raw: { socket } } as unknown as FastifyRequest, { elapsedTime: elapsedMs } as unknown as FastifyReply]
+/** refusalHoldMs at `now` (holding for up to 100 ms) for a request on `socket` that began `elapsedMs` before. */
+const hold = (socket: object, elapsedMs: number, now: number): number =>
+  refusalHoldMs({ raw: { socket }, startedAt: now - elapsedMs } as unknown as FastifyRequest, 100, now)
 
 describe('a refusal to a client that came straight back', () => {
   it('is held for the rest of the interval; a first refusal, or one after a pause, is not', () => {
     const socket = {}
     // The connection's first refusal goes out at once, at 1000.2.
-    expect(refusalHoldMs(...on(socket, 0.2), 100, 1000.2)).toBe(0)
+    expect(hold(socket, 0.2, 1000.2)).toBe(0)
     // Its next request began 1 ms after (1001.2) and was refused 0.3 ms into it: held to 100 ms from its start.
-    expect(refusalHoldMs(...on(socket, 0.3), 100, 1001.5)).toBeCloseTo(99.7, 9)
+    expect(hold(socket, 0.3, 1001.5)).toBeCloseTo(99.7, 9)
     // Sent again as soon as the held refusal was read (it went out at 1101.2): held again.
-    expect(refusalHoldMs(...on(socket, 0.4), 100, 1101.2 + 1 + 0.4)).toBeCloseTo(99.6, 9)
+    expect(hold(socket, 0.4, 1101.2 + 1 + 0.4)).toBeCloseTo(99.6, 9)
     // A timer may fire a millisecond early: a request that began just before the refusal's planned send counts too.
-    expect(refusalHoldMs(...on(socket, 0.1), 100, 1201.2 - 0.9 + 0.1)).toBeCloseTo(99.9, 9)
+    expect(hold(socket, 0.1, 1201.2 - 0.9 + 0.1)).toBeCloseTo(99.9, 9)
     // Back only after a pause longer than STRAIGHT_BACK_MS: a new job, not a retry, answered at once.
     const sentAt = 1201.2 - 0.9 + 100
-    expect(refusalHoldMs(...on(socket, 0.2), 100, sentAt + STRAIGHT_BACK_MS + 1 + 0.2)).toBe(0)
+    expect(hold(socket, 0.2, sentAt + STRAIGHT_BACK_MS + 1 + 0.2)).toBe(0)
   })
 
   it('is not held again when it has waited as long already (the pool holds it in a retry storm)', () => {
     const socket = {}
-    expect(refusalHoldMs(...on(socket, 0), 100, 500)).toBe(0)
-    expect(refusalHoldMs(...on(socket, 130), 100, 501 + 130)).toBe(0)
+    expect(hold(socket, 0, 500)).toBe(0)
+    expect(hold(socket, 130, 501 + 130)).toBe(0)
   })
 
   it('looks at its own connection only', () => {
     const [a, b] = [{}, {}]
-    expect(refusalHoldMs(...on(a, 0), 100, 10)).toBe(0)
-    expect(refusalHoldMs(...on(b, 0), 100, 11)).toBe(0) // b's first refusal, 1 ms after a's
-    expect(refusalHoldMs(...on(a, 0), 100, 12)).toBe(100)
+    expect(hold(a, 0, 10)).toBe(0)
+    expect(hold(b, 0, 11)).toBe(0) // b's first refusal, 1 ms after a's
+    expect(hold(a, 0, 12)).toBe(100)
   })
 })
 
