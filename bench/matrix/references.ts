@@ -9,6 +9,7 @@ import { autoRoundTripMs, jobsByPlacement, loadOptions, poolThreads, scrape, typ
 import type { Load, Plan } from './plan.js'
 import { measureOverhead, OVERHEAD_PLAN, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
+import { roundOrder, type RoundOrder } from './order.js'
 import { measureShift, type ShiftResult } from './shift.js'
 import { spread } from './stats.js'
 import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
@@ -55,6 +56,8 @@ export interface References {
     perRound?: { inline: number[][], pool: number[][], auto: number[][] },
     /** SPIN_ITERATIONS_PER_MS given to the three servers (absent from runs where each thread measured its own). */
     spinIterationsPerMs?: number
+    /** How the rounds were ordered (roundOrder); absent from runs that rotated them. */
+    order?: RoundOrder
     /**
      * Where `auto` ran each cost's jobs in its rounds (its warm-up left out), the share on the
      * pool, and its pool round trip estimate after them, in ms (both absent from runs before them).
@@ -203,9 +206,9 @@ const SHIFT_ROUNDS = 6
  * jobs/s of `spin` at each cost, inline on one event loop against a pool of `cores` threads in one
  * process, and the same pool's layout with each job placed by its measured cost (`auto`). The three
  * servers are up at once and, at each cost, measured in alternation (`rounds` windows each, the
- * mean kept), so that the machine's drift falls on all three. Each round starts with the next
- * server in turn, so that none is always measured right after the same other one, and each
- * round's figures are kept: a ratio between servers is taken round by round (the median of the
+ * mean kept), so that the machine's drift falls on all three. The rounds' orders (roundOrder) put
+ * each server first, and right after each other one, equally often, and each round's figures are
+ * kept: a ratio between servers is taken round by round (the median of the
  * rounds'), so that one window that caught a burst on a shared host does not move it.
  */
 async function offload (
@@ -233,8 +236,8 @@ async function offload (
       }
       const before = jobsByPlacement(await scrape(autoUrl), 'spin')
       for (let r = 0; r < rounds; r++) {
-        for (let k = 0; k < sweeps.length; k++) {
-          const s = sweeps[(r + k) % sweeps.length] as typeof sweeps[number]
+        for (const k of roundOrder(sweeps.length, r)) {
+          const s = sweeps[k] as typeof sweeps[number]
           s.rounds[c]?.push((await runLoad(loadOptions(s.server.url, load, windowS))).jobsPerS)
         }
       }
@@ -250,7 +253,17 @@ async function offload (
     const thresholdMs = at < 0 ? undefined : costsMs[at]
     const perRound = { inline, pool, auto }
     return {
-      costsMs, inlinePerS, poolPerS, autoPerS, thresholdMs, rounds, windowS, spinIterationsPerMs, perRound, autoPlaced
+      costsMs,
+      inlinePerS,
+      poolPerS,
+      autoPerS,
+      thresholdMs,
+      rounds,
+      windowS,
+      spinIterationsPerMs,
+      perRound,
+      autoPlaced,
+      order: 'balanced'
     }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))

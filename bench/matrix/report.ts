@@ -6,6 +6,7 @@ import type { CellResult, Measurement } from './cell.js'
 import { bars, groupedBars, lines, renderSvg, series } from './charts.js'
 import { MIXED_CELL, USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
+import { describeOrder } from './order.js'
 import { fmt, fmtSpread, median, ratio, spread, type Spread } from './stats.js'
 import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
 import { AUTO_KEEPS, autoAgainstFixed, coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
@@ -252,7 +253,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1)` +
       `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.` +
       `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}` +
-      `${refs.offload.perRound === undefined ? '' : ' Each round starts with the next server in turn; auto\'s ratio at a cost is the median of the rounds\' ratios, each against the better placement of its round.'}` +
+      `${refs.offload.perRound === undefined ? '' : ` ${describeOrder(refs.offload.order)} auto's ratio at a cost is the median of the rounds' ratios, each against the better placement of its round.`}` +
       `${refs.offload.autoPlaced === undefined ? '' : ' Where `auto` ran the jobs of its rounds (`/metrics`, its warm-up left out), and its estimate of the pool\'s round trip after them (its rule\'s line is half of it).'}` +
       `${pinnedSpin(refs.offload.spinIterationsPerMs)}\n`)
     out.push(table(['task cost ms', ...refs.offload.costsMs.map(String)], [
@@ -307,7 +308,7 @@ function shiftSection (shift: ShiftResult): string {
   return [
     `\n### A cost that shifts: \`phased\` from ${o.lowMs} ms to ${o.highMs} ms of CPU and back\n`,
     `One process with a pool of ${o.threads} threads, ${o.connections} clients, closed loop, the same input on every job; ` +
-      `phases of ${o.phaseMs / 1000} s, ${shift.runs.length} round${shift.runs.length > 1 ? 's' : ''}, the three servers in alternation. ` +
+      `phases of ${o.phaseMs / 1000} s, ${shift.runs.length} round${shift.runs.length > 1 ? 's' : ''}, the three servers in alternation. ${describeOrder(shift.order)} ` +
       `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
       `${FOLLOW_SHARE} of the best placement's settled rate in the same round; "auto / best": the median of the rounds' ratios; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them; ` +
       `"settles in": until its rate over ${FOLLOW_WINDOW_MS} ms first reaches ${FOLLOW_SHARE} of its own settled rate in the round, how long it took to adapt apart from the level it settled at ` +

@@ -1,5 +1,6 @@
 import { Pool } from 'undici'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
+import { roundOrder, type RoundOrder } from './order.js'
 import { median, spread, type Spread } from './stats.js'
 
 /**
@@ -68,6 +69,8 @@ export interface ShiftResult {
   options: ShiftOptions
   runs: ShiftRun[]
   phases: ShiftPhase[]
+  /** How the rounds were ordered (roundOrder); absent from runs that rotated them. */
+  order?: RoundOrder
 }
 
 export const FOLLOW_SHARE = 0.95
@@ -129,9 +132,9 @@ export async function measureShift (
     const runs: ShiftRun[] = []
     for (let r = 0; r < options.repeats; r++) {
       const run: ShiftRun = { binsPerS: { inline: [], pool: [], auto: [] }, autoPoolShare: [], errors: 0 }
-      // Each round in a different order, so that the machine's drift within a round favours none of them.
-      for (let j = 0; j < PLACEMENTS.length; j++) {
-        const k = (j + r) % PLACEMENTS.length
+      // Each round in a different order (roundOrder), so that neither the machine's drift within a
+      // round nor the server measured just before favours any of them.
+      for (const k of roundOrder(PLACEMENTS.length, r)) {
         const placement = PLACEMENTS[k] as Placement
         progress(`shifting cost, ${placement}, round ${r + 1} of ${options.repeats}`)
         const server = servers[k] as ServerProcess
@@ -150,7 +153,7 @@ export async function measureShift (
       }
       runs.push(run)
     }
-    return { options, runs, phases: phases(runs, options) }
+    return { options, runs, phases: phases(runs, options), order: 'balanced' }
   } finally {
     await Promise.all(servers.map(async (s) => await s.stop()))
   }

@@ -8,6 +8,7 @@ import { autoRoundTripMs, jobsByPlacement, worstLoopDelayP99Ms } from '../../ben
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
 import { autoSweep, figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
+import { roundOrder } from '../../bench/matrix/order.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
 import { rowsAcrossRuns, said, stabilityMarkdown } from '../../bench/matrix/stability.js'
 import { autoAgainstFixed, decide, holdsUpTo, JOBS_PER_S, verdict, type VerdictRow } from '../../bench/matrix/verdict.js'
@@ -67,6 +68,38 @@ function syntheticRun (cpu: Partial<Record<Mode, number>> = {}, references?: Mat
     verdict: verdict(results, 2, 2)
   }
 }
+
+describe('roundOrder, the order of alternated servers round by round', () => {
+  /** How often each server is measured right after each other one over `rounds` rounds in a row. */
+  const after = (count: number, rounds: number): Map<string, number> => {
+    const sequence = Array.from({ length: rounds }, (_, r) => roundOrder(count, r)).flat()
+    const pairs = new Map<string, number>()
+    for (let i = 1; i < sequence.length; i++) {
+      const pair = `${sequence[i - 1]}>${sequence[i]}`
+      pairs.set(pair, (pairs.get(pair) ?? 0) + 1)
+    }
+    return pairs
+  }
+
+  it('puts each of three servers right after each other one equally often, and never after itself', () => {
+    for (let r = 0; r < 12; r++) expect([...roundOrder(3, r)].sort()).toEqual([0, 1, 2])
+    // 12 rounds (the spin sweep): 35 transitions, the 36th would close the cycle.
+    const pairs = after(3, 12)
+    expect([...pairs.keys()].filter((p) => p[0] === p[2])).toEqual([])
+    expect(pairs.size).toBe(6)
+    expect([...pairs.values()].sort()).toEqual([5, 6, 6, 6, 6, 6])
+    // Each server first, second and third in as many rounds.
+    for (let place = 0; place < 3; place++) {
+      const firsts = Array.from({ length: 6 }, (_, r) => roundOrder(3, r)[place])
+      expect([...firsts].sort()).toEqual([0, 0, 1, 1, 2, 2])
+    }
+  })
+
+  it('rotates any other count, each server first in turn', () => {
+    expect(Array.from({ length: 4 }, (_, r) => roundOrder(4, r)[0])).toEqual([0, 1, 2, 3])
+    expect(roundOrder(5, 2)).toEqual([2, 3, 4, 0, 1])
+  })
+})
 
 describe('stats', () => {
   it('summarises repeated measurements with their spread', () => {
