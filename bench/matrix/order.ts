@@ -12,14 +12,19 @@ const BALANCED_THREE: ReadonlyArray<readonly number[]> = [
   [0, 1, 2], [0, 2, 1], [2, 1, 0], [1, 0, 2], [1, 2, 0], [2, 0, 1]
 ]
 
-/** The servers (indexes of `count`) in the order round `round` measures them. */
-export function roundOrder (count: number, round: number): number[] {
-  if (count === 3) return [...BALANCED_THREE[round % BALANCED_THREE.length] as number[]]
-  return Array.from({ length: count }, (_, k) => (round + k) % count)
-}
-
 /** What a run records of the order its rounds used: absent from runs before roundOrder ('rotated'). */
 export type RoundOrder = 'balanced' | 'rotated'
+
+/** How roundOrder orders the rounds of `count` servers, as a run records it. */
+export function orderOf (count: number): RoundOrder {
+  return count === 3 ? 'balanced' : 'rotated'
+}
+
+/** The servers (indexes of `count`) in the order round `round` measures them. */
+export function roundOrder (count: number, round: number): number[] {
+  if (orderOf(count) === 'balanced') return [...BALANCED_THREE[round % BALANCED_THREE.length] as number[]]
+  return Array.from({ length: count }, (_, k) => (round + k) % count)
+}
 
 /** The report's sentence on how a run ordered its rounds. */
 export function describeOrder (order: RoundOrder | undefined): string {

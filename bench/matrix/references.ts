@@ -9,7 +9,7 @@ import { autoRoundTripMs, jobsByPlacement, loadOptions, poolThreads, scrape, typ
 import type { Load, Plan } from './plan.js'
 import { measureOverhead, OVERHEAD_PLAN, type Overhead } from '../overhead/measure.js'
 import { findPython, runArticleTester, type PythonSeconds } from '../article/tester.js'
-import { roundOrder, type RoundOrder } from './order.js'
+import { orderOf, roundOrder, type RoundOrder } from './order.js'
 import { measureShift, type ShiftResult } from './shift.js'
 import { spread } from './stats.js'
 import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
@@ -263,7 +263,7 @@ async function offload (
       spinIterationsPerMs,
       perRound,
       autoPlaced,
-      order: 'balanced'
+      order: orderOf(sweeps.length)
     }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))

@@ -1,6 +1,6 @@
 import { Pool } from 'undici'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
-import { roundOrder, type RoundOrder } from './order.js'
+import { orderOf, roundOrder, type RoundOrder } from './order.js'
 import { median, spread, type Spread } from './stats.js'
 
 /**
@@ -153,7 +153,7 @@ export async function measureShift (
       }
       runs.push(run)
     }
-    return { options, runs, phases: phases(runs, options), order: 'balanced' }
+    return { options, runs, phases: phases(runs, options), order: orderOf(PLACEMENTS.length) }
   } finally {
     await Promise.all(servers.map(async (s) => await s.stop()))
   }
