@@ -3,6 +3,7 @@ import { cpuSecondsEach, processTree, sampleRss } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
+import { orderOf, roundOrder, type RoundOrder } from './order.js'
 import type { CellSpec, Load, Plan } from './plan.js'
 
 export interface Measurement {
@@ -144,12 +145,12 @@ const SETTLED = 0.1
  * and the models measured in alternation, `plan.repeats` windows each; then the servers are stopped.
  * `beside`: servers that are not models (a reference the row is compared with), measured in the
  * same alternation, so that they meet the same machine as the models; their windows come back
- * apart, per cell.
+ * apart, per cell. `order`: how the windows' rounds were ordered.
  */
 export async function runRow (
   models: readonly Mode[], specs: CellSpec[], plan: Plan, upstreamUrl: string, env: Record<string, string> = {},
   beside: ReadonlyArray<() => Promise<ServerProcess>> = []
-): Promise<{ results: CellResult[], beside: Measurement[][][] }> {
+): Promise<{ results: CellResult[], beside: Measurement[][][], order: RoundOrder }> {
   const measured = await runOnAll(
     [
       ...models.map((model) => async () =>
@@ -163,7 +164,11 @@ export async function runRow (
     const { startMs, runs } = measured[k] as { startMs: number, runs: Measurement[][] }
     return specs.map((cell, i) => ({ model, cell, startMs, runs: runs[i] ?? [] }))
   })
-  return { results, beside: measured.slice(models.length).map(({ runs }) => runs) }
+  return {
+    results,
+    beside: measured.slice(models.length).map(({ runs }) => runs),
+    order: orderOf(models.length + beside.length)
+  }
 }
 
 type RunPlan = Pick<Plan, 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
@@ -189,8 +194,11 @@ async function warmUp (server: ServerProcess, spec: CellSpec, plan: RunPlan, fir
  * Several servers side by side, measured in alternation: for each spec every server is warmed up,
  * then window 1 of each, window 2 of each, and so on. This machine's speed drifts by tens of percent
  * over minutes (bench/README.md), so servers measured one after another would differ by the drift;
- * alternated, the drift lands on every one of them alike and shows in each one's spread. A server
- * waits idle while the others are measured (its pool keeps its threads for 30 s).
+ * alternated, the drift lands on every one of them alike and shows in each one's spread. Each round
+ * of windows takes the servers in another order (roundOrder): a server measured right after another
+ * runs on the caches and cores that one has just used, and in one fixed order each model would
+ * always follow the same other one. A server waits idle while the others are measured (its pool
+ * keeps its threads for 30 s).
  */
 export async function runOnAll (
   starts: ReadonlyArray<() => Promise<ServerProcess>>, specs: CellSpec[], plan: RunPlan
@@ -203,7 +211,9 @@ export async function runOnAll (
       for (const server of servers) await warmUp(server, spec, plan, s === 0)
       const windows = servers.map((): Measurement[] => [])
       for (let i = 0; i < plan.repeats; i++) {
-        for (const [k, server] of servers.entries()) windows[k]?.push(await measure(server, spec, plan))
+        for (const k of roundOrder(servers.length, i)) {
+          windows[k]?.push(await measure(servers[k] as ServerProcess, spec, plan))
+        }
       }
       windows.forEach((w, k) => runs[k]?.push(w))
     }

@@ -6,7 +6,7 @@ import type { CellResult, Measurement } from './cell.js'
 import { bars, groupedBars, lines, renderSvg, series } from './charts.js'
 import { MIXED_CELL, USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
-import { describeOrder } from './order.js'
+import { describeOrder, type RoundOrder } from './order.js'
 import { fmt, fmtSpread, median, ratio, spread, type Spread } from './stats.js'
 import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
 import { AUTO_KEEPS, autoAgainstFixed, coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
@@ -29,6 +29,8 @@ export interface MatrixRun {
   results: CellResult[]
   references: References | undefined
   verdict: VerdictRow[]
+  /** How the windows of a cell's models were ordered, round by round (absent from runs with one fixed order). */
+  cellOrder?: RoundOrder
 }
 
 export interface Figure {
@@ -153,7 +155,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     'Each row is a fresh server tree per model, all up at once; for each cell each model is warmed up in rounds of ' +
     `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +
     `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
-    'where measured more than once a figure is the mean with (min-max). The load client runs on the same machine and shares its cores.' +
+    'where measured more than once a figure is the mean with (min-max).' +
+    (plan.repeats > 1 ? ` ${describeOrder(run.cellOrder ?? 'fixed')}` : '') +
+    ' The load client runs on the same machine and shares its cores.' +
     (run.renderedAt === undefined ? '' : ` The verdict and this report were derived again from the run's measurements on ${run.renderedAt} (\`npm run bench -- --render\`); no figure was measured again.`) +
     '\n')
 

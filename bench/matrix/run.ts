@@ -5,6 +5,7 @@ import { backendsAvailable, startPostgres, startRedis } from '../../test/support
 import { runRow, type CellResult, type Measurement } from './cell.js'
 import { MIXED_CELL, type Plan } from './plan.js'
 import { directRate, measureReferences, startNaive, type References } from './references.js'
+import type { RoundOrder } from './order.js'
 import type { MatrixRun } from './report.js'
 import { verdict } from './verdict.js'
 
@@ -40,6 +41,7 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
     const directFibPerSEach: number[] = []
     const directMs = (plan.name === 'full' ? 3000 : 1000) / 2
     let done = 0
+    let cellOrder: RoundOrder | undefined
     for (const row of rows) {
       const cells = plan.cells.filter((c) => c.row === row)
       const mixed = cells.findIndex((c) => c.id === MIXED_CELL)
@@ -52,6 +54,7 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
       )
       if (readsDirect) directFibPerSEach.push(directRate(directMs))
       results.push(...measured.results)
+      cellOrder ??= measured.order // every row has the same models and at most one reference
       // The naive server takes the row's other cell too, as every server of a row does; only this one is compared.
       if (withNaive) naiveMixed = measured.beside[0]?.[mixed] ?? []
     }
@@ -67,7 +70,8 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
       plan,
       results,
       references,
-      verdict: verdict(results, m.cores, plan.windowS)
+      verdict: verdict(results, m.cores, plan.windowS),
+      cellOrder
     }
   } finally {
     await Promise.all([upstream.stop(), backends?.destroy()])

@@ -95,9 +95,30 @@ describe('roundOrder, the order of alternated servers round by round', () => {
     }
   })
 
-  it('rotates any other count, each server first in turn', () => {
-    expect(Array.from({ length: 4 }, (_, r) => roundOrder(4, r)[0])).toEqual([0, 1, 2, 3])
-    expect(roundOrder(5, 2)).toEqual([2, 3, 4, 0, 1])
+  it('orders any other count as a balanced Latin square, each server first in turn', () => {
+    for (const count of [2, 4, 5, 6, 7]) {
+      const rounds = count % 2 === 0 ? count : 2 * count
+      const within = new Map<string, number>()
+      for (let r = 0; r < rounds; r++) {
+        const order = roundOrder(count, r)
+        expect([...order].sort()).toEqual(Array.from({ length: count }, (_, k) => k))
+        if (r < count) expect(order[0]).toBe(r)
+        for (let k = 1; k < count; k++) within.set(`${order[k - 1]}>${order[k]}`, (within.get(`${order[k - 1]}>${order[k]}`) ?? 0) + 1)
+      }
+      // Every ordered pair of two servers, once in n rounds (even n) or twice in 2n (odd n).
+      expect(within.size).toBe(count * (count - 1))
+      expect(new Set(within.values())).toEqual(new Set([count % 2 === 0 ? 1 : 2]))
+    }
+    expect(roundOrder(6, 0)).toEqual([0, 1, 5, 2, 4, 3])
+    expect(roundOrder(5, 1)).toEqual([1, 2, 0, 3, 4])
+    // A row of the matrix, three rounds: `auto` (the fifth model) follows different models.
+    const before = (count: number, round: number, server: number): number | undefined => {
+      const order = roundOrder(count, round)
+      return order[order.indexOf(server) - 1]
+    }
+    expect([0, 1, 2].map((r) => before(5, r, 4))).toEqual([1, 3, 1])
+    expect([0, 1, 2].map((r) => before(6, r, 4))).toEqual([2, 5, 1])
+    expect(roundOrder(1, 3)).toEqual([0])
   })
 })
 
