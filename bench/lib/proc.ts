@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 
 /**
@@ -201,3 +201,40 @@ export const coresBusy = (used: CpuUsed): CoresBusy => ({
   rest: (used.all - used.loops) / used.seconds,
   client: used.client / used.seconds
 })
+
+/**
+ * CPU time this machine has spent busy so far, over all its cores, in seconds, from /proc/stat:
+ * user, nice, system, irq and softirq (not idle, iowait, nor steal, which is other guests' time).
+ */
+export function machineBusySeconds (stat = readFileSync('/proc/stat', 'latin1')): number {
+  const [user, nice, system, , , irq, softirq] = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? '').split(/\s+/).map(Number)
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) / CLOCK_TICKS_PER_S
+}
+
+export interface QuietOptions {
+  /** The machine is quiet when it uses fewer cores than this over a sample. */
+  belowCores: number
+  sampleMs: number
+  /** Gives up waiting after this long. */
+  maxMs: number
+}
+
+/** The default: a quarter of a core over 100 ms, for at most 10 s. */
+export const QUIET: Readonly<QuietOptions> = Object.freeze({ belowCores: 0.25, sampleMs: 100, maxMs: 10_000 })
+
+/**
+ * Waits until the machine is quiet: what a server measured before is still doing after its load
+ * stopped (jobs it had queued, its database's backlog) would otherwise be measured against the
+ * next one. Returns how long it waited before the quiet sample began, in ms (0 when the machine
+ * was quiet at once; maxMs or more if it never got quiet).
+ */
+export async function untilQuiet (options: QuietOptions = QUIET): Promise<number> {
+  const from = performance.now()
+  for (;;) {
+    const busy0 = machineBusySeconds()
+    const at0 = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, options.sampleMs))
+    const cores = (machineBusySeconds() - busy0) / ((performance.now() - at0) / 1000)
+    if (cores < options.belowCores || performance.now() - from >= options.maxMs) return Math.round(at0 - from)
+  }
+}

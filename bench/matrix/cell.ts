@@ -1,5 +1,5 @@
 import type { Mode } from '../../src/config.js'
-import { cpuSecondsEach, processTree, sampleRss } from '../lib/proc.js'
+import { cpuSecondsEach, processTree, sampleRss, untilQuiet } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
@@ -35,6 +35,12 @@ export interface Measurement {
   cpuSByProcess?: number[]
   /** The background load's figures (the mixed row's CPU jobs). */
   background?: { jobsPerS: number, p99Ms: number, errorCount: number }
+  /**
+   * How long the window waited for the machine to go quiet after the one before (untilQuiet), in
+   * ms (absent from runs that did not wait: there a window could start while the server measured
+   * before it still worked through what its load had left).
+   */
+  quietWaitMs?: number
 }
 
 export interface CellResult {
@@ -194,7 +200,12 @@ async function warmUp (server: ServerProcess, spec: CellSpec, plan: RunPlan, fir
  * Several servers side by side, measured in alternation: for each spec every server is warmed up,
  * then window 1 of each, window 2 of each, and so on. This machine's speed drifts by tens of percent
  * over minutes (bench/README.md), so servers measured one after another would differ by the drift;
- * alternated, the drift lands on every one of them alike and shows in each one's spread. Each round
+ * alternated, the drift lands on every one of them alike and shows in each one's spread. Each
+ * warm-up and each window starts on a quiet machine (untilQuiet): a server whose load has stopped
+ * may still work through the jobs it had queued, or its database through its backlog, and in the
+ * user-service row of run 38 three of the six windows right after `threads` served 330, 960 and
+ * 3,004 jobs/s against 5,900-7,300 and 17,000-19,000 in the others, the server measured using
+ * 0.18-0.54 s of CPU in them against about 2. Each round
  * of windows takes the servers in another order (roundOrder): a server measured right after another
  * runs on the caches and cores that one has just used, and in one fixed order each model would
  * always follow the same other one. A server waits idle while the others are measured (its pool
@@ -208,11 +219,15 @@ export async function runOnAll (
     for (const start of starts) servers.push(await start())
     const runs = servers.map((): Measurement[][] => [])
     for (const [s, spec] of specs.entries()) {
-      for (const server of servers) await warmUp(server, spec, plan, s === 0)
+      for (const server of servers) {
+        await untilQuiet()
+        await warmUp(server, spec, plan, s === 0)
+      }
       const windows = servers.map((): Measurement[] => [])
       for (let i = 0; i < plan.repeats; i++) {
         for (const k of roundOrder(servers.length, i)) {
-          windows[k]?.push(await measure(servers[k] as ServerProcess, spec, plan))
+          const quietWaitMs = await untilQuiet()
+          windows[k]?.push({ ...await measure(servers[k] as ServerProcess, spec, plan), quietWaitMs })
         }
       }
       windows.forEach((w, k) => runs[k]?.push(w))

@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from './cell.js'
+import type { QuietOptions } from '../lib/proc.js'
 import { bars, groupedBars, lines, renderSvg, series } from './charts.js'
 import { MIXED_CELL, USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
@@ -31,6 +32,8 @@ export interface MatrixRun {
   verdict: VerdictRow[]
   /** How the windows of a cell's models were ordered, round by round (absent from runs with one fixed order). */
   cellOrder?: RoundOrder
+  /** When a warm-up or a window may start (untilQuiet); absent from runs that did not wait. */
+  quiet?: QuietOptions
 }
 
 export interface Figure {
@@ -145,6 +148,23 @@ export function cellRow (r: CellResult): string[] {
 
 export const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'cores busy', 'CPU ms per job', 'start ms']
 
+/** The report's sentence on how long windows waited for a quiet machine ('' for runs that did not wait). */
+function quietWaits (run: MatrixRun): string {
+  let longest: { ms: number, model: Mode, cell: string } | undefined
+  for (const r of run.results) {
+    for (const m of r.runs) {
+      if (m.quietWaitMs === undefined || m.quietWaitMs < (longest?.ms ?? 0)) continue
+      longest = { ms: m.quietWaitMs, model: r.model, cell: r.cell.id }
+    }
+  }
+  const quiet = run.quiet
+  if (longest === undefined || quiet === undefined) return ''
+  return ` Each warm-up and window starts once the machine is quiet (under ${quiet.belowCores} of a core busy over ` +
+    `${quiet.sampleMs} ms, waiting at most ${quiet.maxMs / 1000} s): what the server measured before it still does ` +
+    'after its load stopped is not measured against the next one. The longest wait before a window was ' +
+    `${fmt(longest.ms)} ms (\`${longest.model}\`, ${longest.cell}).`
+}
+
 export function markdown (run: MatrixRun, charts: string[]): string {
   const { machine, plan, references: refs } = run
   const models = plan.models
@@ -157,6 +177,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
     'where measured more than once a figure is the mean with (min-max).' +
     (plan.repeats > 1 ? ` ${describeOrder(run.cellOrder ?? 'fixed')}` : '') +
+    quietWaits(run) +
     ' The load client runs on the same machine and shares its cores.' +
     (run.renderedAt === undefined ? '' : ` The verdict and this report were derived again from the run's measurements on ${run.renderedAt} (\`npm run bench -- --render\`); no figure was measured again.`) +
     '\n')

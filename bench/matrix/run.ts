@@ -1,6 +1,7 @@
 import { availableParallelism, cpus, release, totalmem, type } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { startDelayService } from '../../src/upstream/spawn.js'
+import { QUIET } from '../lib/proc.js'
 import { backendsAvailable, startPostgres, startRedis } from '../../test/support/backends.js'
 import { runRow, type CellResult, type Measurement } from './cell.js'
 import { MIXED_CELL, type Plan } from './plan.js'
@@ -71,7 +72,8 @@ export async function runMatrix (plan: Plan, progress: (line: string) => void): 
       results,
       references,
       verdict: verdict(results, m.cores, plan.windowS),
-      cellOrder
+      cellOrder,
+      quiet: QUIET
     }
   } finally {
     await Promise.all([upstream.stop(), backends?.destroy()])

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
-import { coresBusy, cpuTogether, meterCpu, NO_CPU } from '../../bench/lib/proc.js'
+import { coresBusy, cpuTogether, machineBusySeconds, meterCpu, NO_CPU, untilQuiet } from '../../bench/lib/proc.js'
 
 // A process that, told "loop MS" or "thread MS" on stdin, burns that much CPU on its main thread or
 // on a worker thread (by CPU time, so that a slow machine spends the same, only later), says
@@ -54,6 +54,18 @@ describe('meterCpu', () => {
     expect(cores.rest).toBeCloseTo((onThread.used.all - onThread.used.loops) / onThread.used.seconds, 6)
   })
 
+  it('waits for a quiet machine while another process still burns CPU, and gives up after its bound', async () => {
+    const proc = await start()
+    const burning = burn(proc, 'loop', 800)
+    const waited = await untilQuiet({ belowCores: 0.5, sampleMs: 50, maxMs: 10_000 })
+    await burning
+    // The burner held a core for at least its 800 ms of CPU: no sample under half a core before it ended.
+    expect(waited).toBeGreaterThanOrEqual(500)
+    // Quiet by any bar: no wait. Never quiet (under no cores at all): it waits until its bound.
+    expect(await untilQuiet({ belowCores: Infinity, sampleMs: 10, maxMs: 1_000 })).toBe(0)
+    expect(await untilQuiet({ belowCores: 0, sampleMs: 20, maxMs: 200 })).toBeGreaterThanOrEqual(180)
+  })
+
   it('counts this process\'s own CPU as the client\'s, and none of an onset it is told to skip', async () => {
     const proc = await start()
     const spinHere = (ms: number): void => {
@@ -77,5 +89,13 @@ describe('cpuTogether', () => {
     expect(cpuTogether(NO_CPU, a)).toEqual(a)
     const b = { seconds: 1, all: 0.5, loops: 0.25, client: 0.25 }
     expect(cpuTogether(a, b)).toEqual({ seconds: 3, all: 3.5, loops: 1.25, client: 0.75 })
+  })
+})
+
+describe('machineBusySeconds', () => {
+  it('counts user, nice, system, irq and softirq time, not idle, iowait nor steal', () => {
+    const stat = 'cpu  100 20 30 4000 50 6 7 800 0 0\ncpu0 50 10 15 2000 25 3 3 400 0 0\nintr 1 2 3\n'
+    expect(machineBusySeconds(stat)).toBeCloseTo(1.63, 6)
+    expect(machineBusySeconds()).toBeGreaterThan(0)
   })
 })
