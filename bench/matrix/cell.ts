@@ -202,14 +202,12 @@ async function warmUp (server: ServerProcess, spec: CellSpec, plan: RunPlan, fir
  * over minutes (bench/README.md), so servers measured one after another would differ by the drift;
  * alternated, the drift lands on every one of them alike and shows in each one's spread. Each
  * warm-up and each window starts on a quiet machine (untilQuiet): a server whose load has stopped
- * may still work through the jobs it had queued, or its database through its backlog, and in the
- * user-service row of run 38 three of the six windows right after `threads` served 330, 960 and
- * 3,004 jobs/s against 5,900-7,300 and 17,000-19,000 in the others, the server measured using
- * 0.18-0.54 s of CPU in them against about 2. Each round
- * of windows takes the servers in another order (roundOrder): a server measured right after another
- * runs on the caches and cores that one has just used, and in one fixed order each model would
- * always follow the same other one. A server waits idle while the others are measured (its pool
- * keeps its threads for 30 s).
+ * may still work through the jobs it had queued, or its database through its backlog; in a run of
+ * 2026-12-06 (bench/README.md) three of the six user-service windows right after `threads` served
+ * a twentieth to a sixth of the same model's others. Each round of windows takes the servers in
+ * another order (roundOrder): a server measured right after another runs on the caches and cores
+ * that one has just used, and in one fixed order each model would always follow the same other
+ * one. A server waits idle while the others are measured (its pool keeps its threads for 30 s).
  */
 export async function runOnAll (
   starts: ReadonlyArray<() => Promise<ServerProcess>>, specs: CellSpec[], plan: RunPlan
