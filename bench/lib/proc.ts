@@ -203,13 +203,20 @@ export const coresBusy = (used: CpuUsed): CoresBusy => ({
 })
 
 /**
- * CPU time this machine has spent busy so far, over all its cores, in seconds, from /proc/stat:
- * user, nice, system, irq and softirq (not idle, iowait, nor steal, which is other guests' time).
+ * CPU time this machine has spent so far, over all its cores, in seconds, from /proc/stat: `busy`
+ * is user, nice, system, irq and softirq (not idle, iowait, nor steal); `steal` is the time the
+ * hypervisor gave this machine's cores to other guests while it had work for them.
  */
-export function machineBusySeconds (stat = readFileSync('/proc/stat', 'latin1')): number {
-  const [user, nice, system, , , irq, softirq] = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? '').split(/\s+/).map(Number)
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) / CLOCK_TICKS_PER_S
+export function machineCpuSeconds (stat = readFileSync('/proc/stat', 'latin1')): { busy: number, steal: number } {
+  const [user, nice, system, , , irq, softirq, steal] = (/^cpu\s+(.*)$/m.exec(stat)?.[1] ?? '').split(/\s+/).map(Number)
+  return {
+    busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0)) / CLOCK_TICKS_PER_S,
+    steal: (steal ?? 0) / CLOCK_TICKS_PER_S
+  }
 }
+
+/** The busy part of machineCpuSeconds. */
+export const machineBusySeconds = (stat?: string): number => machineCpuSeconds(stat).busy
 
 export interface QuietOptions {
   /** The machine is quiet when it uses fewer cores than this over a sample. */

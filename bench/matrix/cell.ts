@@ -1,5 +1,5 @@
 import type { Mode } from '../../src/config.js'
-import { cpuSecondsEach, processTree, sampleRss, untilQuiet } from '../lib/proc.js'
+import { cpuSecondsEach, machineCpuSeconds, processTree, sampleRss, untilQuiet } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { loadDefaults, type LoadOptions } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
@@ -41,6 +41,15 @@ export interface Measurement {
    * before it still worked through what its load had left).
    */
   quietWaitMs?: number
+  /**
+   * Over the same span as `cpuS` (absent from runs before they were recorded): the whole machine's
+   * busy CPU seconds, this process's (the load client's), and the time the hypervisor gave the
+   * machine's cores to other guests (steal). The machine's less the server tree's and the
+   * client's is what other processes took.
+   */
+  machineBusyS?: number
+  clientS?: number
+  stealS?: number
 }
 
 export interface CellResult {
@@ -104,6 +113,8 @@ function summary (background: LoadReport): NonNullable<Measurement['background']
   return { jobsPerS: background.jobsPerS, p99Ms: background.latencyMs.p99, errorCount: background.failed }
 }
 
+const hundredths = (v: number): number => Math.round(v * 100) / 100
+
 async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 'rampS' | 'windowS'>): Promise<Measurement> {
   const pid = server.proc.pid as number
   // The tree is read once, before the load: reading every process in /proc on a saturated machine
@@ -116,12 +127,16 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
   await new Promise((resolve) => setTimeout(resolve, plan.rampS * 1000))
   // CPU first: a /metrics scrape can wait behind CPU jobs on a busy loop, most of a short window.
   const cpu0 = await cpuSecondsEach(tree)
+  const machine0 = machineCpuSeconds()
+  const client0 = process.cpuUsage()
   const cpuFrom = performance.now()
   await scrape(server.url) // opens the window for the event-loop figures
   const rss = sampleRss(tree)
   const [main, background] = await running as [LoadReport, LoadReport | undefined]
   const { peakBytes } = await rss.stop()
   const cpuSByProcess = (await cpuSecondsEach(tree)).map((s, i) => Math.round((s - (cpu0[i] ?? 0)) * 100) / 100)
+  const machine1 = machineCpuSeconds()
+  const client = process.cpuUsage(client0)
   const cpuS = cpuSByProcess.reduce((a, b) => a + b, 0)
   const cpuSpanS = (performance.now() - cpuFrom) / 1000
   const metrics = await scrape(server.url)
@@ -139,6 +154,9 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
     cpuS: Math.round(cpuS * 100) / 100,
     cpuSpanS: Math.round(cpuSpanS * 100) / 100,
     cpuSByProcess,
+    machineBusyS: hundredths(machine1.busy - machine0.busy),
+    clientS: hundredths((client.user + client.system) / 1e6),
+    stealS: hundredths(machine1.steal - machine0.steal),
     ...(background === undefined ? {} : { background: summary(background) })
   }
 }

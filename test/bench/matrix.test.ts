@@ -483,6 +483,12 @@ describe('the smoke matrix', () => {
       expect(r.runs[0]?.jobsPerS).toBeGreaterThan(0)
       expect(r.runs[0]?.peakRssBytes).toBeGreaterThan(0)
       expect(r.runs[0]?.cpuS).toBeGreaterThanOrEqual(0)
+      // The whole machine over the same span holds the server tree and the load client (readings a tick apart).
+      const { cpuS = 0, machineBusyS = 0, clientS = 0, stealS = -1, quietWaitMs = -1 } = r.runs[0] ?? {}
+      expect(machineBusyS).toBeGreaterThanOrEqual(cpuS - 0.05)
+      expect(clientS).toBeGreaterThan(0)
+      expect(stealS).toBeGreaterThanOrEqual(0)
+      expect(quietWaitMs).toBeGreaterThanOrEqual(0)
     }
     expect(run.verdict.map((v) => v.workload)).toEqual(['I/O-bound, 50 in flight'])
     // One row, its models up together and measured in alternation.

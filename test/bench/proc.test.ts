@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
-import { coresBusy, cpuTogether, machineBusySeconds, meterCpu, NO_CPU, untilQuiet } from '../../bench/lib/proc.js'
+import { coresBusy, cpuTogether, machineBusySeconds, machineCpuSeconds, meterCpu, NO_CPU, untilQuiet } from '../../bench/lib/proc.js'
 
 // A process that, told "loop MS" or "thread MS" on stdin, burns that much CPU on its main thread or
 // on a worker thread (by CPU time, so that a slow machine spends the same, only later), says
@@ -92,10 +92,11 @@ describe('cpuTogether', () => {
   })
 })
 
-describe('machineBusySeconds', () => {
-  it('counts user, nice, system, irq and softirq time, not idle, iowait nor steal', () => {
+describe('machineCpuSeconds', () => {
+  it('counts user, nice, system, irq and softirq time as busy, not idle, iowait nor steal, and steal apart', () => {
     const stat = 'cpu  100 20 30 4000 50 6 7 800 0 0\ncpu0 50 10 15 2000 25 3 3 400 0 0\nintr 1 2 3\n'
     expect(machineBusySeconds(stat)).toBeCloseTo(1.63, 6)
+    expect(machineCpuSeconds(stat).steal).toBeCloseTo(8, 6)
     expect(machineBusySeconds()).toBeGreaterThan(0)
   })
 })
