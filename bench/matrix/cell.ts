@@ -134,7 +134,7 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
   const rss = sampleRss(tree)
   const [main, background] = await running as [LoadReport, LoadReport | undefined]
   const { peakBytes } = await rss.stop()
-  const cpuSByProcess = (await cpuSecondsEach(tree)).map((s, i) => Math.round((s - (cpu0[i] ?? 0)) * 100) / 100)
+  const cpuSByProcess = (await cpuSecondsEach(tree)).map((s, i) => hundredths(s - (cpu0[i] ?? 0)))
   const machine1 = machineCpuSeconds()
   const client = process.cpuUsage(client0)
   const cpuS = cpuSByProcess.reduce((a, b) => a + b, 0)
@@ -151,8 +151,8 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
     abandoned: main.abandoned,
     peakRssBytes: peakBytes,
     loopDelayP99Ms,
-    cpuS: Math.round(cpuS * 100) / 100,
-    cpuSpanS: Math.round(cpuSpanS * 100) / 100,
+    cpuS: hundredths(cpuS),
+    cpuSpanS: hundredths(cpuSpanS),
     cpuSByProcess,
     machineBusyS: hundredths(machine1.busy - machine0.busy),
     clientS: hundredths((client.user + client.system) / 1e6),
