@@ -195,7 +195,20 @@ export async function runRow (
   }
 }
 
-type RunPlan = Pick<Plan, 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
+type RunPlan = Pick<Plan, 'jitWarmupS' | 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
+
+/** What a fresh server answers first (warmJit): the cheapest CPU job, which takes a CPU job's path in every model. */
+const TRIVIAL_MIX: Load['mix'] = [{ task: 'fib', input: { n: 1 }, weight: 1 }]
+
+/**
+ * A fresh server's first load: trivial jobs over the transport, connections and jobs in flight of
+ * `load`, for `seconds`, so that what its cells measure runs V8's optimised code rather than code
+ * still being compiled (JIT_WARMUP in bench/overhead/measure.ts has the figures). The row's own
+ * tasks then get their warm-up cell by cell.
+ */
+export async function warmJit (server: ServerProcess, load: Load, seconds: number): Promise<void> {
+  await runLoad(loadOptions(server.url, { ...load, rate: undefined, mix: TRIVIAL_MIX }, seconds))
+}
 
 /**
  * Until throughput settles: a pool that starts threads on demand (`threads`) is still starting
@@ -233,6 +246,13 @@ export async function runOnAll (
   const servers: ServerProcess[] = []
   try {
     for (const start of starts) servers.push(await start())
+    const first = specs[0]
+    if (first !== undefined && plan.jitWarmupS > 0) {
+      for (const server of servers) {
+        await untilQuiet()
+        await warmJit(server, first.load, plan.jitWarmupS)
+      }
+    }
     const runs = servers.map((): Measurement[][] => [])
     for (const [s, spec] of specs.entries()) {
       for (const server of servers) {

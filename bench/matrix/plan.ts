@@ -24,6 +24,11 @@ export interface CellSpec {
 export interface Plan {
   name: 'quick' | 'full' | 'smoke'
   repeats: number
+  /**
+   * Trivial jobs each fresh server answers first, over its row's transport, before any cell's
+   * warm-up (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts says why); 0: none.
+   */
+  jitWarmupS: number
   /** Warm-up of a fresh server before its first cell, and of each cell after. */
   firstWarmupS: number
   warmupS: number
@@ -98,14 +103,14 @@ function userCells (): CellSpec[] {
 
 export function makePlan (name: Plan['name'], cores: number): Plan {
   if (name === 'full') {
-    return { name, repeats: 3, firstWarmupS: 1, warmupS: 0.75, maxWarmupRounds: 4, rampS: 0.5, windowS: 2, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
+    return { name, repeats: 3, jitWarmupS: 3, firstWarmupS: 1, warmupS: 0.75, maxWarmupRounds: 4, rampS: 0.5, windowS: 2, models: MODELS, cells: cells(cores, [10, 100, 500, 1000, 2000, 5000], ['ws', 'http']), references: true }
   }
   // The quick run leaves out the user-service row: PostgreSQL, Redis and 50 threads each opening
   // its own connections cost it half a minute, and it is to stay under two minutes.
   if (name === 'quick') {
-    return { name, repeats: 1, firstWarmupS: 0.4, warmupS: 0.3, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.6, models: MODELS, cells: cells(cores, [1000, 5000], ['ws'], false), references: true }
+    return { name, repeats: 1, jitWarmupS: 0, firstWarmupS: 0.4, warmupS: 0.3, maxWarmupRounds: 2, rampS: 0.3, windowS: 0.6, models: MODELS, cells: cells(cores, [1000, 5000], ['ws'], false), references: true }
   }
   // The test suite's: one short cell per model, proving the pipeline end to end; long enough that
   // a pool still starting its threads on a busy machine answers within the window.
-  return { name, repeats: 1, firstWarmupS: 0.6, warmupS: 0.3, maxWarmupRounds: 2, rampS: 0.3, windowS: 1, models: MODELS, cells: cells(cores, [], [], false).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
+  return { name, repeats: 1, jitWarmupS: 0, firstWarmupS: 0.6, warmupS: 0.3, maxWarmupRounds: 2, rampS: 0.3, windowS: 1, models: MODELS, cells: cells(cores, [], [], false).filter((c) => c.id === 'io-low').map((c) => ({ ...c, load: { ...c.load, connections: 4 } })), references: false }
 }

@@ -1,4 +1,5 @@
 import { overheadFigures } from '../overhead/figures.js'
+import { warmUpText } from '../overhead/measure.js'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Mode } from '../../src/config.js'
@@ -172,7 +173,10 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   out.push('# The decision matrix, measured\n')
   out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
-    'Each row is a fresh server tree per model, all up at once; for each cell each model is warmed up in rounds of ' +
+    'Each row is a fresh server tree per model, all up at once' +
+    // Runs before 2026-12-07 04:00 have no JIT warm-up, nor the field.
+    ((plan.jitWarmupS ?? 0) > 0 ? `, each of which first answers ${plan.jitWarmupS} s of trivial jobs (\`fib\` n=1) over its row's transport, so that V8 has compiled its request path` : '') +
+    '; for each cell each model is warmed up in rounds of ' +
     `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +
     `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
     'where measured more than once a figure is the mean with (min-max).' +
@@ -199,6 +203,8 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   if (figs.length > 0) {
     out.push('## The figures this server holds itself to\n')
     out.push(table(['figure', 'measured', 'target', 'met'], figs.map((f) => [f.name, f.shown ?? fmt(f.value), f.target, f.met === undefined ? 'n/a' : f.met ? 'yes' : '**no**'])))
+    const overhead = run.references?.overhead
+    if (overhead !== undefined) out.push(`\nThe pairs of bench/overhead: each server warmed up by ${warmUpText(overhead.plan)}.`)
     out.push('')
   }
 

@@ -27,6 +27,8 @@ export interface Plan {
   rounds: number
   windowS: number
   warmupS: number
+  /** Seconds of trivial jobs each server answers when it starts, before its first window (JIT_WARMUP); 0: none. */
+  jitWarmupS?: number
 }
 
 /**
@@ -35,7 +37,22 @@ export interface Plan {
  * machine, and the median of six such ratios is not moved by one window that caught a neighbour's
  * burst.
  */
-export const OVERHEAD_PLAN: Plan = { rounds: 6, windowS: 2, warmupS: 2 }
+export const OVERHEAD_PLAN: Plan = { rounds: 6, windowS: 2, warmupS: 2, jitWarmupS: 3 }
+
+/**
+ * What every server answers first, for `Plan.jitWarmupS` seconds: trivial jobs from 50 connections,
+ * some 20,000 in 3 s. V8 compiles a function with its optimising tier only after it has run many
+ * times, so a fresh server runs its request path in the interpreter and in baseline code for its
+ * first few thousand requests: at 150 `fib` 30 jobs a second (8 connections, `hybrid` in one
+ * process), its event loop spent 1.44-1.56 ms of CPU per job in its first 2 s and 0.43-0.53 ms
+ * after about 16 s, the naive server 1.03 and 0.41-0.54 (docs/performance.md, "A fresh server's
+ * first thousands of jobs"). A pair's own warm-up (`warmupS` of its load) gives a CPU-bound pair a
+ * few hundred jobs; without this it compared servers still compiling, the one with more code to
+ * compile the further from its steady state. Every server here gets the same burst, the references
+ * too; a `fib` n=1 job takes the path a CPU job takes in each (the pool in `hybrid` and in the
+ * naive server, inline in `event-loop` and in plain Fastify).
+ */
+export const JIT_WARMUP: Drive = { connections: 50, path: '/jobs', body: { task: 'fib', input: { n: 1 } } }
 
 /** What one window drives: posts of `body` (or GETs of `path`), with optional background traffic beside it. */
 export interface Drive {
@@ -84,6 +101,19 @@ async function window (client: Client, url: string, drive: Drive, seconds: numbe
   return { perS: result['2xx'] / seconds, refusedPerS: (result.statusCodeStats?.['503']?.count ?? 0) / seconds }
 }
 
+/** How a plan warms each server up, in words for a report. */
+export function warmUpText (plan: Plan): string {
+  const jit = plan.jitWarmupS ?? 0
+  const own = `${plan.warmupS} s of its pair's own load`
+  return jit > 0 ? `${jit} s of trivial jobs from 50 connections when each server starts (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts), then ${own}` : own
+}
+
+/** A fresh server's warm-up: the JIT's (JIT_WARMUP), then `warmupS` of the pair's own load. */
+export async function warmUp (url: string, drive: Drive, plan: Plan): Promise<void> {
+  if ((plan.jitWarmupS ?? 0) > 0) await window('load client', url, JIT_WARMUP, plan.jitWarmupS as number)
+  await window('load client', url, drive, plan.warmupS)
+}
+
 export interface Pair {
   name: string
   client: Client
@@ -124,7 +154,7 @@ export async function pair (
   const reference = await start.reference()
   const ours = await start.ours()
   try {
-    for (const s of [reference, ours]) await window('load client', s.url, drive, plan.warmupS)
+    for (const s of [reference, ours]) await warmUp(s.url, drive, plan)
     const out: Pair[] = []
     for (const client of clients) {
       const values = { ours: [] as number[], reference: [] as number[] }
@@ -244,7 +274,7 @@ async function cpuCeiling (plan: Plan): Promise<CpuCeiling> {
   const naive = await startServer({}, 20_000, `${servers}/naive.js`)
   try {
     const drive = { connections: 8, path: '/jobs', body: { task: 'fib', input: { n: 30 } } }
-    for (const s of [naive, server]) await window('load client', s.url, drive, plan.warmupS)
+    for (const s of [naive, server]) await warmUp(s.url, drive, plan)
     const direct: number[] = []
     const parallel: number[] = []
     const ours: number[] = []

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
-import { autoRoundTripMs, jobsByPlacement, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
+import { autoRoundTripMs, jobsByPlacement, scrape, warmJit, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
+import { startServer } from '../support/server-process.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
 import { autoSweep, figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
@@ -400,6 +401,13 @@ describe('report', () => {
     }
   })
 
+  it('says whether each fresh server answered trivial jobs first, and for how long', () => {
+    const run = syntheticRun()
+    expect(markdown(run, [])).toContain('Each row is a fresh server tree per model, all up at once; for each cell')
+    const warmed = { ...run, plan: { ...run.plan, jitWarmupS: 3 } }
+    expect(markdown(warmed, [])).toContain('all up at once, each of which first answers 3 s of trivial jobs (`fib` n=1) over its row\'s transport')
+  })
+
   it('shows the direct rate\'s readings on either side of the CPU row beside the ceiling taken from them', () => {
     const run = syntheticRun({}, {
       directFibPerS: 140,
@@ -469,6 +477,20 @@ describe('stability across runs', () => {
 
   it('does not call one run stable', () => {
     expect(rowsAcrossRuns([syntheticRun()])[0]?.summary).toBe('measured in 1 run only: stability not known')
+  })
+})
+
+describe('a fresh server\'s first load', () => {
+  it('is trivial jobs, over the row\'s transport, whatever tasks the row runs', async () => {
+    const server = await startServer({ MODE: 'event-loop' })
+    try {
+      await warmJit(server, { transport: 'ws', connections: 2, inFlight: 4, mix: [{ task: 'sleep', input: { ms: 50 }, weight: 1 }] }, 0.5)
+      const metrics = await scrape(server.url)
+      expect(jobsByPlacement(metrics, 'fib').inline).toBeGreaterThan(100)
+      expect(metrics).not.toMatch(/^jobs_total\{[^}]*task="sleep"/m)
+    } finally {
+      await server.stop()
+    }
   })
 })
 

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { HEALTH_SAME_ANSWER, overheadFigures } from '../../bench/overhead/figures.js'
-import type { Overhead, Pair } from '../../bench/overhead/measure.js'
+import { type Overhead, type Pair, warmUp, warmUpText } from '../../bench/overhead/measure.js'
+import { jobsByPlacement, scrape } from '../../bench/matrix/cell.js'
+import { startServer, type ServerProcess } from '../support/server-process.js'
 import { median, spread } from '../../bench/matrix/stats.js'
 
 const pair = (name: string, ours: number[], reference: number[], kept = true): Pair => ({
@@ -106,5 +108,25 @@ describe('overhead figures', () => {
     const health = figure(r, '`GET /health`')
     expect(health.value).toBeCloseTo(0.7, 6)
     expect(health.how).toContain('ratio of the means')
+  })
+})
+
+describe('warm-up', () => {
+  const started: ServerProcess[] = []
+  afterAll(async () => { await Promise.all(started.map(async (s) => await s.stop())) })
+
+  it('runs trivial jobs through a fresh server before the pair\'s own load, only where the plan asks', async () => {
+    const [withJit, without] = await Promise.all([startServer({ MODE: 'event-loop' }), startServer({ MODE: 'event-loop' })])
+    started.push(withJit, without)
+    const drive = { connections: 2, path: '/health' }
+    await warmUp(withJit.url, drive, { rounds: 1, windowS: 1, warmupS: 0.2, jitWarmupS: 0.5 })
+    await warmUp(without.url, drive, { rounds: 1, windowS: 1, warmupS: 0.2 })
+    expect(jobsByPlacement(await scrape(withJit.url), 'fib').inline).toBeGreaterThan(100)
+    expect(jobsByPlacement(await scrape(without.url), 'fib').inline).toBe(0)
+  })
+
+  it('says how a plan warms each server up', () => {
+    expect(warmUpText({ rounds: 6, windowS: 2, warmupS: 2 })).toBe('2 s of its pair\'s own load')
+    expect(warmUpText({ rounds: 6, windowS: 2, warmupS: 2, jitWarmupS: 3 })).toMatch(/^3 s of trivial jobs from 50 connections when each server starts .*, then 2 s of its pair's own load$/)
   })
 })
