@@ -204,7 +204,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push('## The figures this server holds itself to\n')
     out.push(table(['figure', 'measured', 'target', 'met'], figs.map((f) => [f.name, f.shown ?? fmt(f.value), f.target, f.met === undefined ? 'n/a' : f.met ? 'yes' : '**no**'])))
     const overhead = run.references?.overhead
-    if (overhead !== undefined) out.push(`\nThe pairs of bench/overhead: each server warmed up by ${warmUpText(overhead.plan)}.`)
+    if (overhead !== undefined) out.push(`\nThe pairs of bench/overhead warm each server up with ${warmUpText(overhead.plan)}.`)
     out.push('')
   }
 

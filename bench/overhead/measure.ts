@@ -105,7 +105,7 @@ async function window (client: Client, url: string, drive: Drive, seconds: numbe
 export function warmUpText (plan: Plan): string {
   const jit = plan.jitWarmupS ?? 0
   const own = `${plan.warmupS} s of its pair's own load`
-  return jit > 0 ? `${jit} s of trivial jobs from 50 connections when each server starts (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts), then ${own}` : own
+  return jit > 0 ? `${jit} s of trivial jobs from 50 connections as it starts (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts), then ${own}` : own
 }
 
 /** A fresh server's warm-up: the JIT's (JIT_WARMUP), then `warmupS` of the pair's own load. */

@@ -127,6 +127,6 @@ describe('warm-up', () => {
 
   it('says how a plan warms each server up', () => {
     expect(warmUpText({ rounds: 6, windowS: 2, warmupS: 2 })).toBe('2 s of its pair\'s own load')
-    expect(warmUpText({ rounds: 6, windowS: 2, warmupS: 2, jitWarmupS: 3 })).toMatch(/^3 s of trivial jobs from 50 connections when each server starts .*, then 2 s of its pair's own load$/)
+    expect(warmUpText({ rounds: 6, windowS: 2, warmupS: 2, jitWarmupS: 3 })).toMatch(/^3 s of trivial jobs from 50 connections as it starts .*, then 2 s of its pair's own load$/)
   })
 })
