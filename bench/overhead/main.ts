@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { projectRoot } from '../../src/paths.js'
 import { figuresTable, overheadFigures } from './figures.js'
-import { measureOverhead, OVERHEAD_PLAN, warmUpText as warmUp } from './measure.js'
+import { measureOverhead, OVERHEAD_PLAN, warmUpText } from './measure.js'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
 const plan = values.quick === true ? { rounds: 1, windowS: 2, warmupS: 1, jitWarmupS: 1 } : OVERHEAD_PLAN
@@ -21,7 +21,7 @@ const md = [
   '# What this server costs: the figures it holds itself to',
   '',
   `${run.at}, \`npm run bench:overhead${values.quick === true ? ' -- --quick' : ''}\` (${seconds} s), Node ${run.node}, ${run.cores} cores. ` +
-  `Each pair alternates windows (reference, this server, ...): ${plan.rounds} x ${plan.windowS} s per server and client, after ${warmUp(plan)}; ` +
+  `Each pair alternates windows (reference, this server, ...): ${plan.rounds} x ${plan.windowS} s per server and client, after ${warmUpText(plan)}; ` +
   'a ratio is the median of the rounds\' ratios (each round: the two windows back to back), a rate the mean with (min-max). Rates count answered jobs only; where a server refused jobs (503 OVERLOADED), the figure says how many per s, this server\'s / the reference\'s. Every server runs with its defaults. ' +
   'Both clients run on the same 2 cores as the servers they measure.',
   '',
