@@ -6,6 +6,9 @@ export interface JobSpec {
   weight: number
 }
 
+/** The cheapest CPU job, whose run is next to nothing: what a request and the job path cost alone. */
+export const TRIVIAL_JOB: Omit<JobSpec, 'weight'> = { task: 'fib', input: { n: 1 } }
+
 export interface LoadOptions {
   url: string
   transport: 'http' | 'ws'

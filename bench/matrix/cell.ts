@@ -1,7 +1,7 @@
 import type { Mode } from '../../src/config.js'
 import { cpuSecondsEach, machineCpuSeconds, processTree, sampleRss, untilQuiet } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
-import { loadDefaults, type LoadOptions } from '../load/options.js'
+import { loadDefaults, type LoadOptions, TRIVIAL_JOB } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
 import { orderOf, roundOrder, type RoundOrder } from './order.js'
 import type { CellSpec, Load, Plan } from './plan.js'
@@ -197,17 +197,14 @@ export async function runRow (
 
 type RunPlan = Pick<Plan, 'jitWarmupS' | 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
 
-/** What a fresh server answers first (warmJit): the cheapest CPU job, which takes a CPU job's path in every model. */
-const TRIVIAL_MIX: Load['mix'] = [{ task: 'fib', input: { n: 1 }, weight: 1 }]
-
 /**
- * A fresh server's first load: trivial jobs over the transport, connections and jobs in flight of
- * `load`, for `seconds`, so that what its cells measure runs V8's optimised code rather than code
- * still being compiled (JIT_WARMUP in bench/overhead/measure.ts has the figures). The row's own
- * tasks then get their warm-up cell by cell.
+ * A fresh server's first load: trivial jobs (TRIVIAL_JOB, which takes a CPU job's path in every
+ * model) over the transport, connections and jobs in flight of `load`, for `seconds`, so that what
+ * its cells measure runs V8's optimised code rather than code still being compiled (JIT_WARMUP in
+ * bench/overhead/measure.ts has the figures). The row's own tasks then get their warm-up cell by cell.
  */
 export async function warmJit (server: ServerProcess, load: Load, seconds: number): Promise<void> {
-  await runLoad(loadOptions(server.url, { ...load, rate: undefined, mix: TRIVIAL_MIX }, seconds))
+  await runLoad(loadOptions(server.url, { ...load, rate: undefined, mix: [{ ...TRIVIAL_JOB, weight: 1 }] }, seconds))
 }
 
 /**
@@ -247,10 +244,11 @@ export async function runOnAll (
   try {
     for (const start of starts) servers.push(await start())
     const first = specs[0]
-    if (first !== undefined && plan.jitWarmupS > 0) {
+    const jit = plan.jitWarmupS ?? 0
+    if (first !== undefined && jit > 0) {
       for (const server of servers) {
         await untilQuiet()
-        await warmJit(server, first.load, plan.jitWarmupS)
+        await warmJit(server, first.load, jit)
       }
     }
     const runs = servers.map((): Measurement[][] => [])

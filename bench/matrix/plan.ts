@@ -26,9 +26,10 @@ export interface Plan {
   repeats: number
   /**
    * Trivial jobs each fresh server answers first, over its row's transport, before any cell's
-   * warm-up (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts says why); 0: none.
+   * warm-up (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts says why); 0 or absent (runs
+   * before 2026-12-07 04:00): none.
    */
-  jitWarmupS: number
+  jitWarmupS?: number
   /** Warm-up of a fresh server before its first cell, and of each cell after. */
   firstWarmupS: number
   warmupS: number

@@ -174,7 +174,6 @@ export function markdown (run: MatrixRun, charts: string[]): string {
   out.push(`${run.measuredAt}, \`npm run bench${plan.name === 'quick' ? ' -- --quick' : ''}\` (${plan.name} run, ${Math.round(run.durationS)} s): ` +
     `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.os}. ` +
     'Each row is a fresh server tree per model, all up at once' +
-    // Runs before 2026-12-07 04:00 have no JIT warm-up, nor the field.
     ((plan.jitWarmupS ?? 0) > 0 ? `, each of which first answers ${plan.jitWarmupS} s of trivial jobs (\`fib\` n=1) over its row's transport, so that V8 has compiled its request path` : '') +
     '; for each cell each model is warmed up in rounds of ' +
     `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +

@@ -14,7 +14,7 @@ import { projectRoot } from '../../src/paths.js'
 import { cpuTogether, type CpuUsed, meterCpu, NO_CPU, processTreeRss } from '../lib/proc.js'
 import { startServer, type ServerProcess } from '../../test/support/server-process.js'
 import { runLoad } from '../load/run.js'
-import { loadDefaults, type LoadOptions } from '../load/options.js'
+import { loadDefaults, type LoadOptions, TRIVIAL_JOB } from '../load/options.js'
 import { directRate, rawPiscina } from '../matrix/references.js'
 import { HEALTH_SAME_ANSWER } from './figures.js'
 import { spread, type Spread } from '../matrix/stats.js'
@@ -52,7 +52,7 @@ export const OVERHEAD_PLAN: Plan = { rounds: 6, windowS: 2, warmupS: 2, jitWarmu
  * too; a `fib` n=1 job takes the path a CPU job takes in each (the pool in `hybrid` and in the
  * naive server, inline in `event-loop` and in plain Fastify).
  */
-export const JIT_WARMUP: Drive = { connections: 50, path: '/jobs', body: { task: 'fib', input: { n: 1 } } }
+export const JIT_WARMUP: Drive = { connections: 50, path: '/jobs', body: TRIVIAL_JOB }
 
 /** What one window drives: posts of `body` (or GETs of `path`), with optional background traffic beside it. */
 export interface Drive {
@@ -105,12 +105,13 @@ async function window (client: Client, url: string, drive: Drive, seconds: numbe
 export function warmUpText (plan: Plan): string {
   const jit = plan.jitWarmupS ?? 0
   const own = `${plan.warmupS} s of its pair's own load`
-  return jit > 0 ? `${jit} s of trivial jobs from 50 connections as it starts (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts), then ${own}` : own
+  return jit > 0 ? `${jit} s of trivial jobs from ${JIT_WARMUP.connections} connections as it starts (V8's warm-up: JIT_WARMUP in bench/overhead/measure.ts), then ${own}` : own
 }
 
 /** A fresh server's warm-up: the JIT's (JIT_WARMUP), then `warmupS` of the pair's own load. */
 export async function warmUp (url: string, drive: Drive, plan: Plan): Promise<void> {
-  if ((plan.jitWarmupS ?? 0) > 0) await window('load client', url, JIT_WARMUP, plan.jitWarmupS as number)
+  const jit = plan.jitWarmupS ?? 0
+  if (jit > 0) await window('load client', url, JIT_WARMUP, jit)
   await window('load client', url, drive, plan.warmupS)
 }
 
@@ -343,7 +344,7 @@ export async function measureOverhead (plan: Plan, progress: (step: string) => v
   const plain = (): Promise<ServerProcess> => startServer({}, 20_000, `${servers}/plain-fastify.js`)
   const naive = (): Promise<ServerProcess> => startServer({}, 20_000, `${servers}/naive.js`)
   const ours = (env: Record<string, string>) => async (): Promise<ServerProcess> => await startServer(env)
-  const trivial = { task: 'fib', input: { n: 1 } }
+  const trivial = TRIVIAL_JOB
   const pairs: Pair[] = []
 
   progress('GET /health (against plain Fastify, and against plain Fastify giving the same answer) and a trivial inline job: this server (event-loop) against plain Fastify')
