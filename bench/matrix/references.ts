@@ -63,6 +63,8 @@ export interface References {
      * pool, and its pool round trip estimate after them, in ms (both absent from runs before them).
      */
     autoPlaced?: AutoPlacement[]
+    /** Seconds each server ran each cost in a pass before the first cost's rounds, not counted (absent before it). */
+    warmPassS?: number
   }
   /** Full run only: a cost that jumps and comes back, inline, on the pool and under CPU_JOBS=auto. */
   shift?: ShiftResult
@@ -197,8 +199,9 @@ async function performanceTester (
  * The spin sweep's rounds and their windows (s): three servers x eight costs x 12 s, about 5
  * minutes. One window's ratio between two servers placing the same way ran 0.69-1.19 on this
  * machine; 12 rounds rather than 6 narrow the median of the rounds' ratios by about 1.4 times.
+ * And the seconds of each cost in the pass before them, not counted (offload() says why).
  */
-const SWEEP = { rounds: 12, windowS: 1 }
+const SWEEP = { rounds: 12, windowS: 1, warmPassS: 1 }
 /** Rounds of the shifting cost: auto is read against its own round's best placement, the median taken (shift.ts). */
 const SHIFT_ROUNDS = 6
 
@@ -209,10 +212,14 @@ const SHIFT_ROUNDS = 6
  * mean kept), so that the machine's drift falls on all three. The rounds' orders (roundOrder) put
  * each server first, and right after each other one, equally often, and each round's figures are
  * kept: a ratio between servers is taken round by round (the median of the
- * rounds'), so that one window that caught a burst on a shared host does not move it.
+ * rounds'), so that one window that caught a burst on a shared host does not move it. Before the
+ * first cost, each server runs every cost for `warmPassS`, not counted: a fresh server runs a
+ * placement's path through code V8 has not compiled yet, and `auto` first takes its pool path at
+ * the first cost it sends there (0.2 ms, in the middle of the sweep), where the pool server has
+ * been taking it from the start.
  */
 async function offload (
-  upstreamUrl: string, windowS: number, rounds: number, costsMs: number[], spinIterationsPerMs: number
+  upstreamUrl: string, { windowS, rounds, warmPassS }: typeof SWEEP, costsMs: number[], spinIterationsPerMs: number
 ): Promise<References['offload']> {
   const cores = availableParallelism()
   const envs: Array<Record<string, string>> = [{ MODE: 'event-loop' }, { MODE: 'hybrid', PROCESSES: '1' }, { MODE: 'auto', PROCESSES: '1' }]
@@ -227,8 +234,12 @@ async function offload (
     // `auto` is the last of the three servers (envs above).
     const autoUrl = sweeps[sweeps.length - 1]?.server.url ?? ''
     const autoPlaced: AutoPlacement[] = []
+    const loadAt = (ms: number): Load => ({ transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false })
+    for (const ms of costsMs) {
+      for (const s of sweeps) await runLoad(loadOptions(s.server.url, loadAt(ms), warmPassS))
+    }
     for (const [c, ms] of costsMs.entries()) {
-      const load: Load = { transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false }
+      const load = loadAt(ms)
       // Auto learns the new cost from its warm-up, as from any first jobs of a task.
       for (const s of sweeps) {
         s.rounds[c] = []
@@ -263,7 +274,8 @@ async function offload (
       spinIterationsPerMs,
       perRound,
       autoPlaced,
-      order: orderOf(sweeps.length)
+      order: orderOf(sweeps.length),
+      warmPassS
     }
   } finally {
     await Promise.all(sweeps.map((s) => s.server.stop()))
@@ -295,7 +307,7 @@ export async function measureReferences (
   const spinIterationsPerMs = full ? Math.round(measureIterationsPerMs()) : 0
   if (full) progress('CPU offload threshold')
   const costsMs = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
-  const off = full ? await offload(upstreamUrl, SWEEP.windowS, SWEEP.rounds, costsMs, spinIterationsPerMs) : undefined
+  const off = full ? await offload(upstreamUrl, SWEEP, costsMs, spinIterationsPerMs) : undefined
   if (full) progress('a shifting cost: inline, pool and CPU_JOBS=auto')
   const shift = full
     ? await measureShift(upstreamUrl, {
@@ -306,6 +318,7 @@ export async function measureReferences (
       binMs: 100,
       connections: 2 * availableParallelism(),
       repeats: SHIFT_ROUNDS,
+      warmupRounds: 1,
       threads: availableParallelism(),
       spinIterationsPerMs
     }, (step) => progress(step))

@@ -10,7 +10,7 @@ import { MIXED_CELL, USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
 import { describeOrder, type RoundOrder } from './order.js'
 import { fmt, fmtSpread, median, ratio, spread, type Spread } from './stats.js'
-import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
+import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, phases, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
 import { AUTO_KEEPS, autoAgainstFixed, coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
 
 export interface Machine {
@@ -283,6 +283,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     out.push(`\`spin\` of each cost, ${2 * machine.cores} clients: inline on one event loop (\`event-loop\`) against a pool of ${machine.cores} threads in one process (\`hybrid\`, PROCESSES=1)` +
       `${sweep === undefined ? '' : ', and the same pool\'s layout with each job placed by its measured cost (`auto`, PROCESSES=1)'}.` +
       `${refs.offload.rounds === undefined ? '' : ` The servers are up at once; at each cost, after 0.2 s of warm-up each, they are measured in alternation, ${refs.offload.rounds} windows of ${refs.offload.windowS ?? '?'} s each, and a figure is their mean.`}` +
+      `${refs.offload.warmPassS === undefined ? '' : ` Before the first cost each server ran every cost for ${refs.offload.warmPassS} s, not counted, so that each has run its placements' paths (a fresh server runs them through code V8 has not compiled yet; \`auto\` first takes its pool path at the first cost it sends there).`}` +
       `${refs.offload.perRound === undefined ? '' : ` ${describeOrder(refs.offload.order)} auto's ratio at a cost is the median of the rounds' ratios, each against the better placement of its round.`}` +
       `${refs.offload.autoPlaced === undefined ? '' : ' Where `auto` ran the jobs of its rounds (`/metrics`, its warm-up left out), and its estimate of the pool\'s round trip after them (its rule\'s line is half of it).'}` +
       `${pinnedSpin(refs.offload.spinIterationsPerMs)}\n`)
@@ -331,6 +332,22 @@ function pinnedSpin (perMs: number | undefined): string {
     : ` Every server does the same work per ms: \`SPIN_ITERATIONS_PER_MS=${perMs}\`, measured once by the bench (measured by each thread, it differed by up to 16% between threads).`
 }
 
+/**
+ * What the shift's rounds before the counted ones were, and how auto followed in them: the first
+ * time a fresh server runs a placement's path it runs it through code V8 is still compiling.
+ */
+export function warmupRounds (shift: ShiftResult): string {
+  const warmup = shift.warmup ?? []
+  if (warmup.length === 0) return ''
+  const [, ...shifts] = phases(warmup, shift.options)
+  const rounds = warmup.length === 1 ? 'one round' : `${warmup.length} rounds`
+  const follows = shifts.map((p) => `${p.followMs === undefined
+    ? `did not follow the shift to ${p.costMs} ms within its phase`
+    : `followed the shift to ${p.costMs} ms in ${fmt(p.followMs)} ms`} (auto / best ${fmt(p.autoRatio)})`)
+  return ` Before the counted rounds, ${rounds} driven the same way and not counted, so that each server has run its placements' paths ` +
+    `(a fresh server runs them through code V8 has not compiled yet): in ${warmup.length === 1 ? 'it' : 'them'} \`auto\` ${follows.join(' and ')}.`
+}
+
 /** The shifting row: each phase's rates, and how long auto took to follow each shift. */
 function shiftSection (shift: ShiftResult): string {
   const o = shift.options
@@ -342,7 +359,8 @@ function shiftSection (shift: ShiftResult): string {
       `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
       `${FOLLOW_SHARE} of the best placement's settled rate in the same round; "auto / best": the median of the rounds' ratios; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them; ` +
       `"settles in": until its rate over ${FOLLOW_WINDOW_MS} ms first reaches ${FOLLOW_SHARE} of its own settled rate in the round, how long it took to adapt apart from the level it settled at ` +
-      `(the slowest round of each). A shift placed and settled at once that still follows late is a round in which \`auto\` served less than the best placement with its jobs in the same place.${pinnedSpin(o.spinIterationsPerMs)}\n`,
+      `(the slowest round of each). A shift placed and settled at once that still follows late is a round in which \`auto\` served less than the best placement with its jobs in the same place.${pinnedSpin(o.spinIterationsPerMs)}` +
+      `${warmupRounds(shift)}\n`,
     table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in', 'settles in'], shift.phases.map((p, i) => [
       p.name, String(p.costMs), fmtSpread(p.perS.inline), fmtSpread(p.perS.pool), fmtSpread(p.perS.auto),
       fmt(p.autoRatio),

@@ -23,6 +23,13 @@ export interface ShiftOptions {
   threads: number
   /** SPIN_ITERATIONS_PER_MS for the three servers (absent from runs where each thread measured its own). */
   spinIterationsPerMs?: number
+  /**
+   * Rounds driven first and not counted (absent from runs before them: none). A fresh server runs
+   * the path a placement takes through code V8 has not compiled yet, and `auto`'s pool path first
+   * runs in its first high phase: in the runs without them, `auto` served about 0.9 of the pool in
+   * the first round's high phase and followed in 1.6-3.3 s, in 1 s or less in every later round.
+   */
+  warmupRounds?: number
 }
 
 export type Placement = 'inline' | 'pool' | 'auto'
@@ -69,6 +76,8 @@ export interface ShiftResult {
   options: ShiftOptions
   runs: ShiftRun[]
   phases: ShiftPhase[]
+  /** The rounds driven before `runs` and not counted (options.warmupRounds), as they went. */
+  warmup?: ShiftRun[]
   /** How the rounds were ordered (roundOrder); absent from runs that rotated them. */
   order?: RoundOrder
 }
@@ -119,7 +128,8 @@ function envOf (placement: Placement, { threads, spinIterationsPerMs }: ShiftOpt
 
 /**
  * Each placement through low, high, low; `repeats` times, the three servers in alternation (they are
- * all up at once, and each gets a warm-up on the low phase first), in a new order each round.
+ * all up at once, and each gets a warm-up on the low phase first), in a new order each round; after
+ * `warmupRounds` rounds driven the same way and kept apart.
  */
 export async function measureShift (
   upstreamUrl: string, options: ShiftOptions, progress: (step: string) => void
@@ -129,14 +139,21 @@ export async function measureShift (
     for (const p of PLACEMENTS) {
       servers.push(await startServer({ ...NO_SHEDDING, ...envOf(p, options), UPSTREAM_URL: upstreamUrl }))
     }
+    const warmup: ShiftRun[] = []
     const runs: ShiftRun[] = []
-    for (let r = 0; r < options.repeats; r++) {
+    const warmupRounds = options.warmupRounds ?? 0
+    for (let r = 0; r < warmupRounds + options.repeats; r++) {
+      const counted = r >= warmupRounds
       const run: ShiftRun = { binsPerS: { inline: [], pool: [], auto: [] }, autoPoolShare: [], errors: 0 }
       // Each round in a different order (roundOrder), so that neither the machine's drift within a
-      // round nor the server measured just before favours any of them.
-      for (const k of roundOrder(PLACEMENTS.length, r)) {
+      // round nor the server measured just before favours any of them; the counted rounds start
+      // from the first order, as in runs without rounds before them.
+      const index = counted ? r - warmupRounds : r
+      for (const k of roundOrder(PLACEMENTS.length, index)) {
         const placement = PLACEMENTS[k] as Placement
-        progress(`shifting cost, ${placement}, round ${r + 1} of ${options.repeats}`)
+        progress(counted
+          ? `shifting cost, ${placement}, round ${index + 1} of ${options.repeats}`
+          : `shifting cost, ${placement}, round ${index + 1} of ${warmupRounds} not counted`)
         const server = servers[k] as ServerProcess
         // The phases are set on the wall clock, which the task reads: a warm-up of one phase first.
         const warmUpMs = 1500
@@ -151,9 +168,10 @@ export async function measureShift (
         if (placement === 'auto') run.autoPoolShare = bins.map((b, i) => b === 0 ? Number.NaN : (poolBins[i] ?? 0) / b)
         run.errors += errors
       }
-      runs.push(run)
+      (counted ? runs : warmup).push(run)
     }
-    return { options, runs, phases: phases(runs, options), order: orderOf(PLACEMENTS.length) }
+    const result: ShiftResult = { options, runs, phases: phases(runs, options), order: orderOf(PLACEMENTS.length) }
+    return warmupRounds > 0 ? { ...result, warmup } : result
   } finally {
     await Promise.all(servers.map(async (s) => await s.stop()))
   }

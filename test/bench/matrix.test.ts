@@ -7,13 +7,13 @@ import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
 import { autoRoundTripMs, jobsByPlacement, scrape, warmJit, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
 import { startServer } from '../support/server-process.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
-import { autoSweep, figures, markdown, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
+import { autoSweep, figures, markdown, warmupRounds, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
 import { roundOrder } from '../../bench/matrix/order.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
 import { rowsAcrossRuns, said, stabilityMarkdown } from '../../bench/matrix/stability.js'
 import { autoAgainstFixed, decide, holdsUpTo, JOBS_PER_S, verdict, type VerdictRow } from '../../bench/matrix/verdict.js'
-import { phases, type ShiftOptions, type ShiftRun } from '../../bench/matrix/shift.js'
+import { measureShift, phases, type ShiftOptions, type ShiftRun } from '../../bench/matrix/shift.js'
 
 const m = (jobsPerS: number, p99Ms: number, extra: Partial<Measurement> = {}): Measurement => ({
   jobsPerS,
@@ -295,6 +295,37 @@ describe('auto against the fixed models', () => {
     expect(late?.autoRatio).toBeCloseTo(0.945, 5)
   })
 
+  it('keeps the rounds before the counted ones apart, and says how auto followed in them', () => {
+    // The round not counted: auto at 0.9 of the pool through the costly phase, following the shift
+    // back in 100 ms; the counted round follows both shifts at once.
+    const cold: ShiftRun = {
+      binsPerS: { ...fixed, auto: [...phase(7900), ...phase(630), 5000, ...phase(7950, 9)] },
+      autoPoolShare: [...phase(0.02), ...phase(1), ...phase(0.02)],
+      errors: 0
+    }
+    const warm: ShiftRun = {
+      binsPerS: { ...fixed, auto: [...phase(7900), ...phase(690), ...phase(7950)] },
+      autoPoolShare: [...phase(0.02), ...phase(1), ...phase(0.02)],
+      errors: 0
+    }
+    const counted = { options: { ...options, warmupRounds: 1 }, runs: [warm], phases: phases([warm], options) }
+    expect(warmupRounds(counted)).toBe('')
+    const shift = { ...counted, warmup: [cold] }
+    expect(shift.phases[1]).toMatchObject({ followMs: 0 })
+    const said = warmupRounds(shift)
+    expect(said).toContain('one round driven the same way and not counted')
+    expect(said).toContain('`auto` did not follow the shift to 2 ms within its phase (auto / best 0.9) and followed the shift to 0.05 ms in 100 ms')
+    const run = syntheticRun({}, {
+      directFibPerS: 140,
+      naiveMixed: [m(200, 50)],
+      performanceTester: { delayMs: 1000, points: [], python: { skipped: 'not in this test' } },
+      shift
+    })
+    expect(markdown(run, [])).toContain(said)
+    // The figures hold the counted rounds only.
+    expect(figures(run).find((x) => x.name.startsWith('ms until auto is back within 5%'))).toMatchObject({ value: 0, met: true })
+  })
+
   it('reports a shift auto never followed within its phase as a miss, in the figures and the table', () => {
     // auto follows the shift to the costly phase at once, and never the shift back.
     const shiftRun: ShiftRun = {
@@ -492,6 +523,30 @@ describe('a fresh server\'s first load', () => {
       await server.stop()
     }
   })
+})
+
+describe('the shifting cost on real servers', () => {
+  it('drives the rounds not counted like the others, and keeps them apart from the counted ones', async () => {
+    const shape = { lowMs: 0.05, highMs: 1, phaseMs: 400, settleMs: 100, binMs: 100, connections: 2, threads: 1 }
+    const options: ShiftOptions = { ...shape, repeats: 1, warmupRounds: 1 }
+    const steps: string[] = []
+    const shift = await measureShift('http://127.0.0.1:9', options, (step) => steps.push(step))
+    expect(shift.runs).toHaveLength(1)
+    expect(shift.warmup).toHaveLength(1)
+    for (const run of [...shift.runs, ...shift.warmup ?? []]) {
+      expect(run.errors).toBe(0)
+      // Every placement answered in every phase (12 bins of 100 ms: low, high, low again).
+      for (const placement of ['inline', 'pool', 'auto'] as const) {
+        const bins = run.binsPerS[placement]
+        for (const from of [0, 4, 8]) {
+          expect(bins.slice(from, from + 4).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+        }
+      }
+    }
+    expect(shift.phases).toHaveLength(3)
+    expect(steps.filter((x) => x.endsWith('not counted'))).toHaveLength(3)
+    expect(steps.filter((x) => x.endsWith('round 1 of 1'))).toHaveLength(3)
+  }, 90_000)
 })
 
 describe('the smoke matrix', () => {
