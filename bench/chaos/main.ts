@@ -2,7 +2,7 @@
  * `npm run chaos`: the fault run. Starts real servers, throws at them every bad input of the table,
  * twice their sustainable load, faults on their pool threads, SIGKILLs, a SIGTERM and a SIGHUP
  * under load, and prints what happened as a table (also written to bench/results/chaos.md and
- * chaos.json). Bounded: about 3.5 minutes on 2 cores (`--quick` about 3); every server it starts, it stops.
+ * chaos.json). Bounded: about 5 minutes on 2 cores (`--quick` about 4); every server it starts, it stops.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -10,10 +10,12 @@ import { parseArgs } from 'node:util'
 import { startServer } from '../../test/support/server-process.js'
 import { projectRoot } from '../../src/paths.js'
 import { measureIterationsPerMs } from '../../cpu-tasks/spin.js'
+import { TRIVIAL_JOB } from '../load/options.js'
+import { JIT_WARMUP } from '../overhead/measure.js'
 import type { CoresBusy } from '../lib/proc.js'
 import {
-  BACKOFF_PAUSES_MS, badInputs, drainUnderLoad, killLoop, overload, OVERLOAD_RAMP_S, rollingRestartUnderLoad,
-  saturation, threadFaults,
+  BACKOFF_PAUSES_MS, badInputs, drainUnderLoad, JIT_WARMUP_S, killLoop, overload, OVERLOAD_RAMP_S,
+  rollingRestartUnderLoad, saturation, threadFaults,
   type ClientTally, type OverloadJob
 } from './scenarios.js'
 
@@ -33,7 +35,7 @@ log(`overload: sustainable rate, then 0.8 and 2 times it for ${overloadS} s, per
 // it differs by up to 16% between threads, and a goodput would compare two servers' works.
 const spinIterationsPerMs = Math.round(measureIterationsPerMs())
 const pinned = { SPIN_ITERATIONS_PER_MS: String(spinIterationsPerMs) }
-const trivial: OverloadJob = { label: 'trivial (fib 1)', task: 'fib', input: { n: 1 }, connections: 50 }
+const trivial: OverloadJob = { label: 'trivial (fib 1)', ...TRIVIAL_JOB, connections: 50 }
 const overloads = [
   ...await overload('event-loop', { MODE: 'event-loop', ...pinned }, trivial, [0.8, 2], overloadS),
   ...await overload('event-loop', { MODE: 'event-loop', ...pinned }, { label: 'spin 1 ms, inline', task: 'spin', input: { ms: 1 }, connections: 8 }, [0.8, 2], overloadS),
@@ -73,7 +75,7 @@ table(['configuration', 'job', 'x sustainable', 'sustainable jobs/s (before / af
   overloads.map((o) => [o.model, o.job, o.factor, `${o.sustainablePerS} (${o.sustainableEachPerS.join(' / ')})`, `${o.offeredPerS} / ${o.sentPerS}`, `${o.admittedPerS} (${o.goodput.toFixed(2)})`, pct(o.shedShare), o.otherErrors, o.skipped, `${o.admittedP50Ms} / ${o.admittedP99Ms}`, o.shedShare === 0 ? '-' : o.shedP99Ms,
     `${o.admittedServerP99Ms ?? '-'} / ${o.shedServerP99Ms ?? '-'}`, o.sentLateP99Ms ?? '-',
     split(o.cores.sustainable), split(o.cores.run), `${o.serverCpuMsPerJob.sustainable.toFixed(3)} / ${o.serverCpuMsPerJob.run.toFixed(3)}`]))
-lines.push(`The sustainable rate is measured on the same configuration with shedding and the queue bound off (closed loop, 3 s), just before each open loop and just after it: the open loop's rate is a factor of the one before, its goodput is against the mean of the two (a shared machine's speed moves by half within tens of seconds). Each open-loop run lasts ${overloadS} s after an onset of ${OVERLOAD_RAMP_S} s that is not counted; 400 connections, one job in flight each. The load client runs on the same cores as the server, and with trivial jobs it cannot always send what it is asked to (offered / sent). Each latency runs from the job's intended send time; "server's own" is the server's Server-Timing total (an admitted job's time from admission to its result, a refusal's from the request's first byte), and "sent late" how far past its intended time the client's own loop sent a job: what lies between is the client's lateness, the sockets, and the time a request waited for its server's loop to read it. The cores columns say where the machine's time went, from /proc (the server's processes) and the bench's own CPU (the load client runs in it): "loops" the server's event loops (each process's main thread), "rest" the rest of its tree (pool threads, V8's helpers, the delay service), over the two closed loops that measured the sustainable rate around the run and over the open loop after its onset; a run that answers fewer jobs than the sustainable rate with the same cores busy spent them on the refusals, in the loops and in the client. The server's CPU per answered job counts what its refusals cost too. Every server here does the same work per ms of \`spin\`: \`SPIN_ITERATIONS_PER_MS=${spinIterationsPerMs}\`, measured once by the bench.`, '')
+lines.push(`Every server here is fresh and first answers ${JIT_WARMUP_S} s of trivial jobs (\`fib\` n=1) from ${JIT_WARMUP.connections} connections, so that V8 has compiled its request path, then 1 s of its row's own load. The sustainable rate is measured on the same configuration with shedding and the queue bound off (closed loop, 3 s), just before each open loop and just after it: the open loop's rate is a factor of the one before, its goodput is against the mean of the two (a shared machine's speed moves by half within tens of seconds). Each open-loop run lasts ${overloadS} s after an onset of ${OVERLOAD_RAMP_S} s that is not counted; 400 connections, one job in flight each. The load client runs on the same cores as the server, and with trivial jobs it cannot always send what it is asked to (offered / sent). Each latency runs from the job's intended send time; "server's own" is the server's Server-Timing total (an admitted job's time from admission to its result, a refusal's from the request's first byte), and "sent late" how far past its intended time the client's own loop sent a job: what lies between is the client's lateness, the sockets, and the time a request waited for its server's loop to read it. The cores columns say where the machine's time went, from /proc (the server's processes) and the bench's own CPU (the load client runs in it): "loops" the server's event loops (each process's main thread), "rest" the rest of its tree (pool threads, V8's helpers, the delay service), over the two closed loops that measured the sustainable rate around the run and over the open loop after its onset; a run that answers fewer jobs than the sustainable rate with the same cores busy spent them on the refusals, in the loops and in the client. The server's CPU per answered job counts what its refusals cost too. Every server here does the same work per ms of \`spin\`: \`SPIN_ITERATIONS_PER_MS=${spinIterationsPerMs}\`, measured once by the bench.`, '')
 lines.push('Closed-loop saturation, 50 clients of trivial jobs, 3 s (a busy loop that is on time is not shed):', '')
 table(['configuration', 'jobs/s', 'shed (503)', 'p99 ms'], saturated.map((s) => [s.model, Math.round(s.jobsPerS), s.shed, s.p99Ms]))
 

@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { coresBusy, type CoresBusy, cpuTogether, type CpuUsed, meterCpu } from '../lib/proc.js'
 import { runLoad, type LoadReport } from '../load/run.js'
-import { loadDefaults, type LoadOptions } from '../load/options.js'
+import { loadDefaults, TRIVIAL_JOB, type LoadOptions } from '../load/options.js'
+import { JIT_WARMUP } from '../overhead/measure.js'
 import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
 import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from '../../test/support/bad-inputs.js'
 
@@ -228,6 +229,18 @@ const loadOptions = (url: string, over: Partial<LoadOptions>): LoadOptions => lo
 /** Seconds at the start of an open-loop run that are not counted: the onset, when a queue first builds. */
 export const OVERLOAD_RAMP_S = 1
 
+/**
+ * Seconds of trivial jobs (JIT_WARMUP's) every fresh server of the overload and the saturation
+ * answers before its own load: one still compiling its request path serves a fraction of what it
+ * will (JIT_WARMUP in bench/overhead/measure.ts has the figures).
+ */
+export const JIT_WARMUP_S = 3
+
+async function warmJit (url: string): Promise<void> {
+  const mix = [{ ...TRIVIAL_JOB, weight: 1 }]
+  await runLoad(loadOptions(url, { duration: JIT_WARMUP_S, connections: JIT_WARMUP.connections, mix }))
+}
+
 /** A closed loop's answered rate on a server that never sheds, and the CPU it took. */
 interface Sustained {
   perS: number
@@ -237,12 +250,13 @@ interface Sustained {
 
 /**
  * The sustainable rate: on a fresh server of the configuration with shedding and the queue bound
- * off, a closed loop of 3 s after 1 s of warm-up.
+ * off, a closed loop of 3 s after JIT_WARMUP_S of trivial jobs and 1 s of its own load.
  */
 async function sustained (env: Record<string, string>, job: OverloadJob): Promise<Sustained> {
   const mix = [{ task: job.task, input: job.input, weight: 1 }]
   const reference = await startServer({ ...env, ...NO_SHEDDING, MAX_QUEUE: '1000000' })
   try {
+    await warmJit(reference.url)
     await runLoad(loadOptions(reference.url, { duration: 1, connections: job.connections, mix })) // warm-up
     const { result, used } = await meterCpu(reference.proc.pid as number, async () => (
       await runLoad(loadOptions(reference.url, { duration: 3, connections: job.connections, mix }))
@@ -254,8 +268,8 @@ async function sustained (env: Record<string, string>, job: OverloadJob): Promis
 }
 
 /**
- * An open loop at `rate` on a fresh server of the configuration, warmed by a closed loop first;
- * the CPU counted after its onset.
+ * An open loop at `rate` on a fresh server of the configuration, warmed as the sustainable rate's
+ * server is; the CPU counted after its onset.
  */
 async function openLoop (
   env: Record<string, string>, job: OverloadJob, rate: number, seconds: number
@@ -263,6 +277,7 @@ async function openLoop (
   const mix = [{ task: job.task, input: job.input, weight: 1 }]
   const server = await startServer(env)
   try {
+    await warmJit(server.url)
     await runLoad(loadOptions(server.url, { duration: 1, connections: job.connections, mix })) // warm-up
     await sleep(500)
     const open = { rate, rampS: OVERLOAD_RAMP_S, connections: 400, inFlight: 1, timeoutMs: 10_000, mix }
@@ -341,8 +356,9 @@ export async function saturation (
   model: string, env: Record<string, string>, seconds: number
 ): Promise<SaturationFigures> {
   const server = await startServer(env)
-  const mix = [{ task: 'fib', input: { n: 1 }, weight: 1 }]
+  const mix = [{ ...TRIVIAL_JOB, weight: 1 }]
   try {
+    await warmJit(server.url)
     await runLoad(loadOptions(server.url, { duration: 1, connections: 50, mix }))
     const report = await runLoad(loadOptions(server.url, { duration: seconds, connections: 50, mix }))
     return {
