@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { coresBusy, type CoresBusy, cpuTogether, type CpuUsed, meterCpu } from '../lib/proc.js'
 import { runLoad, type LoadReport } from '../load/run.js'
-import { loadDefaults, TRIVIAL_JOB, type LoadOptions } from '../load/options.js'
+import { loadDefaults, TRIVIAL_MIX, type LoadOptions } from '../load/options.js'
 import { JIT_WARMUP } from '../overhead/measure.js'
 import { NO_SHEDDING, startServer } from '../../test/support/server-process.js'
 import { badInputPairs, matches, openJobSocket, sendBadInput, type Transport } from '../../test/support/bad-inputs.js'
@@ -237,8 +237,7 @@ export const OVERLOAD_RAMP_S = 1
 export const JIT_WARMUP_S = 3
 
 async function warmJit (url: string): Promise<void> {
-  const mix = [{ ...TRIVIAL_JOB, weight: 1 }]
-  await runLoad(loadOptions(url, { duration: JIT_WARMUP_S, connections: JIT_WARMUP.connections, mix }))
+  await runLoad(loadOptions(url, { duration: JIT_WARMUP_S, connections: JIT_WARMUP.connections, mix: TRIVIAL_MIX }))
 }
 
 /** A closed loop's answered rate on a server that never sheds, and the CPU it took. */
@@ -356,7 +355,7 @@ export async function saturation (
   model: string, env: Record<string, string>, seconds: number
 ): Promise<SaturationFigures> {
   const server = await startServer(env)
-  const mix = [{ ...TRIVIAL_JOB, weight: 1 }]
+  const mix = TRIVIAL_MIX
   try {
     await warmJit(server.url)
     await runLoad(loadOptions(server.url, { duration: 1, connections: 50, mix }))

@@ -8,6 +8,8 @@ export interface JobSpec {
 
 /** The cheapest CPU job, whose run is next to nothing: what a request and the job path cost alone. */
 export const TRIVIAL_JOB: Omit<JobSpec, 'weight'> = { task: 'fib', input: { n: 1 } }
+/** A load of nothing but TRIVIAL_JOB (read, never changed, by the load client). */
+export const TRIVIAL_MIX: JobSpec[] = [{ ...TRIVIAL_JOB, weight: 1 }]
 
 export interface LoadOptions {
   url: string

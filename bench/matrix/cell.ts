@@ -1,7 +1,7 @@
 import type { Mode } from '../../src/config.js'
 import { cpuSecondsEach, machineCpuSeconds, processTree, sampleRss, untilQuiet } from '../lib/proc.js'
 import { NO_SHEDDING, startServer, type ServerProcess } from '../../test/support/server-process.js'
-import { loadDefaults, type LoadOptions, TRIVIAL_JOB } from '../load/options.js'
+import { loadDefaults, type LoadOptions, TRIVIAL_MIX } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
 import { orderOf, roundOrder, type RoundOrder } from './order.js'
 import type { CellSpec, Load, Plan } from './plan.js'
@@ -198,13 +198,13 @@ export async function runRow (
 type RunPlan = Pick<Plan, 'jitWarmupS' | 'firstWarmupS' | 'warmupS' | 'maxWarmupRounds' | 'rampS' | 'windowS' | 'repeats'>
 
 /**
- * A fresh server's first load: trivial jobs (TRIVIAL_JOB, which takes a CPU job's path in every
+ * A fresh server's first load: trivial jobs (TRIVIAL_MIX, which takes a CPU job's path in every
  * model) over the transport, connections and jobs in flight of `load`, for `seconds`, so that what
  * its cells measure runs V8's optimised code rather than code still being compiled (JIT_WARMUP in
  * bench/overhead/measure.ts has the figures). The row's own tasks then get their warm-up cell by cell.
  */
 export async function warmJit (server: ServerProcess, load: Load, seconds: number): Promise<void> {
-  await runLoad(loadOptions(server.url, { ...load, rate: undefined, mix: [{ ...TRIVIAL_JOB, weight: 1 }] }, seconds))
+  await runLoad(loadOptions(server.url, { ...load, rate: undefined, mix: TRIVIAL_MIX }, seconds))
 }
 
 /**
