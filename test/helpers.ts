@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { afterEach } from 'vitest'
 import { buildApp } from '../src/app.js'
@@ -45,13 +46,17 @@ export async function postJob (url: string, task: string, input: unknown): Promi
   return { status: res.status, body: await res.json() }
 }
 
-/** Resolves when `check` returns true, polling; rejects after `timeoutMs`. */
+/**
+ * Resolves when `check` returns true, polling; rejects after `timeoutMs`. Timed on the monotonic
+ * clock: this machine's wall clock has stepped forward mid-test (a fresh-clone run failed a 20 s
+ * wait after 7.5 s by vitest's own timing), and a deadline read from it ends early.
+ */
 export async function waitFor (
   check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs
+  const deadline = performance.now() + timeoutMs
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
+    if (performance.now() > deadline) throw new Error('condition not met in time')
     await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -64,8 +65,8 @@ async function jobKeys (): Promise<string[]> {
 }
 
 const waitFor = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
-  const until = Date.now() + ms
-  while (Date.now() < until) {
+  const until = performance.now() + ms // monotonic, as test/helpers.ts's waitFor
+  while (performance.now() < until) {
     if (await check()) return true
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
