@@ -132,11 +132,11 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     expect((await post(server.url, { task: 'fib', input: { n: 5 } })).status).toBe(200)
     await redis.stop()
     try {
-      const started = Date.now()
+      const started = performance.now()
       const down = await post(server.url, { task: 'fib', input: { n: 5 } })
       expect(down).toMatchObject({ status: 503, body: { code: 'BACKEND_UNAVAILABLE' }, retryAfter: '1' })
       // Answered, not left to JOB_TIMEOUT_MS.
-      expect(Date.now() - started).toBeLessThan(JOB_TIMEOUT_MS / 4)
+      expect(performance.now() - started).toBeLessThan(JOB_TIMEOUT_MS / 4)
       // The server itself stays up: I/O jobs are still served.
       expect((await post(server.url, { task: 'sleep', input: { ms: 1 } })).status).toBe(200)
     } finally {
@@ -149,13 +149,13 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     const only = await startWorker()
     const server = await startDispatching()
     expect((await post(server.url, { task: 'fib', input: { n: 5 } })).status).toBe(200)
-    const started = Date.now()
+    const started = performance.now()
     const waiting = post(server.url, { task: 'spin', input: { ms: 5000 } })
     expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
     await only.stop('SIGKILL')
     expect(await waiting).toMatchObject({ status: 503, body: { code: 'BACKEND_UNAVAILABLE' }, retryAfter: '1' })
     expect(await post(server.url, { task: 'fib', input: { n: 5 } })).toMatchObject({ status: 503, body: { code: 'BACKEND_UNAVAILABLE' } })
-    expect(Date.now() - started).toBeLessThan(JOB_TIMEOUT_MS / 4)
+    expect(performance.now() - started).toBeLessThan(JOB_TIMEOUT_MS / 4)
     // A host back: served again.
     await startWorker()
     expect(await waitFor(async () => (await post(server.url, { task: 'fib', input: { n: 5 } })).status === 200, 10_000)).toBe(true)

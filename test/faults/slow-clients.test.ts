@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
+import { performance } from 'node:perf_hooks'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { onNewConnection, postJob, startServer, type RunningServer } from '../helpers.js'
 
@@ -24,8 +25,8 @@ async function open (): Promise<{ socket: Socket, received: () => string, closed
   let text = ''
   socket.on('data', (d: Buffer) => { text += d.toString() })
   socket.on('error', () => {})
-  const start = Date.now()
-  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - start)))
+  const start = performance.now()
+  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now() - start)))
   return { socket, received: () => text, closed }
 }
 
