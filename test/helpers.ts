@@ -47,16 +47,24 @@ export async function postJob (url: string, task: string, input: unknown): Promi
 }
 
 /**
- * Resolves when `check` returns true, polling; rejects after `timeoutMs`. Timed on the monotonic
+ * Whether `check` returned true within `timeoutMs`, polling every `everyMs`. Timed on the monotonic
  * clock: this machine's wall clock has stepped forward mid-test (a fresh-clone run failed a 20 s
  * wait after 7.5 s by vitest's own timing), and a deadline read from it ends early.
  */
+export async function waitUntil (
+  check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50
+): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs
+  while (!(await check())) {
+    if (performance.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
+  }
+  return true
+}
+
+/** Resolves when `check` returns true, polling; rejects after `timeoutMs` (waitUntil). */
 export async function waitFor (
   check: () => boolean | Promise<boolean>, timeoutMs = 10_000, everyMs = 50
 ): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
+  if (!(await waitUntil(check, timeoutMs, everyMs))) throw new Error('condition not met in time')
 }

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { waitUntil } from '../helpers.js'
 import { backendsAvailable, startRedis, type BackendServer } from '../support/backends.js'
 import { startServer, type ServerProcess } from '../support/server-process.js'
 import { startWorkerHost, type WorkerHost } from '../support/worker-host.js'
@@ -64,15 +65,6 @@ async function jobKeys (): Promise<string[]> {
   return all.filter((k) => !/:(id|meta|events|stalled-check|marker)$/.test(k)).sort()
 }
 
-const waitFor = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
-  const until = performance.now() + ms // monotonic, as test/helpers.ts's waitFor
-  while (performance.now() < until) {
-    if (await check()) return true
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return false
-}
-
 describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redis', () => {
   it('spreads CPU jobs over two worker hosts, keeps I/O jobs on the server, and leaves no job in Redis', async () => {
     const [a, b] = await Promise.all([startWorker(), startWorker()])
@@ -116,7 +108,7 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     const server = await startDispatching()
     const jobs = Array.from({ length: 6 }, async () => await post(server.url, { task: 'spin', input: { ms: 800 } }))
     // Both hosts have a job running by now.
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:active')) === 2, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:active')) === 2, 5000)).toBe(true)
     await victim.stop('SIGKILL')
     const answers = await Promise.all(jobs)
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200])
@@ -142,7 +134,7 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     } finally {
       await redis.start()
     }
-    expect(await waitFor(async () => (await post(server.url, { task: 'fib', input: { n: 5 } })).status === 200, 15_000)).toBe(true)
+    expect(await waitUntil(async () => (await post(server.url, { task: 'fib', input: { n: 5 } })).status === 200, 15_000)).toBe(true)
   }, 60_000)
 
   it('answers 503 BACKEND_UNAVAILABLE promptly when no worker host is alive, jobs already waiting too', async () => {
@@ -151,27 +143,27 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     expect((await post(server.url, { task: 'fib', input: { n: 5 } })).status).toBe(200)
     const started = performance.now()
     const waiting = post(server.url, { task: 'spin', input: { ms: 5000 } })
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
     await only.stop('SIGKILL')
     expect(await waiting).toMatchObject({ status: 503, body: { code: 'BACKEND_UNAVAILABLE' }, retryAfter: '1' })
     expect(await post(server.url, { task: 'fib', input: { n: 5 } })).toMatchObject({ status: 503, body: { code: 'BACKEND_UNAVAILABLE' } })
     expect(performance.now() - started).toBeLessThan(JOB_TIMEOUT_MS / 4)
     // A host back: served again.
     await startWorker()
-    expect(await waitFor(async () => (await post(server.url, { task: 'fib', input: { n: 5 } })).status === 200, 10_000)).toBe(true)
+    expect(await waitUntil(async () => (await post(server.url, { task: 'fib', input: { n: 5 } })).status === 200, 10_000)).toBe(true)
   }, 60_000)
 
   it('takes a waiting job out of the queue when its caller goes away', async () => {
     await startWorker()
     const server = await startDispatching()
     const busy = post(server.url, { task: 'spin', input: { ms: 1500 } })
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
     const gone = new AbortController()
     const cancelled = post(server.url, { task: 'spin', input: { ms: 1500 } }, gone.signal)
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:wait')) === 1, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:wait')) === 1, 5000)).toBe(true)
     gone.abort()
     await expect(cancelled).rejects.toThrow()
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:wait')) === 0, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:wait')) === 0, 5000)).toBe(true)
     expect((await busy).status).toBe(200)
     // Only the busy job's hash ever remained, and it is gone once answered.
     expect(await jobKeys()).toEqual([])
@@ -181,7 +173,7 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     await startWorker()
     const server = await startDispatching({ MAX_QUEUE: '2' })
     const admitted = [post(server.url, { task: 'spin', input: { ms: 600 } }), post(server.url, { task: 'spin', input: { ms: 600 } })]
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:wait')) + (await keys.llen('bull:cpu-jobs:active')) === 2, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:wait')) + (await keys.llen('bull:cpu-jobs:active')) === 2, 5000)).toBe(true)
     expect(await post(server.url, { task: 'fib', input: { n: 1 } })).toMatchObject({ status: 503, body: { code: 'OVERLOADED' }, retryAfter: '1' })
     expect((await Promise.all(admitted)).map((a) => a.status)).toEqual([200, 200])
   }, 60_000)
@@ -190,7 +182,7 @@ describe.runIf(runnable)('DISPATCH=bullmq: CPU jobs on worker hosts through Redi
     const host = await startWorker()
     const server = await startDispatching()
     const running = post(server.url, { task: 'spin', input: { ms: 600 } })
-    expect(await waitFor(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
+    expect(await waitUntil(async () => (await keys.llen('bull:cpu-jobs:active')) === 1, 5000)).toBe(true)
     expect(await host.stop('SIGTERM')).toBe(0)
     expect((await running).body.ranOn.pid).toBe(host.pid)
   }, 60_000)
