@@ -87,6 +87,8 @@ export const LATE_SHARE = 0.01
 const LATE_STEP = 0.1
 /** The calibration never counts a forecast for more than this many times itself. */
 const CALIBRATION_MAX = 5
+/** Intervals without a job to learn from after which the calibration fades, its excess halved as often again. */
+export const CALIBRATION_QUIET_INTERVALS = 10
 
 /**
  * A forecast of a job's wait is the average run of the jobs ahead of it; what the job waits is
@@ -106,23 +108,44 @@ const CALIBRATION_MAX = 5
  * would make a mixed line refuse costly jobs for a stall. A line whose jobs start on time keeps the
  * factor at 1, the forecast as it is; so does every load that never fills the line to half the
  * target. The same run with it: p99 wait 42-48 ms, as many jobs admitted (docs/performance.md).
+ *
+ * What it learned fades once nothing teaches it: after `quietMs` without a job that counts, the
+ * factor's excess over 1 halves every `quietMs`. Without that it latches. Once it counts one job's
+ * run for more than the target (fib 30 at 12 ms and a factor over 4.2, against 50 ms), no job
+ * that finds the threads busy is admitted while the queue stands, so none is counted, and the
+ * factor stays where it is however promptly jobs would now start, for as long as the load lasts
+ * and after it: a load that came an hour later would start with the line held short. While jobs
+ * are counted, only what they waited moves it.
  */
 export class WaitCalibration {
+  readonly #quietMs: number
   #factor = 1
+  /** When a job last counted: the fade starts `quietMs` after it. */
+  #learnedAt: number
 
-  /** How many times itself a forecast counts for now: 1 while jobs start on time. */
-  get factor (): number {
-    return this.#factor
+  /** `quietMs`: how long without a job that counts before the factor fades (CALIBRATION_QUIET_INTERVALS intervals). */
+  constructor (quietMs: number, now: number) {
+    this.#quietMs = quietMs
+    this.#learnedAt = now
+  }
+
+  /** How many times itself a forecast counts for at `now`: 1 while jobs start on time. */
+  factorAt (now: number): number {
+    const fading = now - this.#learnedAt - this.#quietMs
+    if (fading <= 0 || this.#factor === 1) return this.#factor
+    return 1 + (this.#factor - 1) * 2 ** (-fading / this.#quietMs)
   }
 
   /**
-   * A job that waited in the line has started, `waitedMs` after it arrived; it was admitted on a
-   * forecast (the factor applied) of `forecastMs`, and the line's target is `targetMs`.
+   * A job that waited in the line has started, `waitedMs` after it arrived, and is told at `now`;
+   * it was admitted on a forecast (the factor applied) of `forecastMs`, and the line's target is
+   * `targetMs`.
    */
-  waited (waitedMs: number, forecastMs: number, targetMs: number): void {
+  waited (waitedMs: number, forecastMs: number, targetMs: number, now: number): void {
     if (targetMs <= 0 || forecastMs < targetMs / 2) return
-    this.#factor += waitedMs > targetMs ? LATE_STEP : -LATE_STEP * LATE_SHARE / (1 - LATE_SHARE)
-    this.#factor = Math.min(CALIBRATION_MAX, Math.max(1, this.#factor))
+    const factor = this.factorAt(now) + (waitedMs > targetMs ? LATE_STEP : -LATE_STEP * LATE_SHARE / (1 - LATE_SHARE))
+    this.#factor = Math.min(CALIBRATION_MAX, Math.max(1, factor))
+    this.#learnedAt = now
   }
 }
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
-  LATE_SHARE, LOOP_IDLE_MS, LOOP_TICK_MS, LoopDelay, PROBE_PARTS, QueueDelayRule, REFUSAL_PAYOFF, RefusalPayoff,
-  RETRY_STORM_RATIO, RetryStorm, STORM_HOLD_INTERVALS, TURN_GAP_MS, WaitCalibration
+  CALIBRATION_QUIET_INTERVALS, LATE_SHARE, LOOP_IDLE_MS, LOOP_TICK_MS, LoopDelay, PROBE_PARTS, QueueDelayRule,
+  REFUSAL_PAYOFF, RefusalPayoff, RETRY_STORM_RATIO, RetryStorm, STORM_HOLD_INTERVALS, TURN_GAP_MS, WaitCalibration
 } from '../src/admission.js'
 import { WaitingLine } from '../src/placement/waiting-line.js'
 
@@ -391,57 +391,113 @@ describe('WaitingLine: jobs waiting for a pool thread, with the age of the oldes
 
 describe('WaitCalibration: the line\'s wait forecast, read through what admitted jobs then waited', () => {
   const TARGET = 50
-  /** Jobs whose waits are late (past the target) in `lateShare` of cases, evenly spread. */
-  function feed (c: WaitCalibration, jobs: number, lateShare: number): void {
+  const INTERVAL = 100
+  /** The pool's: CALIBRATION_QUIET_INTERVALS of its intervals. */
+  const QUIET = CALIBRATION_QUIET_INTERVALS * INTERVAL
+  /**
+   * `jobs` jobs told one a millisecond from `from`, late (past the target) in `lateShare` of
+   * cases, evenly spread; returns the time of the last.
+   */
+  function feed (c: WaitCalibration, jobs: number, lateShare: number, from = 0): number {
     let late = 0
     for (let i = 1; i <= jobs; i++) {
       const isLate = late < Math.floor(i * lateShare)
       if (isLate) late++
-      c.waited(isLate ? TARGET + 30 : TARGET - 10, TARGET - 5, TARGET)
+      c.waited(isLate ? TARGET + 30 : TARGET - 10, TARGET - 5, TARGET, from + i)
     }
+    return from + jobs
   }
 
   it('keeps the forecast as it is while every job starts on time', () => {
-    const c = new WaitCalibration()
-    feed(c, 10_000, 0)
-    expect(c.factor).toBe(1)
-    c.waited(TARGET, TARGET, TARGET) // at the target is on time
-    expect(c.factor).toBe(1)
+    const c = new WaitCalibration(QUIET, 0)
+    const t = feed(c, 10_000, 0)
+    expect(c.factorAt(t)).toBe(1)
+    c.waited(TARGET, TARGET, TARGET, t + 1) // at the target is on time
+    expect(c.factorAt(t + 1)).toBe(1)
   })
 
   it('counts only jobs admitted on a forecast of at least half the target: a stall under a short line corrects no forecast', () => {
-    const c = new WaitCalibration()
-    for (let i = 0; i < 1000; i++) c.waited(TARGET * 3, TARGET / 2 - 0.1, TARGET)
-    expect(c.factor).toBe(1)
-    c.waited(TARGET * 3, TARGET / 2, TARGET)
-    expect(c.factor).toBeGreaterThan(1)
+    const c = new WaitCalibration(QUIET, 0)
+    for (let i = 0; i < 1000; i++) c.waited(TARGET * 3, TARGET / 2 - 0.1, TARGET, i)
+    expect(c.factorAt(1000)).toBe(1)
+    c.waited(TARGET * 3, TARGET / 2, TARGET, 1000)
+    expect(c.factorAt(1000)).toBeGreaterThan(1)
   })
 
   it('counts the forecast for more while more than LATE_SHARE of the jobs wait past the target, and settles where that share is late', () => {
-    const c = new WaitCalibration()
-    feed(c, 1000, 0.2)
-    const raised = c.factor
+    const c = new WaitCalibration(QUIET, 0)
+    let t = feed(c, 1000, 0.2)
+    const raised = c.factorAt(t)
     expect(raised).toBeGreaterThan(1)
     // At exactly LATE_SHARE late, the factor holds (each late job's step is undone by the on-time ones).
-    feed(c, 10_000, LATE_SHARE)
-    expect(c.factor).toBeCloseTo(raised, 1)
+    t = feed(c, 10_000, LATE_SHARE, t)
+    expect(c.factorAt(t)).toBeCloseTo(raised, 1)
   })
 
   it('comes back to 1 once jobs start on time again, and never counts a forecast for less than itself', () => {
-    const c = new WaitCalibration()
-    feed(c, 200, 0.5)
-    expect(c.factor).toBeGreaterThan(2)
-    feed(c, 100_000, 0)
-    expect(c.factor).toBe(1)
+    const c = new WaitCalibration(QUIET, 0)
+    let t = feed(c, 200, 0.5)
+    expect(c.factorAt(t)).toBeGreaterThan(2)
+    t = feed(c, 100_000, 0, t)
+    expect(c.factorAt(t)).toBe(1)
   })
 
   it('is bounded above, and does nothing when shedding is off (target 0)', () => {
-    const c = new WaitCalibration()
-    for (let i = 0; i < 10_000; i++) c.waited(1e6, TARGET, TARGET)
-    expect(c.factor).toBe(5)
-    const off = new WaitCalibration()
-    off.waited(1e6, 1e6, 0)
-    expect(off.factor).toBe(1)
+    const c = new WaitCalibration(QUIET, 0)
+    for (let i = 0; i < 10_000; i++) c.waited(1e6, TARGET, TARGET, i)
+    expect(c.factorAt(10_000)).toBe(5)
+    const off = new WaitCalibration(QUIET, 0)
+    off.waited(1e6, 1e6, 0, 1)
+    expect(off.factorAt(1)).toBe(1)
+  })
+
+  it('fades once no job teaches it: its excess over 1 halves every quiet time after the first', () => {
+    const c = new WaitCalibration(QUIET, 0)
+    for (let i = 1; i <= 40; i++) c.waited(1e6, TARGET, TARGET, i) // 40 late jobs: 1 + 40 x 0.1
+    expect(c.factorAt(40)).toBeCloseTo(5, 9)
+    // Nothing counted for a quiet time: the factor holds.
+    expect(c.factorAt(40 + QUIET)).toBeCloseTo(5, 9)
+    expect(c.factorAt(40 + 2 * QUIET)).toBeCloseTo(3, 9)
+    expect(c.factorAt(40 + 3 * QUIET)).toBeCloseTo(2, 9)
+    expect(c.factorAt(40 + 60 * QUIET)).toBeCloseTo(1, 9)
+    // A job that counts takes the faded factor as it finds it, and the fade starts over from it.
+    c.waited(1e6, TARGET, TARGET, 40 + 2 * QUIET)
+    expect(c.factorAt(40 + 2 * QUIET)).toBeCloseTo(3.1, 9)
+    expect(c.factorAt(40 + 3 * QUIET)).toBeCloseTo(3.1, 9)
+    expect(c.factorAt(40 + 4 * QUIET)).toBeCloseTo(2.05, 9)
+  })
+
+  it('does not latch: a factor that refused every job behind a busy thread lets one wait again, and learns from it', () => {
+    // The pool's forecast for a job with one ahead, on one thread, of a 12 ms job (fib 30): 12 x the factor.
+    const RUN = 12
+    const rule = new QueueDelayRule({ targetMs: TARGET, intervalMs: INTERVAL }, 0)
+    const c = new WaitCalibration(QUIET, 0)
+    let t = 0
+    // A slow stretch: the line's delay over the target, and the jobs admitted near it all waited past it.
+    while (RUN * c.factorAt(t) <= TARGET) {
+      t += 5
+      rule.observe(TARGET * 2, t)
+      c.waited(TARGET * 2, TARGET, TARGET, t)
+    }
+    expect(RUN * c.factorAt(t)).toBeGreaterThan(TARGET)
+    expect(rule.standing).toBe(true)
+    // The queue stands, and every job that finds the thread busy is refused: none is counted, and
+    // the refusals' own samples keep it standing. Before the fade, that lasted as long as the load.
+    const refusedUntil = (limit: number): number => {
+      while (t < limit) {
+        t += 5
+        if (rule.admits(RUN * c.factorAt(t), t)) return t
+      }
+      return Number.POSITIVE_INFINITY
+    }
+    expect(refusedUntil(t + QUIET)).toBe(Number.POSITIVE_INFINITY)
+    expect(rule.standing).toBe(true)
+    // Then the factor fades, until the forecast of one job ahead is within the target again.
+    const admittedAt = refusedUntil(t + 5 * QUIET)
+    expect(admittedAt).toBeLessThan(Number.POSITIVE_INFINITY)
+    // That job started on time: the factor learns it, and the next one is admitted too.
+    c.waited(RUN, RUN * c.factorAt(admittedAt), TARGET, admittedAt)
+    expect(rule.admits(RUN * c.factorAt(admittedAt + 1), admittedAt + 1)).toBe(true)
   })
 })
 

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MessageChannel } from 'node:worker_threads'
 import { Piscina } from 'piscina'
-import { QueueDelayRule, RetryStorm, WaitCalibration, type DelayRuleOptions } from '../admission.js'
+import { CALIBRATION_QUIET_INTERVALS, QueueDelayRule, RetryStorm, WaitCalibration, type DelayRuleOptions } from '../admission.js'
 import { codedError, errors } from '../errors.js'
 import { poolWorkerFile } from '../paths.js'
 import type { AnyTask } from '../tasks/types.js'
@@ -89,7 +89,7 @@ export class ThreadPool {
   readonly #line = new WaitingLine()
   readonly #delayRule: QueueDelayRule
   readonly #storm: RetryStorm
-  readonly #calibration = new WaitCalibration()
+  readonly #calibration: WaitCalibration
   readonly #maxThreads: number
   readonly #maxQueue: number
   /** Jobs Piscina may hold at once: one per thread, or PIPELINE_DEPTH for a pipelining pool's thread. */
@@ -146,6 +146,7 @@ export class ThreadPool {
     const { intervalMs } = options.shedding
     const finishable = (): number => this.#runMs > 0 ? options.maxThreads * intervalMs / this.#runMs : 0
     this.#storm = new RetryStorm(intervalMs, performance.now(), finishable)
+    this.#calibration = new WaitCalibration(CALIBRATION_QUIET_INTERVALS * intervalMs, performance.now())
     this.#maxThreads = options.maxThreads
     this.#maxQueue = options.maxQueue
     // The first thread starts now: how long until it answers is what a thread costs to start.
@@ -199,7 +200,7 @@ export class ThreadPool {
       this.#delayRule.observe(0, now) // nobody waits: no queueing delay
     } else {
       if (waiting >= this.#maxQueue) return await this.#refuse('every pool thread busy and MAX_QUEUE jobs waiting', now)
-      forecastMs = this.#forecastMs()
+      forecastMs = this.#forecastMs(now)
       const delayMs = Math.max(this.#line.oldestWaitMs(now), forecastMs)
       if (!this.#delayRule.admits(delayMs, now)) {
         return await this.#refuse(`jobs have waited ${Math.round(delayMs)} ms for a pool thread, over the ${this.#delayRule.boundMs()} ms allowed`, now)
@@ -222,7 +223,8 @@ export class ThreadPool {
     this.#learnRun(reply.runMs)
     this.#busyMs += reply.runMs
     const queuedMs = Math.max(0, reply.startedAt - arrivedAt)
-    this.#calibration.waited(queuedMs, forecastMs, this.#delayRule.targetMs)
+    // Only a job that waited in the line was admitted on a forecast.
+    if (forecastMs > 0) this.#calibration.waited(queuedMs, forecastMs, this.#delayRule.targetMs, performance.now())
     // A job that ended within its grace: its client is gone, and so is its result.
     if (signal.aborted) throw signal.reason
     if (!reply.ok) throw codedError(reply.code, reply.message)
@@ -339,13 +341,13 @@ export class ThreadPool {
    * sustainable rate of 5 ms jobs, a p99 wait of 177 ms against a target of 50 ms;
    * docs/performance.md has the run).
    */
-  #forecastMs (): number {
-    return this.queued * this.#runMs / this.#maxThreads * this.#calibration.factor
+  #forecastMs (now: number): number {
+    return this.queued * this.#runMs / this.#maxThreads * this.#calibration.factorAt(now)
   }
 
   /** How many times itself the line's wait forecast counts for (WaitCalibration): 1 while jobs start on time. */
   get waitCalibration (): number {
-    return this.#calibration.factor
+    return this.#calibration.factorAt(performance.now())
   }
 
   /**
