@@ -223,8 +223,8 @@ export class ThreadPool {
     this.#learnRun(reply.runMs)
     this.#busyMs += reply.runMs
     const queuedMs = Math.max(0, reply.startedAt - arrivedAt)
-    // Only a job that waited in the line was admitted on a forecast.
-    if (forecastMs > 0) this.#calibration.waited(queuedMs, forecastMs, this.#delayRule.targetMs, performance.now())
+    // Learned as of the job's start (it arrived at `now`): no clock read of its own.
+    this.#calibration.waited(queuedMs, forecastMs, this.#delayRule.targetMs, now + queuedMs)
     // A job that ended within its grace: its client is gone, and so is its result.
     if (signal.aborted) throw signal.reason
     if (!reply.ok) throw codedError(reply.code, reply.message)
