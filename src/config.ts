@@ -118,7 +118,7 @@ interface Preset {
 
 /**
  * The classic matrix's four rows. `threads` stands for ThreadPoolExecutor(max_workers=50): up to 50 threads,
- * started on demand. `hybrid` gives each process floor(cores / processes) pool threads, so that the
+ * started on demand and kept (IDLE_THREAD_MS). `hybrid` gives each process floor(cores / processes) pool threads, so that the
  * threads doing CPU work never outnumber the cores: the event loops mostly wait, the pool threads
  * compute, and a thread more than there are cores only time-slices and costs another V8 isolate.
  */

@@ -242,6 +242,8 @@ export async function untilQuiet (options: QuietOptions = QUIET): Promise<number
     const at0 = performance.now()
     await new Promise((resolve) => setTimeout(resolve, options.sampleMs))
     const cores = (machineBusySeconds() - busy0) / ((performance.now() - at0) / 1000)
-    if (cores < options.belowCores || performance.now() - from >= options.maxMs) return Math.round(at0 - from)
+    if (cores < options.belowCores) return Math.round(at0 - from)
+    const waited = performance.now() - from
+    if (waited >= options.maxMs) return Math.round(waited)
   }
 }

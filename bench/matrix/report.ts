@@ -151,19 +151,26 @@ export const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'time
 
 /** The report's sentence on how long windows waited for a quiet machine ('' for runs that did not wait). */
 function quietWaits (run: MatrixRun): string {
+  const quiet = run.quiet
+  if (quiet === undefined) return ''
   let longest: { ms: number, model: Mode, cell: string } | undefined
+  const notQuiet: string[] = []
   for (const r of run.results) {
     for (const m of r.runs) {
-      if (m.quietWaitMs === undefined || m.quietWaitMs < (longest?.ms ?? 0)) continue
-      longest = { ms: m.quietWaitMs, model: r.model, cell: r.cell.id }
+      if (m.quietWaitMs === undefined) continue
+      if (m.quietWaitMs >= quiet.maxMs) notQuiet.push(`\`${r.model}\` in ${r.cell.id}`)
+      if (m.quietWaitMs >= (longest?.ms ?? 0)) longest = { ms: m.quietWaitMs, model: r.model, cell: r.cell.id }
     }
   }
-  const quiet = run.quiet
-  if (longest === undefined || quiet === undefined) return ''
+  if (longest === undefined) return ''
   return ` Each warm-up and window starts once the machine is quiet (under ${quiet.belowCores} of a core busy over ` +
     `${quiet.sampleMs} ms, waiting at most ${quiet.maxMs / 1000} s): what the server measured before it still does ` +
     'after its load stopped is not measured against the next one. The longest wait before a window was ' +
-    `${fmt(longest.ms)} ms (\`${longest.model}\`, ${longest.cell}).`
+    `${fmt(longest.ms)} ms (\`${longest.model}\`, ${longest.cell}).` +
+    (notQuiet.length === 0
+      ? ''
+      : ` ${notQuiet.length} window${notQuiet.length > 1 ? 's' : ''} began on a machine still busy when the wait gave up ` +
+        `(${notQuiet.join(', ')}): ${notQuiet.length > 1 ? 'their' : 'its'} figures hold another server's work.`)
 }
 
 export function markdown (run: MatrixRun, charts: string[]): string {

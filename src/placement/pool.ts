@@ -59,6 +59,17 @@ const RECALL_AFTER_MS = 5
 /** How many times a CPU job is handed to a thread at most, when threads die under it without its fault. */
 const MAX_HANDED = 3
 
+/**
+ * A CPU pool's threads above minThreads were started for a burst; each is kept this long idle
+ * rather than churned. A pool that runs I/O jobs (the thread-per-request model, `threads`) keeps
+ * every thread it starts, as a ThreadPoolExecutor does: its threads hold jobs that wait, not
+ * cores, and letting them go cost dearly each time a load came back after a lull. `threads` with
+ * the user-service jobs, 10 s of load and then 35 s idle (2026-12-07, by hand): 29.5 and 32 jobs/s
+ * in the next 2.5 s against 701 and 1,192 after 5 s idle, and the machine busy for 10 s after, 48
+ * threads starting again; letting them go took 1.6 s of CPU too.
+ */
+const IDLE_THREAD_MS = 30_000
+
 export interface ThreadPoolOptions {
   minThreads: number
   maxThreads: number
@@ -75,6 +86,8 @@ export interface ThreadPoolOptions {
   cpuJobsOnly: boolean
   /** Admission by the queue's delay: the target for a job's wait for a thread, and the interval. */
   shedding: DelayRuleOptions
+  /** How long a CPU pool keeps a thread above minThreads idle (IDLE_THREAD_MS); a pool of I/O jobs keeps them all. */
+  idleThreadMs?: number
 }
 
 /**
@@ -127,8 +140,7 @@ export class ThreadPool {
       filename: poolWorkerFile,
       minThreads: options.minThreads,
       maxThreads: options.maxThreads,
-      // Threads above minThreads were started for a burst; keep them a while rather than churn.
-      idleTimeout: 30_000,
+      idleTimeout: options.cpuJobsOnly ? options.idleThreadMs ?? IDLE_THREAD_MS : Infinity,
       concurrentTasksPerWorker: perThread,
       // A profiler's preloads (clinic's -r in NODE_OPTIONS) are for the process: run again in every
       // thread, they would write over each other's samples. Threads get neither those nor execArgv.

@@ -439,6 +439,24 @@ describe('report', () => {
     expect(markdown(warmed, [])).toContain('all up at once, each of which first answers 3 s of trivial jobs (`fib` n=1) over its row\'s transport')
   })
 
+  it('says the longest wait for a quiet machine, and each window that began before it was quiet', () => {
+    const run = syntheticRun()
+    const waits = (ms: (model: Mode, cell: string) => number): MatrixRun => ({
+      ...run,
+      quiet: { belowCores: 0.25, sampleMs: 100, maxMs: 10_000 },
+      results: run.results.map((r) => ({
+        ...r,
+        runs: r.runs.map((w) => ({ ...w, quietWaitMs: ms(r.model, r.cell.id) }))
+      }))
+    })
+    const calm = markdown(waits((model, cell) => model === 'threads' && cell === 'cpu' ? 9_900 : 0), [])
+    expect(calm).toContain('The longest wait before a window was 9,900 ms (`threads`, cpu).')
+    expect(calm).not.toContain('began on a machine still busy')
+    const busy = markdown(waits((model, cell) => model === 'hybrid' && cell === 'io-low' ? 10_012 : 100), [])
+    expect(busy).toContain('The longest wait before a window was 10,012 ms (`hybrid`, io-low). 1 window began on a machine ' +
+      'still busy when the wait gave up (`hybrid` in io-low): its figures hold another server\'s work.')
+  })
+
   it('shows the direct rate\'s readings on either side of the CPU row beside the ceiling taken from them', () => {
     const run = syntheticRun({}, {
       directFibPerS: 140,

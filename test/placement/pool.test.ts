@@ -5,7 +5,7 @@ import { statFields } from '../../bench/lib/proc.js'
 import { backendsConfig } from '../../src/backends/connections.js'
 import { parseConfig } from '../../src/config.js'
 import { errors } from '../../src/errors.js'
-import { PoolAbort, ThreadPool } from '../../src/placement/pool.js'
+import { PoolAbort, ThreadPool, type ThreadPoolOptions } from '../../src/placement/pool.js'
 import type { RunOutcome } from '../../src/placement/types.js'
 import type { AnyTask } from '../../src/tasks/types.js'
 import { build, startServer, waitFor } from '../helpers.js'
@@ -50,6 +50,29 @@ describe('jobs on the pool', () => {
     const ok = answers.filter((r) => r.statusCode === 200).map((r) => r.json())
     expect(ok.every((a) => a.ranOn.via === 'pool' && a.ranOn.threadId > 0)).toBe(true)
     expect(new Set(ok.map((a) => a.ranOn.threadId)).size).toBe(2)
+  })
+
+  it('lets a CPU pool\'s threads started for a burst go once idle, and keeps every thread of a pool of I/O jobs', async () => {
+    const burst = async (cpuJobsOnly: boolean): Promise<number[]> => {
+      const pool = new ThreadPool({ ...poolOptions({ threads: 3, minThreads: 1 }), cpuJobsOnly, idleThreadMs: 100 })
+      try {
+        const task = { name: cpuJobsOnly ? 'spin' : 'sleep', kind: cpuJobsOnly ? 'cpu' : 'io' } as AnyTask
+        const run = async (): Promise<RunOutcome> => await pool.run(task, { ms: 400 }, new PoolAbort())
+        const jobs = Promise.all([run(), run(), run()])
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        const during = pool.threads
+        await jobs
+        await new Promise((resolve) => setTimeout(resolve, 600))
+        return [during, pool.threads]
+      } finally {
+        await pool.close()
+      }
+    }
+    // A CPU pool may hand a job to a busy thread (it pipelines) rather than start one for it.
+    const [cpuDuring, cpuAfter] = await burst(true)
+    expect(cpuDuring).toBeGreaterThan(1)
+    expect(cpuAfter).toBe(1)
+    expect(await burst(false)).toEqual([3, 3])
   })
 
   it('sheds a job past MAX_QUEUE at once with 503 OVERLOADED and Retry-After', async () => {
@@ -172,6 +195,8 @@ describe('jobs on the pool', () => {
 interface PoolOptions {
   /** Threads: one by default, as hybrid's pools have on a machine with a process per core. */
   threads?: number
+  /** Threads started at once: all of them by default. */
+  minThreads?: number
   /** None by default. */
   shedding?: { targetMs: number, intervalMs: number }
   /** Load the `fault` task. */
@@ -181,9 +206,13 @@ interface PoolOptions {
 const NO_SHEDDING = { targetMs: 0, intervalMs: 100 }
 
 /** A pool in process, of CPU jobs alone, as hybrid's pools are (it pipelines with one thread). */
-const newPool = ({ threads = 1, shedding = NO_SHEDDING, faultTasks = false }: PoolOptions): ThreadPool =>
-  new ThreadPool({
-    minThreads: threads,
+const newPool = (options: PoolOptions): ThreadPool => new ThreadPool(poolOptions(options))
+
+function poolOptions (
+  { threads = 1, minThreads = threads, shedding = NO_SHEDDING, faultTasks = false }: PoolOptions
+): ThreadPoolOptions {
+  return {
+    minThreads,
     maxThreads: threads,
     maxQueue: 100,
     heapMb: 64,
@@ -192,7 +221,8 @@ const newPool = ({ threads = 1, shedding = NO_SHEDDING, faultTasks = false }: Po
     workerData: {
       nice: 0, faultTasks, upstreamUrl: undefined, backends: backendsConfig(parseConfig({ MODE: 'hybrid' })), logLevel: 'silent'
     }
-  })
+  }
+}
 const spin = { name: 'spin', kind: 'cpu' } as AnyTask
 const fib = { name: 'fib', kind: 'cpu' } as AnyTask
 
