@@ -117,10 +117,11 @@ interface Preset {
 }
 
 /**
- * The classic matrix's four rows. `threads` stands for ThreadPoolExecutor(max_workers=50): up to 50 threads,
- * started on demand and kept (IDLE_THREAD_MS). `hybrid` gives each process floor(cores / processes) pool threads, so that the
- * threads doing CPU work never outnumber the cores: the event loops mostly wait, the pool threads
- * compute, and a thread more than there are cores only time-slices and costs another V8 isolate.
+ * The classic matrix's four rows. `threads` stands for ThreadPoolExecutor(max_workers=50): up to 50
+ * threads, started on demand and kept (IDLE_THREAD_MS). `hybrid` gives each process
+ * floor(cores / processes) pool threads, so that the threads doing CPU work never outnumber the
+ * cores: the event loops mostly wait, the pool threads compute, and a thread more than there are
+ * cores only time-slices and costs another V8 isolate.
  */
 export function presets (cores: number): Readonly<Record<Mode, Preset>> {
   return {
