@@ -163,14 +163,15 @@ function quietWaits (run: MatrixRun): string {
     }
   }
   if (longest === undefined) return ''
+  const plural = notQuiet.length > 1
   return ` Each warm-up and window starts once the machine is quiet (under ${quiet.belowCores} of a core busy over ` +
     `${quiet.sampleMs} ms, waiting at most ${quiet.maxMs / 1000} s): what the server measured before it still does ` +
     'after its load stopped is not measured against the next one. The longest wait before a window was ' +
     `${fmt(longest.ms)} ms (\`${longest.model}\`, ${longest.cell}).` +
     (notQuiet.length === 0
       ? ''
-      : ` ${notQuiet.length} window${notQuiet.length > 1 ? 's' : ''} began on a machine still busy when the wait gave up ` +
-        `(${notQuiet.join(', ')}): ${notQuiet.length > 1 ? 'their' : 'its'} figures hold another server's work.`)
+      : ` ${notQuiet.length} window${plural ? 's' : ''} began on a machine still busy when the wait gave up ` +
+        `(${notQuiet.join(', ')}): ${plural ? 'their' : 'its'} figures hold another server's work.`)
 }
 
 export function markdown (run: MatrixRun, charts: string[]): string {

@@ -63,10 +63,8 @@ const MAX_HANDED = 3
  * A CPU pool's threads above minThreads were started for a burst; each is kept this long idle
  * rather than churned. A pool that runs I/O jobs (the thread-per-request model, `threads`) keeps
  * every thread it starts, as a ThreadPoolExecutor does: its threads hold jobs that wait, not
- * cores, and letting them go cost dearly each time a load came back after a lull. `threads` with
- * the user-service jobs, 10 s of load and then 35 s idle (2026-12-07, by hand): 29.5 and 32 jobs/s
- * in the next 2.5 s against 701 and 1,192 after 5 s idle, and the machine busy for 10 s after, 48
- * threads starting again; letting them go took 1.6 s of CPU too.
+ * cores, and starting them again each time a load came back after a lull cost seconds of CPU and
+ * most of the throughput meanwhile (bench/README.md, "Drift", has the figures).
  */
 const IDLE_THREAD_MS = 30_000
 
@@ -140,7 +138,7 @@ export class ThreadPool {
       filename: poolWorkerFile,
       minThreads: options.minThreads,
       maxThreads: options.maxThreads,
-      idleTimeout: options.cpuJobsOnly ? options.idleThreadMs ?? IDLE_THREAD_MS : Infinity,
+      idleTimeout: options.cpuJobsOnly ? (options.idleThreadMs ?? IDLE_THREAD_MS) : Infinity,
       concurrentTasksPerWorker: perThread,
       // A profiler's preloads (clinic's -r in NODE_OPTIONS) are for the process: run again in every
       // thread, they would write over each other's samples. Threads get neither those nor execArgv.
