@@ -13,6 +13,9 @@ import { MODES, type Mode } from '../src/config.js'
 import { projectRoot } from '../src/paths.js'
 import { NO_SHEDDING, startServer } from '../test/support/server-process.js'
 import { directRate } from './matrix/references.js'
+import { exitCleanlyOnSignals } from '../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const n = Number(process.env.BENCH_N ?? 30)
 const clients = Number(process.env.BENCH_CLIENTS ?? 4)

@@ -18,6 +18,9 @@ import {
   rollingRestartUnderLoad, saturation, threadFaults,
   type ClientTally, type OverloadJob
 } from './scenarios.js'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const { values: args } = parseArgs({ options: { out: { type: 'string', default: join(projectRoot, 'bench', 'results') }, quick: { type: 'boolean', default: false } } })
 const overloadS = args.quick === true ? 3 : 6

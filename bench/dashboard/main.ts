@@ -18,6 +18,9 @@ import { pair, type Drive, type Pair } from '../overhead/measure.js'
 import { processTreeCpuSeconds } from '../lib/proc.js'
 import { ProcessSampler } from '../../src/dashboard/sample.js'
 import { performance } from 'node:perf_hooks'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
 const plan = values.quick === true ? { rounds: 1, windowS: 2, warmupS: 1 } : { rounds: 3, windowS: 3, warmupS: 2 }

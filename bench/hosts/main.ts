@@ -24,6 +24,9 @@ import { startWorkerHost, type WorkerHost } from '../../test/support/worker-host
 import { cpuSeconds, processTree } from '../lib/proc.js'
 import { loadDefaults } from '../load/options.js'
 import { runLoad, type LoadReport } from '../load/run.js'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
 const quick = values.quick === true

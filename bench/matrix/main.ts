@@ -26,6 +26,9 @@ import { rowsAcrossRuns, stabilityMarkdown } from './stability.js'
 import { fmt } from './stats.js'
 import { verdict, type VerdictRow } from './verdict.js'
 import { runTask, TaskSpecError, taskSummary, writeTaskReport, type TaskSpec } from './task.js'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const USAGE = `npm run bench [-- --quick] [--out DIR]
 npm run bench -- --task NAME --input '<json>' [--concurrency 10,100,1000] [--transport http|ws] [--quick] [--out DIR]

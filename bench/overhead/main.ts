@@ -9,6 +9,9 @@ import { parseArgs } from 'node:util'
 import { projectRoot } from '../../src/paths.js'
 import { figuresTable, overheadFigures } from './figures.js'
 import { measureOverhead, OVERHEAD_PLAN, warmUpText } from './measure.js'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } }, strict: true })
 const plan = values.quick === true ? { rounds: 1, windowS: 2, warmupS: 1, jitWarmupS: 1 } : OVERHEAD_PLAN

@@ -15,6 +15,9 @@ import { projectRoot } from '../../src/paths.js'
 import { startServer } from '../../test/support/server-process.js'
 import { median } from '../matrix/stats.js'
 import { classify, LAYERS, type Layer } from './classify.js'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string }, children?: number[] }
 interface CpuProfile {

@@ -11,6 +11,9 @@ import { projectRoot } from '../../src/paths.js'
 import { renderSvg } from '../matrix/charts.js'
 import { fmt } from '../matrix/stats.js'
 import { runSoak, SOAK_DEFAULTS, type SoakReport } from './run.js'
+import { exitCleanlyOnSignals } from '../../test/support/stop-on-signal.js'
+
+exitCleanlyOnSignals()
 
 const { values } = parseArgs({
   options: { minutes: { type: 'string', default: '60' }, out: { type: 'string' } },

@@ -11,6 +11,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { stopOnSignal } from './stop-on-signal.js'
 
 export interface BackendServer {
   url: string
@@ -91,20 +92,29 @@ async function stopProcess (proc: ChildProcess | undefined, signal: NodeJS.Signa
   clearTimeout(kill)
 }
 
-function backendServer (
-  url: string, port: number, dir: string,
-  start: () => Promise<void>, stop: () => Promise<void>, pid: () => number | undefined
-): BackendServer {
-  return {
-    url,
-    port,
-    pid,
-    stop,
-    start,
-    destroy: async () => {
-      await stop()
-      await rm(dir, { recursive: true, force: true })
-    }
+/**
+ * Stops a backend's process and removes its directory; registered with the bench's signal handler
+ * as soon as the directory exists, so that a signal even while it starts leaves neither behind.
+ */
+function teardown (dir: string, stop: () => Promise<void>): () => Promise<void> {
+  const destroy = async (): Promise<void> => {
+    await stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+  const forget = stopOnSignal(destroy)
+  return async () => {
+    forget()
+    await destroy()
+  }
+}
+
+/** Runs `start`, and on its failure removes what was made for it before the error goes on. */
+async function started (start: () => Promise<void>, destroy: () => Promise<void>): Promise<void> {
+  try {
+    await start()
+  } catch (err) {
+    await destroy()
+    throw err
   }
 }
 
@@ -116,22 +126,25 @@ export async function startPostgres (): Promise<BackendServer> {
   if (initdb === undefined || postgres === undefined) throw new Error('PostgreSQL is not installed (apt-get install postgresql)')
   const user = postgresUser()
   const dir = await mkdtemp(join(tmpdir(), 'cm-pg-'))
-  if (user !== undefined) await chown(dir, user.uid, user.gid)
-  const data = join(dir, 'data')
-  const init = spawnSync(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...user, env: { PATH: process.env.PATH }, encoding: 'utf8' })
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`)
-  const port = await freePort()
   let proc: ChildProcess | undefined
+  // SIGINT is PostgreSQL's "fast" shutdown: open connections are closed, nothing waits for clients.
+  const stop = (): Promise<void> => stopProcess(proc, 'SIGINT')
+  const destroy = teardown(dir, stop)
+  const data = join(dir, 'data')
+  const port = await freePort()
   const start = async (): Promise<void> => {
     proc = spawn(postgres, ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1',
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
     { ...user, env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] })
     await waitForLine(proc, /database system is ready to accept connections/, 'PostgreSQL', 30_000)
   }
-  await start()
-  // SIGINT is PostgreSQL's "fast" shutdown: open connections are closed, nothing waits for clients.
-  const stop = (): Promise<void> => stopProcess(proc, 'SIGINT')
-  return backendServer(`postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, start, stop, () => proc?.pid)
+  await started(async () => {
+    if (user !== undefined) await chown(dir, user.uid, user.gid)
+    const init = spawnSync(initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { ...user, env: { PATH: process.env.PATH }, encoding: 'utf8' })
+    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`)
+    await start()
+  }, destroy)
+  return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, pid: () => proc?.pid, start, stop, destroy }
 }
 
 /** A Redis server of its own, in memory only (no snapshots, no append-only file). */
@@ -139,8 +152,10 @@ export async function startRedis (): Promise<BackendServer> {
   const redis = which('redis-server')
   if (redis === undefined) throw new Error('Redis is not installed (apt-get install redis-server)')
   const dir = await mkdtemp(join(tmpdir(), 'cm-redis-'))
-  const port = await freePort()
   let proc: ChildProcess | undefined
+  const stop = (): Promise<void> => stopProcess(proc, 'SIGTERM')
+  const destroy = teardown(dir, stop)
+  const port = await freePort()
   const start = async (): Promise<void> => {
     proc = spawn(redis, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
       env: { PATH: process.env.PATH },
@@ -148,7 +163,6 @@ export async function startRedis (): Promise<BackendServer> {
     })
     await waitForLine(proc, /Ready to accept connections/, 'Redis', 15_000)
   }
-  await start()
-  const stop = (): Promise<void> => stopProcess(proc, 'SIGTERM')
-  return backendServer(`redis://127.0.0.1:${port}`, port, dir, start, stop, () => proc?.pid)
+  await started(start, destroy)
+  return { url: `redis://127.0.0.1:${port}`, port, pid: () => proc?.pid, start, stop, destroy }
 }

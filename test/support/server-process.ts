@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { performance } from 'node:perf_hooks'
 import { projectRoot } from '../../src/paths.js'
+import { stopOnSignal } from './stop-on-signal.js'
 
 export const serverFile = `${projectRoot}/dist/src/server.js`
 
@@ -53,6 +54,8 @@ export async function startServer (
     // A process group of its own, which a test can signal whole, as a terminal or systemd does.
     detached
   })
+  const forget = stopOnSignal(async () => await stopChild(proc))
+  proc.once('exit', forget)
   const logs: Array<Record<string, unknown>> = []
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -62,16 +65,20 @@ export async function startServer (
       proc.kill('SIGKILL')
       reject(new Error(`server did not start in ${timeoutMs} ms: ${stderr}`))
     }, timeoutMs)
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${stderr}`)) })
+    const exited = (code: number | null): void => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${stderr}`)) }
+    proc.once('exit', exited)
     lines.on('line', (line) => {
       let entry: Record<string, unknown>
       try { entry = JSON.parse(line) as Record<string, unknown> } catch { return }
       logs.push(entry)
-      if (entry.msg === 'server listening') { clearTimeout(timer); resolve(entry.address as string) }
+      if (entry.msg === 'server listening') {
+        clearTimeout(timer)
+        proc.off('exit', exited)
+        resolve(entry.address as string)
+      }
     })
   })
   const startMs = performance.now() - started
-  proc.removeAllListeners('exit')
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => await stopChild(proc, signal)
   return { url, proc, startMs, logs, stderr: () => stderr, stop }
 }

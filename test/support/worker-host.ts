@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { projectRoot } from '../../src/paths.js'
 import { childEnv, stopChild } from './server-process.js'
+import { stopOnSignal } from './stop-on-signal.js'
 
 export interface WorkerHost {
   proc: ChildProcess
@@ -18,6 +19,8 @@ export async function startWorkerHost (env: Record<string, string>, timeoutMs = 
     env: childEnv({ LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  const forget = stopOnSignal(async () => await stopChild(proc))
+  proc.once('exit', forget)
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
   await new Promise<void>((resolve, reject) => {
@@ -25,12 +28,16 @@ export async function startWorkerHost (env: Record<string, string>, timeoutMs = 
       proc.kill('SIGKILL')
       reject(new Error(`worker host did not start in ${timeoutMs} ms: ${stderr}`))
     }, timeoutMs)
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`worker host exited with ${code}: ${stderr}`)) })
+    const exited = (code: number | null): void => { clearTimeout(timer); reject(new Error(`worker host exited with ${code}: ${stderr}`)) }
+    proc.once('exit', exited)
     createInterface({ input: proc.stdout! }).on('line', (line) => {
-      if (line.includes('"worker host ready"')) { clearTimeout(timer); resolve() }
+      if (line.includes('"worker host ready"')) {
+        clearTimeout(timer)
+        proc.off('exit', exited)
+        resolve()
+      }
     })
   })
-  proc.removeAllListeners('exit')
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => await stopChild(proc, signal)
   return { proc, pid: proc.pid as number, stop }
 }
