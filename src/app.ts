@@ -110,15 +110,17 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
 
   let closing = false
   app.addHook('preClose', async () => { closing = true })
+  // What is refused before it becomes a job, an HTTP request or a WebSocket frame, by its code.
+  const refused = (code: string): void => {
+    sampler.refused(code)
+    metrics.requestRefused(code)
+  }
   installRequestHooks(app, {
     // CPU_JOBS=auto reads the loop's delay with shedding off too; admission only when it sheds.
     loop: loopRule.enabled ? loopDelay : undefined,
     authToken: config.authToken,
     closing: () => closing,
-    shed: (code) => {
-      sampler.refused(code)
-      metrics.requestRefused(code)
-    }
+    shed: refused
   })
   // One line per request, at debug only (the hook is not even there at info): load runs stay quiet.
   if (config.logLevel === 'debug' || config.logLevel === 'trace') {
@@ -149,7 +151,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(jobRoutes, { runner })
   await app.register(taskRoutes, { registry, auto: runner.auto })
   await app.register(healthRoutes, { config })
-  await app.register(wsRoutes, { runner, config, connections: websockets })
+  await app.register(wsRoutes, { runner, config, connections: websockets, refused })
   await app.register(metricsRoutes, { metrics })
   await app.register(dashboardRoutes, { feed })
   await app.register(userRoutes, { backends })

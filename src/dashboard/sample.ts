@@ -104,7 +104,7 @@ export class ProcessSampler {
     }
   }
 
-  /** A request refused before it became a job (shed at admission, unauthorised): counted by its code. */
+  /** A request or WebSocket frame refused before it became a job (shed, unauthorised, a connection's cap), by code. */
   refused (code: string): void {
     if (this.#active) this.#errors.set(code, (this.#errors.get(code) ?? 0) + 1)
   }

@@ -28,7 +28,7 @@ export class ServerMetrics {
   readonly #jobs = new JobCounter('jobs_total', 'Jobs answered, by task, kind, placement and outcome (ok or error code)', ['task', 'kind', 'via', 'outcome'])
   readonly #duration = new JobHistogram('job_duration_seconds', 'Time from a job\'s arrival to its answer, answered jobs', ['task', 'kind', 'via'], DURATION_BUCKETS)
   readonly #queueWait = new JobHistogram('job_queue_wait_seconds', 'Time a job waited for a pool thread', ['kind', 'via'], DURATION_BUCKETS)
-  readonly #refused = new JobCounter('requests_refused_total', 'Requests refused at admission, before their body was read, by error code', ['code'])
+  readonly #refused = new JobCounter('requests_refused_total', 'Requests refused at admission before their body was read, and WebSocket job frames refused before they became jobs, by error code', ['code'])
   readonly #autoDecisions = new JobCounter('auto_decisions_total', 'CPU_JOBS=auto: answered CPU jobs by task, where they ran and why', ['task', 'via', 'reason'])
   readonly #loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
   #elu: EventLoopUtilization = performance.eventLoopUtilization()
@@ -117,7 +117,7 @@ export class ServerMetrics {
     }
   }
 
-  /** A request refused before it became a job (jobs_total counts the jobs refused after). */
+  /** A request or a WebSocket frame refused before it became a job (jobs_total counts the jobs refused after). */
   requestRefused (code: string): void {
     this.#refused.inc(code)
   }

@@ -15,8 +15,10 @@ type WsConfig = Pick<Config, 'wsMaxInFlight' | 'wsMaxFrameBytes' | 'wsMaxBuffere
 export const wsRoutes: FastifyPluginAsync<{
   runner: JobRunner,
   config: WsConfig,
-  connections: WsConnections
-}> = async (app, { runner, config, connections }) => {
+  connections: WsConnections,
+  /** A frame refused before it became a job (OVERLOADED: the connection's cap, or the server closing). */
+  refused?: (code: 'OVERLOADED') => void
+}> = async (app, { runner, config, connections, refused }) => {
   await app.register(websocket, {
     // UTF-8 is checked by the JSON decoder, which answers BAD_INPUT and keeps the connection,
     // where ws would close it (1007) for one bad frame.
@@ -36,7 +38,7 @@ export const wsRoutes: FastifyPluginAsync<{
 
   app.get('/ws', { websocket: true, config: { queryToken: true } }, (socket) => {
     const connection = new JobConnection(
-      socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes }
+      socket, runner, { maxInFlight: config.wsMaxInFlight, maxBufferedBytes: config.wsMaxBufferedBytes }, refused
     )
     connections.add(connection)
     socket.once('close', () => connections.delete(connection))

@@ -55,11 +55,13 @@ export class JobConnection {
   #paused = false
   #draining = false
   #alive = true
+  readonly #refused: (code: 'OVERLOADED') => void
 
-  constructor (socket: WebSocket, runner: JobRunner, limits: ConnectionLimits) {
+  constructor (socket: WebSocket, runner: JobRunner, limits: ConnectionLimits, refused: (code: 'OVERLOADED') => void = () => {}) {
     this.#socket = socket
     this.#runner = runner
     this.#limits = limits
+    this.#refused = refused
     socket.on('message', (data, isBinary) => this.#onFrame(data, isBinary))
     socket.on('pong', () => { this.#alive = true })
     socket.once('close', () => {
@@ -131,12 +133,10 @@ export class JobConnection {
       this.#send(failure(null, new errors.BAD_INPUT(`id must be a string of at most ${MAX_ID_LENGTH} characters or a finite number`)), isBinary)
       return
     }
-    if (this.#draining) {
-      this.#send(failure(id, new errors.OVERLOADED('the server is shutting down')), isBinary)
-      return
-    }
-    if (this.#inFlight >= this.#limits.maxInFlight) {
-      this.#send(failure(id, new errors.OVERLOADED(`at most ${this.#limits.maxInFlight} jobs in flight per connection`)), isBinary)
+    if (this.#draining || this.#inFlight >= this.#limits.maxInFlight) {
+      this.#refused('OVERLOADED')
+      const why = this.#draining ? 'the server is shutting down' : `at most ${this.#limits.maxInFlight} jobs in flight per connection`
+      this.#send(failure(id, new errors.OVERLOADED(why)), isBinary)
       return
     }
     this.#runJob(id, job, isBinary)

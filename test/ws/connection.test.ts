@@ -6,6 +6,7 @@ import { Packr } from 'msgpackr'
 import WebSocket from 'ws'
 import { decodeMsgpack, encodeMsgpack } from '../../src/http/codec.js'
 import { build, waitFor } from '../helpers.js'
+import { sum } from '../support/prometheus.js'
 
 const sockets: WebSocket[] = []
 afterEach(() => { for (const s of sockets.splice(0)) s.terminate() })
@@ -107,14 +108,18 @@ describe('GET /ws', () => {
     expect((await got.next(2)).map((a) => a.id)).toEqual(['fast', 'slow'])
   })
 
-  it('answers a job past the in-flight cap with OVERLOADED at once, and the others normally', async () => {
-    const { url } = await listen({ MODE: 'event-loop', WS_MAX_IN_FLIGHT: '2' })
+  it('answers a job past the in-flight cap with OVERLOADED at once, counts it in /metrics, and the others normally', async () => {
+    const { app, url } = await listen({ MODE: 'event-loop', WS_MAX_IN_FLIGHT: '2' })
     const ws = await connect(url)
     const got = answers(ws)
     for (const id of [1, 2, 3]) sendJson(ws, { id, task: 'sleep', input: { ms: 300 } })
     const [first, ...rest] = await got.next(3)
     expect(first).toMatchObject({ id: 3, ok: false, error: { code: 'OVERLOADED', message: expect.stringContaining('at most 2 jobs in flight') } })
     expect(rest.map((a) => [a.id, a.ok]).sort()).toEqual([[1, true], [2, true]])
+    // A refusal before the frame became a job: not in jobs_total, which has no task for it to trust.
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    expect(sum(metrics, 'requests_refused_total', { code: 'OVERLOADED' })).toBe(1)
+    expect(sum(metrics, 'jobs_total', { outcome: 'OVERLOADED' })).toBe(0)
   })
 
   it.each([
