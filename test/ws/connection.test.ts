@@ -9,11 +9,17 @@ import { build, waitFor } from '../helpers.js'
 import { sum } from '../support/prometheus.js'
 
 const sockets: WebSocket[] = []
-afterEach(() => { for (const s of sockets.splice(0)) s.terminate() })
+const apps: FastifyInstance[] = []
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.terminate()
+  // Closing twice is harmless: a test that closes its app itself has already waited for it.
+  await Promise.all(apps.splice(0).map(async (app) => await app.close()))
+})
 
 /** A built app listening on a free loopback port: a real socket for real WebSocket clients. */
 async function listen (env: Record<string, string>): Promise<{ app: FastifyInstance, url: string }> {
   const app = await build(env)
+  apps.push(app)
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, url }
 }
@@ -321,6 +327,7 @@ describe('AUTH_TOKEN', () => {
 
   it('guards every HTTP route but /health', async () => {
     const app = await build({ MODE: 'event-loop', AUTH_TOKEN: token })
+    apps.push(app)
     expect((await app.inject({ url: '/health' })).statusCode).toBe(200)
     for (const [method, url] of [['GET', '/tasks'], ['POST', '/jobs'], ['POST', '/jobs/batch'], ['GET', '/nope']] as const) {
       const res = await app.inject({ method, url, payload: method === 'POST' ? { task: 'fib', input: { n: 1 } } : undefined })
