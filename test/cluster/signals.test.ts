@@ -1,12 +1,21 @@
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
-import { onNewConnection, startServer, waitFor, type RunningServer } from '../helpers.js'
+import { processTree } from '../../bench/lib/proc.js'
+import { projectRoot } from '../../src/paths.js'
+import { childEnv, onNewConnection, startServer, waitFor, type RunningServer } from '../helpers.js'
 import { NO_SHEDDING, serverFile } from '../support/server-process.js'
 
-const started: RunningServer[] = []
+type Started = Pick<RunningServer, 'url' | 'proc' | 'logs'>
+
+const started: Started[] = []
 afterEach(async () => {
+  // The whole group, even where its first process has exited: npm can exit and leave its script's.
   for (const s of started.splice(0)) {
-    if (s.proc.exitCode === null && s.proc.signalCode === null) process.kill(-(s.proc.pid as number), 'SIGKILL')
+    try {
+      process.kill(-(s.proc.pid as number), 'SIGKILL')
+    } catch {} // nothing left in it
   }
 })
 
@@ -24,14 +33,15 @@ const JOB = JSON.stringify({ task: 'http', input: { delayMs: 1500 } })
 
 /**
  * JOBS jobs of 1.5 s that call the delay service, each on a connection of its own; `signal` goes
- * to the whole process group once every job has been accepted. Every job must be answered (the
- * delay service outlives the drain) and the server exit 0.
+ * to the whole process group once every job has been accepted (or to `server.proc` alone, with
+ * `toGroup` false). Every job must be answered (the delay service outlives the drain) and the
+ * server exit 0.
  */
-async function signalWithJobsInFlight (server: RunningServer, signal: NodeJS.Signals): Promise<void> {
+async function signalWithJobsInFlight (server: Started, signal: NodeJS.Signals, toGroup = true): Promise<void> {
   const answers = Array.from({ length: JOBS }, async () => await onNewConnection(server.url, 'POST', '/jobs', JOB))
   await new Promise((resolve) => setTimeout(resolve, 800))
   const exited = once(server.proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-  process.kill(-(server.proc.pid as number), signal)
+  process.kill(toGroup ? -(server.proc.pid as number) : server.proc.pid as number, signal)
   const results = await Promise.allSettled(answers)
   const statuses = results.map((r) => r.status === 'fulfilled' ? (r.value.status === 200 ? 200 : r.value.text) : (r.reason as Error).message)
   expect(statuses).toEqual(Array(JOBS).fill(200))
@@ -75,4 +85,41 @@ describe('SIGHUP to a one-process server', () => {
     expect((await onNewConnection(server.url, 'POST', '/jobs', JOB)).status).toBe(200)
     expect(await server.stop()).toBe(0)
   })
+})
+
+describe('a signal to `npm start`', () => {
+  it('reaches the server: SIGTERM to npm alone drains it, every job answered, exit 0, nothing left', async () => {
+    // The README's command, in a process group of its own; npm passes the signal to its script,
+    // which execs the server (package.json): a shell in between would die of it and leave the server.
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: projectRoot,
+      env: childEnv({ ...NO_SHEDDING, PORT: '0', LOG_LEVEL: 'info', MODE: 'hybrid', PROCESSES: '2' }),
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true
+    })
+    const logs: Array<Record<string, unknown>> = []
+    const url = await new Promise<string>((resolve, reject) => {
+      npm.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)))
+      createInterface({ input: npm.stdout }).on('line', (line) => {
+        try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { return }
+        const entry = logs.at(-1) as Record<string, unknown>
+        if (entry.msg === 'server listening') resolve(entry.address as string)
+      })
+    })
+    npm.removeAllListeners('exit')
+    const server = { url, proc: npm, logs }
+    started.push(server)
+    const tree = await processTree(npm.pid as number)
+    expect(tree.length).toBeGreaterThanOrEqual(5) // npm, the primary, two workers, the delay service
+    await signalWithJobsInFlight(server, 'SIGTERM', false)
+    const gone = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0)
+        return false
+      } catch {
+        return true
+      }
+    }
+    await waitFor(() => tree.every(gone), 10_000)
+  }, 60_000)
 })
