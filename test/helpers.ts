@@ -68,3 +68,13 @@ export async function waitFor (
 ): Promise<void> {
   if (!(await waitUntil(check, timeoutMs, everyMs))) throw new Error('condition not met in time')
 }
+
+/** Whether a process of that id exists (a zombie not yet reaped counts). */
+export function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -8,20 +8,11 @@ import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
 import { processTree } from '../../bench/lib/proc.js'
 import { projectRoot } from '../../src/paths.js'
-import { childEnv, waitFor } from '../helpers.js'
+import { alive, childEnv, waitFor } from '../helpers.js'
 import { backendsAvailable } from '../support/backends.js'
 
 // A bench signalled alone (`kill PID`, `timeout`, a CI runner's cancel: not a terminal's Ctrl-C,
 // which reaches its whole process group) must stop what it started before it exits.
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 const commandLine = async (pid: number): Promise<string> =>
   (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ')

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
 import { processTree } from '../../bench/lib/proc.js'
 import { projectRoot } from '../../src/paths.js'
-import { childEnv, onNewConnection, startServer, waitFor, type RunningServer } from '../helpers.js'
+import { alive, childEnv, onNewConnection, startServer, waitFor, type RunningServer } from '../helpers.js'
 import { NO_SHEDDING, serverFile } from '../support/server-process.js'
 
 type Started = Pick<RunningServer, 'url' | 'proc' | 'logs'>
@@ -112,14 +112,6 @@ describe('a signal to `npm start`', () => {
     const tree = await processTree(npm.pid as number)
     expect(tree.length).toBeGreaterThanOrEqual(5) // npm, the primary, two workers, the delay service
     await signalWithJobsInFlight(server, 'SIGTERM', false)
-    const gone = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0)
-        return false
-      } catch {
-        return true
-      }
-    }
-    await waitFor(() => tree.every(gone), 10_000)
+    await waitFor(() => !tree.some(alive), 10_000)
   }, 60_000)
 })
