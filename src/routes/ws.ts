@@ -17,7 +17,7 @@ export const wsRoutes: FastifyPluginAsync<{
   config: WsConfig,
   connections: WsConnections,
   /** A frame refused before it became a job (OVERLOADED: the connection's cap, or the server closing). */
-  refused?: (code: 'OVERLOADED') => void
+  refused: (code: 'OVERLOADED') => void
 }> = async (app, { runner, config, connections, refused }) => {
   await app.register(websocket, {
     // UTF-8 is checked by the JSON decoder, which answers BAD_INPUT and keeps the connection,

@@ -57,7 +57,7 @@ export class JobConnection {
   #alive = true
   readonly #refused: (code: 'OVERLOADED') => void
 
-  constructor (socket: WebSocket, runner: JobRunner, limits: ConnectionLimits, refused: (code: 'OVERLOADED') => void = () => {}) {
+  constructor (socket: WebSocket, runner: JobRunner, limits: ConnectionLimits, refused: (code: 'OVERLOADED') => void) {
     this.#socket = socket
     this.#runner = runner
     this.#limits = limits

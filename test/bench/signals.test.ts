@@ -38,7 +38,7 @@ async function signalled (proc: ChildProcess, tree: number[], signal: NodeJS.Sig
   const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   proc.kill(signal)
   const [code] = await exited
-  await waitFor(() => tree.every((pid) => !alive(pid)), 20_000)
+  await waitFor(() => !tree.some(alive), 20_000)
   return code
 }
 

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { afterEach, describe, expect, it } from 'vitest'
 import { processTree } from '../../bench/lib/proc.js'
 import { projectRoot } from '../../src/paths.js'
 import { alive, childEnv, onNewConnection, startServer, waitFor, type RunningServer } from '../helpers.js'
-import { NO_SHEDDING, serverFile } from '../support/server-process.js'
+import { listeningAddress, NO_SHEDDING, serverFile } from '../support/server-process.js'
 
 type Started = Pick<RunningServer, 'url' | 'proc' | 'logs'>
 
@@ -98,16 +97,7 @@ describe('a signal to `npm start`', () => {
       detached: true
     })
     const logs: Array<Record<string, unknown>> = []
-    const url = await new Promise<string>((resolve, reject) => {
-      npm.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)))
-      createInterface({ input: npm.stdout }).on('line', (line) => {
-        try { logs.push(JSON.parse(line) as Record<string, unknown>) } catch { return }
-        const entry = logs.at(-1) as Record<string, unknown>
-        if (entry.msg === 'server listening') resolve(entry.address as string)
-      })
-    })
-    npm.removeAllListeners('exit')
-    const server = { url, proc: npm, logs }
+    const server = { url: await listeningAddress(npm, logs, 30_000), proc: npm, logs }
     started.push(server)
     const tree = await processTree(npm.pid as number)
     expect(tree.length).toBeGreaterThanOrEqual(5) // npm, the primary, two workers, the delay service

@@ -59,15 +59,27 @@ export async function startServer (
   const logs: Array<Record<string, unknown>> = []
   let stderr = ''
   proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const lines = createInterface({ input: proc.stdout! })
-  const url = await new Promise<string>((resolve, reject) => {
+  const url = await listeningAddress(proc, logs, timeoutMs, () => stderr)
+  const startMs = performance.now() - started
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => await stopChild(proc, signal)
+  return { url, proc, startMs, logs, stderr: () => stderr, stop }
+}
+
+/**
+ * Reads a server's stdout, JSON lines, into `logs`, and resolves with the address of its "server
+ * listening" line; rejects if it exits first, or after `timeoutMs` (and SIGKILLs it), with `stderr()`.
+ */
+export async function listeningAddress (
+  proc: ChildProcess, logs: Array<Record<string, unknown>>, timeoutMs: number, stderr: () => string = () => ''
+): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL')
-      reject(new Error(`server did not start in ${timeoutMs} ms: ${stderr}`))
+      reject(new Error(`server did not start in ${timeoutMs} ms: ${stderr()}`))
     }, timeoutMs)
-    const exited = (code: number | null): void => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${stderr}`)) }
+    const exited = (code: number | null): void => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${stderr()}`)) }
     proc.once('exit', exited)
-    lines.on('line', (line) => {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
       let entry: Record<string, unknown>
       try { entry = JSON.parse(line) as Record<string, unknown> } catch { return }
       logs.push(entry)
@@ -78,9 +90,6 @@ export async function startServer (
       }
     })
   })
-  const startMs = performance.now() - started
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => await stopChild(proc, signal)
-  return { url, proc, startMs, logs, stderr: () => stderr, stop }
 }
 
 /** Signals a child and resolves with its exit code once it has exited; SIGKILL after 15 s. */

@@ -24,9 +24,6 @@ export function stopOnSignal (stop: Stop): () => void {
   return () => { running.delete(stop) }
 }
 
-/** How many things are registered and not yet forgotten. */
-export const registeredStops = (): number => running.size
-
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /**
