@@ -75,13 +75,26 @@ describe('a bench stopped by a signal', () => {
       import { startPostgres, startRedis } from '${support}/backends.js'
       import { startServer } from '${support}/server-process.js'
       exitCleanlyOnSignals()
-      const [postgres, redis, server] = await Promise.all([startPostgres(), startRedis(), startServer({ MODE: 'hybrid' })])
-      console.log(JSON.stringify({ pids: [postgres.pid(), redis.pid(), server.proc.pid] }))
+      const all = await Promise.allSettled([startPostgres(), startRedis(), startServer({ MODE: 'hybrid' })])
+      const failed = all.find((r) => r.status === 'rejected')
+      if (failed !== undefined) {
+        // What did start is stopped the way a bench's failure by signal is.
+        console.error(failed.reason)
+        process.kill(process.pid, 'SIGINT')
+      } else {
+        const [postgres, redis, server] = all.map((r) => r.value)
+        console.log(JSON.stringify({ pids: [postgres.pid(), redis.pid(), server.proc.pid] }))
+      }
       setInterval(() => {}, 1000)
     `
     const driver = spawn(process.execPath, ['--input-type=module', '-e', script], { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] })
     seen.add(driver.pid as number)
-    const [line] = await once(createInterface({ input: driver.stdout! }), 'line') as [string]
+    let stderr = ''
+    driver.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+    const line = await Promise.race([
+      once(createInterface({ input: driver.stdout! }), 'line').then(([l]) => l as string),
+      once(driver, 'exit').then(([code]) => { throw new Error(`the driver exited with ${String(code)} before all had started: ${stderr}`) })
+    ])
     const { pids } = JSON.parse(line) as { pids: number[] }
     expect(pids.every(alive)).toBe(true)
     const tree = await processTree(driver.pid as number)
