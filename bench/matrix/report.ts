@@ -356,10 +356,19 @@ export function warmupRounds (shift: ShiftResult): string {
     `(a fresh server runs them through code V8 has not compiled yet): in ${warmup.length === 1 ? 'it' : 'them'} \`auto\` ${follows.join(' and ')}.`
 }
 
+const FOLLOWS_LATE = 'A shift placed and settled at once that still follows late is a round in which `auto` served less ' +
+  'than the best placement with its jobs in the same place.'
+
 /** The shifting row: each phase's rates, and how long auto took to follow each shift. */
-function shiftSection (shift: ShiftResult): string {
+export function shiftSection (shift: ShiftResult): string {
   const o = shift.options
   const ms = (v: number | undefined): string => v === undefined ? '**not within the phase**' : `${fmt(v)} ms`
+  // Each round's figure after the slowest, in the rounds' order (a run derived before they were
+  // kept shows the slowest alone).
+  const rounds = (xs: Array<number | null> | undefined): string =>
+    xs === undefined ? '' : ` (${xs.map((x) => x === null ? 'never' : fmt(x)).join(', ')})`
+  const worst = (xs: Array<number | null>): number | undefined =>
+    xs.includes(null) ? undefined : Math.max(...xs as number[])
   return [
     `\n### A cost that shifts: \`phased\` from ${o.lowMs} ms to ${o.highMs} ms of CPU and back\n`,
     `One process with a pool of ${o.threads} threads, ${o.connections} clients, closed loop, the same input on every job; ` +
@@ -367,12 +376,20 @@ function shiftSection (shift: ShiftResult): string {
       `A phase's rate leaves out its first ${o.settleMs} ms. "Follows in": from the shift until auto's rate over ${FOLLOW_WINDOW_MS} ms first reaches ` +
       `${FOLLOW_SHARE} of the best placement's settled rate in the same round; "auto / best": the median of the rounds' ratios; "placed in": until 90% of its answers in a ${o.binMs} ms bin ran where the best placement runs them; ` +
       `"settles in": until its rate over ${FOLLOW_WINDOW_MS} ms first reaches ${FOLLOW_SHARE} of its own settled rate in the round, how long it took to adapt apart from the level it settled at ` +
-      `(the slowest round of each). A shift placed and settled at once that still follows late is a round in which \`auto\` served less than the best placement with its jobs in the same place.${pinnedSpin(o.spinIterationsPerMs)}` +
+      `(the slowest round of each; for "follows in", each round's then follows in brackets, in the rounds' order). ${FOLLOWS_LATE} ` +
+      '"Best placement settles in": the same as "settles in" for the best fixed placement, which has nothing to adapt to: ' +
+      `how long the machine's own dips (and V8's) kept a server under ${FOLLOW_SHARE} of its settled rate after the shift, ` +
+      `the floor under "follows in" (the slowest round, then each round's).${pinnedSpin(o.spinIterationsPerMs)}` +
       `${warmupRounds(shift)}\n`,
-    table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in', 'settles in'], shift.phases.map((p, i) => [
+    table(['phase', 'cost ms', 'inline jobs/s', 'pool jobs/s', '`auto` jobs/s', 'auto / best', 'follows in', 'placed in', 'settles in', 'best placement settles in'], shift.phases.map((p, i) => [
       p.name, String(p.costMs), fmtSpread(p.perS.inline), fmtSpread(p.perS.pool), fmtSpread(p.perS.auto),
       fmt(p.autoRatio),
-      ...(i === 0 ? ['(start)', '(start)', '(start)'] : [ms(p.followMs), ms(p.placedMs), 'settlesMs' in p ? ms(p.settlesMs) : '(not measured)'])
+      ...(i === 0
+        ? ['(start)', '(start)', '(start)', '(start)']
+        : [
+            ms(p.followMs) + rounds(p.followEachMs), ms(p.placedMs), 'settlesMs' in p ? ms(p.settlesMs) : '(not measured)',
+            p.bestSettlesEachMs === undefined ? '(not measured)' : ms(worst(p.bestSettlesEachMs)) + rounds(p.bestSettlesEachMs)
+          ])
     ]))
   ].join('\n')
 }

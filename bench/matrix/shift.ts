@@ -70,6 +70,14 @@ export interface ShiftPhase {
    * two apart. Absent from runs before it was measured.
    */
   settlesMs?: number | undefined
+  /** followMs of each round, in order (null: it did not follow within the phase); the phase's is the slowest. */
+  followEachMs?: Array<number | null>
+  /**
+   * For each round, ms until the best placement's own rate, over FOLLOW_WINDOW_MS, first reaches
+   * 95% of its settled rate in the round (null: never within the phase). It has nothing to adapt
+   * to: what it takes is the machine's own dips and V8's, the floor under auto's followMs.
+   */
+  bestSettlesEachMs?: Array<number | null>
 }
 
 export interface ShiftResult {
@@ -194,8 +202,7 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
     // percent between rounds (the same phase of the same server 6,215 and 9,227 jobs/s two rounds
     // apart), and against the rounds' mean a round on a slow minute could never follow.
     // The first phase has no shift into it: auto starts there from what its warm-up taught it.
-    const reaches = (run: ShiftRun, rate: number): number | undefined => {
-      const bins = run.binsPerS.auto
+    const reaches = (run: ShiftRun, rate: number, bins = run.binsPerS.auto): number | undefined => {
       for (let i = first; i + window <= first + perPhase; i++) {
         if (mean(bins.slice(i, i + window)) >= FOLLOW_SHARE * rate) return (i - first) * options.binMs
       }
@@ -203,6 +210,8 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
     }
     const follow = (run: ShiftRun): number | undefined => reaches(run, settled(run.binsPerS[best]))
     const settles = (run: ShiftRun): number | undefined => reaches(run, settled(run.binsPerS.auto))
+    const bestSettles = (run: ShiftRun): number | undefined =>
+      reaches(run, settled(run.binsPerS[best]), run.binsPerS[best])
     const placed = (run: ShiftRun): number | undefined => {
       for (let i = first; i < first + perPhase; i++) {
         const share = run.autoPoolShare[i] ?? Number.NaN
@@ -213,15 +222,19 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
     // Of the repeats, the slowest to follow; never, if one never did.
     const worst = (xs: Array<number | undefined>): number | undefined =>
       xs.includes(undefined) ? undefined : Math.max(...xs as number[])
+    const each = (xs: Array<number | undefined>): Array<number | null> => xs.map((x) => x ?? null)
+    const follows = runs.map(follow)
     return {
       name: name as string,
       costMs: costMs as number,
       perS,
       best,
       autoRatio: median(runs.map((r) => settled(r.binsPerS.auto) / settled(r.binsPerS[best]))),
-      followMs: worst(runs.map(follow)),
+      followMs: worst(follows),
       placedMs: worst(runs.map(placed)),
-      settlesMs: worst(runs.map(settles))
+      settlesMs: worst(runs.map(settles)),
+      followEachMs: each(follows),
+      bestSettlesEachMs: each(runs.map(bestSettles))
     }
   })
 }

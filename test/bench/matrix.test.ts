@@ -7,13 +7,13 @@ import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
 import { autoRoundTripMs, jobsByPlacement, scrape, warmJit, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
 import { startServer } from '../support/server-process.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
-import { autoSweep, figures, markdown, warmupRounds, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
+import { autoSweep, figures, markdown, shiftSection, warmupRounds, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
 import { roundOrder } from '../../bench/matrix/order.js'
 import { fmt, fmtSpread, ratio, spread } from '../../bench/matrix/stats.js'
 import { rowsAcrossRuns, said, stabilityMarkdown } from '../../bench/matrix/stability.js'
 import { autoAgainstFixed, decide, holdsUpTo, JOBS_PER_S, verdict, type VerdictRow } from '../../bench/matrix/verdict.js'
-import { measureShift, phases, type ShiftOptions, type ShiftRun } from '../../bench/matrix/shift.js'
+import { measureShift, phases, type ShiftOptions, type ShiftResult, type ShiftRun } from '../../bench/matrix/shift.js'
 
 const m = (jobsPerS: number, p99Ms: number, extra: Partial<Measurement> = {}): Measurement => ({
   jobsPerS,
@@ -295,6 +295,33 @@ describe('auto against the fixed models', () => {
     expect(late?.autoRatio).toBeCloseTo(0.945, 5)
   })
 
+  it('keeps each round\'s time to follow, and the best placement\'s own time to settle as its floor', () => {
+    // Round 1: auto follows the shift to the pool at once. Round 2: every server dips to half its
+    // rate for 500 ms after that shift (the machine, not a placement), and auto never gets back to
+    // 95% of the inline server after the shift back.
+    const dip = (bins: number[]): number[] => bins.map((b, i) => i >= 10 && i < 15 ? b / 2 : b)
+    const autoPoolShare = [...phase(0), ...phase(1), ...phase(0)]
+    const runs: ShiftRun[] = [
+      { binsPerS: { ...fixed, auto: [...phase(7900), ...phase(700), ...phase(7900)] }, autoPoolShare, errors: 0 },
+      {
+        binsPerS: {
+          inline: dip(fixed.inline), pool: dip(fixed.pool), auto: dip([...phase(7900), ...phase(700), ...phase(7000)])
+        },
+        autoPoolShare,
+        errors: 0
+      }
+    ]
+    const [, high, again] = phases(runs, options)
+    // 300 ms windows: the pool's second round is back at 95% of its settled 700 from the fifth bin.
+    expect(high).toMatchObject({ followMs: 400, followEachMs: [0, 400], bestSettlesEachMs: [0, 400] })
+    expect(again).toMatchObject({ followMs: undefined, followEachMs: [0, null], bestSettlesEachMs: [0, 0] })
+    const shift: ShiftResult = { options, runs, phases: phases(runs, options) }
+    const md = shiftSection(shift)
+    expect(md).toContain('| 400 ms (0, 400) | 0 ms | ')
+    expect(md).toContain('| **not within the phase** (0, never) |')
+    expect(md).toMatch(/\| 400 ms \(0, 400\) \|$/m)
+  })
+
   it('keeps the rounds before the counted ones apart, and says how auto followed in them', () => {
     // The round not counted: auto at 0.9 of the pool through the costly phase, following the shift
     // back in 100 ms; the counted round follows both shifts at once.
@@ -347,8 +374,9 @@ describe('auto against the fixed models', () => {
     const follow = figures(run).find((x) => x.name.startsWith('ms until auto is back within 5%'))
     expect(follow).toMatchObject({ met: false, shown: 'not within a phase' })
     expect(markdown(run, [])).toMatch(/\| ms until auto is back within 5% [^|]+\| not within a phase \| < 1000 \| \*\*no\*\* \|/)
-    // The shift's table: never followed, placed at once, settled at once (at 5,000 jobs/s, on the pool).
-    expect(markdown(run, [])).toMatch(/\| low again \| 0\.05 \|[^\n]+\| \*\*not within the phase\*\* \| \*\*not within the phase\*\* \| 0 ms \|/)
+    // The shift's table: never followed (in its one round), never placed, settled at once (at 5,000
+    // jobs/s, on the pool); the inline server settled at once too.
+    expect(markdown(run, [])).toMatch(/\| low again \| 0\.05 \|[^\n]+\| \*\*not within the phase\*\* \(never\) \| \*\*not within the phase\*\* \| 0 ms \| 0 ms \(0\) \|/)
   })
 })
 
