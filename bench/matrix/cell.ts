@@ -202,8 +202,17 @@ type RunPlan = Pick<Plan, 'jitWarmupS' | 'firstWarmupS' | 'warmupS' | 'maxWarmup
  * model) over the transport, connections and jobs in flight of `load`, for `seconds`, so that what
  * its cells measure runs V8's optimised code rather than code still being compiled (JIT_WARMUP in
  * bench/overhead/measure.ts has the figures). The row's own tasks then get their warm-up cell by cell.
+ *
+ * Its first /metrics answer comes first, and the load after it. A window scrapes its server
+ * (measure()), and a fresh server serves fewer jobs for about a second after its first scrape:
+ * warmed with `spin` 0.02 ms (4 connections), then a 1 s window, a scrape by curl and four more,
+ * two `auto` and two `event-loop` servers served 7,542, 9,889, 9,540 and 11,109 jobs/s in the
+ * window right after it and 9,384-14,974 in the three after that; four not scraped, 13,338-14,391
+ * in the same four windows. Left to a row's first window, it landed in each server's first
+ * window of the row's first cell.
  */
 export async function warmJit (server: ServerProcess, load: Load, seconds: number): Promise<void> {
+  await scrape(server.url)
   await runLoad(loadOptions(server.url, { ...load, rate: undefined, mix: TRIVIAL_MIX }, seconds))
 }
 

@@ -1,11 +1,13 @@
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
 import { autoRoundTripMs, jobsByPlacement, scrape, warmJit, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
-import { startServer } from '../support/server-process.js'
+import { startServer, type ServerProcess } from '../support/server-process.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
 import { autoSweep, figures, markdown, shiftSection, warmupRounds, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
 import { runMatrix } from '../../bench/matrix/run.js'
@@ -567,6 +569,28 @@ describe('a fresh server\'s first load', () => {
       expect(metrics).not.toMatch(/^jobs_total\{[^}]*task="sleep"/m)
     } finally {
       await server.stop()
+    }
+  })
+})
+
+describe('a fresh server\'s first scrape', () => {
+  it('is made before its first load, which a server serves more slowly for about a second after it', async () => {
+    // A stand-in that records what it is asked, in order.
+    const asked: string[] = []
+    const server = createServer((req, res) => {
+      asked.push(`${req.method ?? ''} ${req.url ?? ''}`)
+      req.resume().on('end', () => res.end('{}'))
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const load = { transport: 'http' as const, connections: 1, inFlight: 1, mix: [{ task: 'sleep', input: { ms: 1 }, weight: 1 }] }
+      await warmJit({ url } as ServerProcess, load, 0.2)
+      expect(asked[0]).toBe('GET /metrics')
+      expect(asked.length).toBeGreaterThan(2)
+      expect(asked.slice(1).every((a) => a === 'POST /jobs')).toBe(true)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
     }
   })
 })
