@@ -10,7 +10,7 @@ import { MIXED_CELL, USERS_HIGH, type Plan } from './plan.js'
 import type { PerformanceTester, References } from './references.js'
 import { describeOrder, type RoundOrder } from './order.js'
 import { fmt, fmtSpread, median, ratio, spread, type Spread } from './stats.js'
-import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, phases, PLACEMENTS as SHIFT_PLACEMENTS, type ShiftResult } from './shift.js'
+import { FOLLOW_SHARE, FOLLOW_WINDOW_MS, phases, PLACEMENTS as SHIFT_PLACEMENTS, slowest, type ShiftResult } from './shift.js'
 import { AUTO_KEEPS, autoAgainstFixed, coresBusy, cpuMsPerJob, holdsUpTo, type VerdictRow } from './verdict.js'
 
 export interface Machine {
@@ -367,8 +367,6 @@ export function shiftSection (shift: ShiftResult): string {
   // kept shows the slowest alone).
   const rounds = (xs: Array<number | null> | undefined): string =>
     xs === undefined ? '' : ` (${xs.map((x) => x === null ? 'never' : fmt(x)).join(', ')})`
-  const worst = (xs: Array<number | null>): number | undefined =>
-    xs.includes(null) ? undefined : Math.max(...xs as number[])
   return [
     `\n### A cost that shifts: \`phased\` from ${o.lowMs} ms to ${o.highMs} ms of CPU and back\n`,
     `One process with a pool of ${o.threads} threads, ${o.connections} clients, closed loop, the same input on every job; ` +
@@ -388,7 +386,7 @@ export function shiftSection (shift: ShiftResult): string {
         ? ['(start)', '(start)', '(start)', '(start)']
         : [
             ms(p.followMs) + rounds(p.followEachMs), ms(p.placedMs), 'settlesMs' in p ? ms(p.settlesMs) : '(not measured)',
-            p.bestSettlesEachMs === undefined ? '(not measured)' : ms(worst(p.bestSettlesEachMs)) + rounds(p.bestSettlesEachMs)
+            p.bestSettlesEachMs === undefined ? '(not measured)' : ms(slowest(p.bestSettlesEachMs)) + rounds(p.bestSettlesEachMs)
           ])
     ]))
   ].join('\n')

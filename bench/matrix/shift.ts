@@ -185,6 +185,11 @@ export async function measureShift (
   }
 }
 
+/** Of the rounds' figures, the slowest; undefined (never) if one never got there (undefined or null). */
+export function slowest (xs: ReadonlyArray<number | null | undefined>): number | undefined {
+  return xs.some((x) => x === undefined || x === null) ? undefined : Math.max(...xs as number[])
+}
+
 /** Each phase's figures from the runs' bins. */
 export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
   const perPhase = Math.round(options.phaseMs / options.binMs)
@@ -202,16 +207,15 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
     // percent between rounds (the same phase of the same server 6,215 and 9,227 jobs/s two rounds
     // apart), and against the rounds' mean a round on a slow minute could never follow.
     // The first phase has no shift into it: auto starts there from what its warm-up taught it.
-    const reaches = (run: ShiftRun, rate: number, bins = run.binsPerS.auto): number | undefined => {
+    const reaches = (bins: number[], rate: number): number | undefined => {
       for (let i = first; i + window <= first + perPhase; i++) {
         if (mean(bins.slice(i, i + window)) >= FOLLOW_SHARE * rate) return (i - first) * options.binMs
       }
       return undefined
     }
-    const follow = (run: ShiftRun): number | undefined => reaches(run, settled(run.binsPerS[best]))
-    const settles = (run: ShiftRun): number | undefined => reaches(run, settled(run.binsPerS.auto))
-    const bestSettles = (run: ShiftRun): number | undefined =>
-      reaches(run, settled(run.binsPerS[best]), run.binsPerS[best])
+    const follow = (run: ShiftRun): number | undefined => reaches(run.binsPerS.auto, settled(run.binsPerS[best]))
+    const settles = (run: ShiftRun): number | undefined => reaches(run.binsPerS.auto, settled(run.binsPerS.auto))
+    const bestSettles = (run: ShiftRun): number | undefined => reaches(run.binsPerS[best], settled(run.binsPerS[best]))
     const placed = (run: ShiftRun): number | undefined => {
       for (let i = first; i < first + perPhase; i++) {
         const share = run.autoPoolShare[i] ?? Number.NaN
@@ -219,9 +223,6 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
       }
       return undefined
     }
-    // Of the repeats, the slowest to follow; never, if one never did.
-    const worst = (xs: Array<number | undefined>): number | undefined =>
-      xs.includes(undefined) ? undefined : Math.max(...xs as number[])
     const each = (xs: Array<number | undefined>): Array<number | null> => xs.map((x) => x ?? null)
     const follows = runs.map(follow)
     return {
@@ -230,9 +231,9 @@ export function phases (runs: ShiftRun[], options: ShiftOptions): ShiftPhase[] {
       perS,
       best,
       autoRatio: median(runs.map((r) => settled(r.binsPerS.auto) / settled(r.binsPerS[best]))),
-      followMs: worst(follows),
-      placedMs: worst(runs.map(placed)),
-      settlesMs: worst(runs.map(settles)),
+      followMs: slowest(follows),
+      placedMs: slowest(runs.map(placed)),
+      settlesMs: slowest(runs.map(settles)),
       followEachMs: each(follows),
       bestSettlesEachMs: each(runs.map(bestSettles))
     }

@@ -571,10 +571,8 @@ describe('a fresh server\'s first load', () => {
       await server.stop()
     }
   })
-})
 
-describe('a fresh server\'s first scrape', () => {
-  it('is made before its first load, which a server serves more slowly for about a second after it', async () => {
+  it('is made after its first /metrics answer, which a server serves more slowly for about a second after', async () => {
     // A stand-in that records what it is asked, in order.
     const asked: string[] = []
     const server = createServer((req, res) => {
