@@ -253,8 +253,12 @@ async function offload (
     // answer slows its jobs for about a second after it (warmJit says how much), so each server's
     // is made before the warm pass. Made before the first cost's rounds, it was taken for the cause
     // of auto's first round there being its lowest of 12 at 0.02 ms in each of the 12 runs that kept
-    // their rounds; in run 48, made here, that round was as low (0.668 of the better placement), and
-    // the pool server's first round its lowest too: that cause is not found yet.
+    // their rounds; in run 48, made here, that round was as low (0.668 of the better placement).
+    // By hand, this cost's rounds as here, 7 times: auto's first round the lowest of 8 in 5 and the
+    // second lowest in a sixth (0.63-0.79 of the better placement, the other rounds' median
+    // 0.89-0.99), with the scrape before the rounds left out, after a 3 s pause, and after a 2 s
+    // warm-up instead of 0.2 s alike (the seventh, also with 2 s: 0.97, the others' median 1.05).
+    // Not found.
     for (const s of sweeps) await scrape(s.server.url)
     for (const ms of costsMs) {
       for (const s of sweeps) await runLoad(loadOptions(s.server.url, loadAt(ms), warmPassS))
