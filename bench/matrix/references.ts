@@ -251,14 +251,8 @@ async function offload (
     const loadAt = (ms: number): Load => ({ transport: 'http', connections: 2 * cores, inFlight: 1, mix: [{ task: 'spin', input: { ms }, weight: 1 }], cut: false })
     // `auto` is scraped before and after each cost's rounds. A fresh server's first /metrics
     // answer slows its jobs for about a second after it (warmJit says how much), so each server's
-    // is made before the warm pass. Made before the first cost's rounds, it was taken for the cause
-    // of auto's first round there being its lowest of 12 at 0.02 ms in each of the 12 runs that kept
-    // their rounds; in run 48, made here, that round was as low (0.668 of the better placement).
-    // By hand, this cost's rounds as here, 7 times: auto's first round the lowest of 8 in 5 and the
-    // second lowest in a sixth (0.63-0.79 of the better placement, the other rounds' median
-    // 0.89-0.99), with the scrape before the rounds left out, after a 3 s pause, and after a 2 s
-    // warm-up instead of 0.2 s alike (the seventh, also with 2 s: 0.97, the others' median 1.05).
-    // Not found.
+    // is made before the warm pass. auto's first round at the first cost is still often its lowest,
+    // for a cause not found (docs/performance.md, run 48, has what was tried).
     for (const s of sweeps) await scrape(s.server.url)
     for (const ms of costsMs) {
       for (const s of sweeps) await runLoad(loadOptions(s.server.url, loadAt(ms), warmPassS))

@@ -38,27 +38,28 @@ export const busyOf = (totals: Record<Layer, number>): number =>
   LAYERS.reduce((sum, l) => l === 'idle' || l === 'start-up (loading modules)' ? sum : sum + totals[l], 0)
 
 /** A main thread's profile: Node names each `CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile`, thread 0 the main. */
-export const MAIN_THREAD_PROFILE = /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/
+const MAIN_THREAD_PROFILE = /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/
 
 /**
  * The layers of the busiest of the `expected` main threads' profiles the server's processes write
  * to `dir` as they exit: a cluster's worker, which served, rather than its primary. A pool thread
  * that inherits `--cpu-prof` (the naive server's Piscina is given no execArgv) writes its own,
  * which is left out. A cluster's primary may exit before its worker has written its profile, so
- * each is waited for (up to 10 s), and read again while it is still being written.
+ * they are waited for (up to 10 s, then whatever is there is read), and read again while one is
+ * still being written.
  */
 export async function busiestProfile (dir: string, expected: number): Promise<Record<Layer, number> | undefined> {
   const until = performance.now() + 10_000
   for (;;) {
     const files = (await readdir(dir)).filter((f) => MAIN_THREAD_PROFILE.test(f))
-    let profiles: Array<Record<Layer, number>> | undefined
-    try {
-      profiles = await Promise.all(files.map(async (f) => selfTimeByLayer(JSON.parse(await readFile(join(dir, f), 'utf8')) as CpuProfile)))
-    } catch {} // one still being written
-    if (profiles !== undefined && (profiles.length >= expected || performance.now() > until)) {
-      return profiles.sort((a, b) => busyOf(b) - busyOf(a))[0]
+    const late = performance.now() > until
+    if (files.length >= expected || late) {
+      try {
+        const profiles = await Promise.all(files.map(async (f) => selfTimeByLayer(JSON.parse(await readFile(join(dir, f), 'utf8')) as CpuProfile)))
+        return profiles.sort((a, b) => busyOf(b) - busyOf(a))[0]
+      } catch {} // one still being written
     }
-    if (performance.now() > until) return undefined
+    if (late) return undefined
     await sleep(100)
   }
 }
