@@ -46,6 +46,15 @@ export interface LoadOptions {
    */
   rampS?: number
   /**
+   * HTTP only: open every connection before the clock starts, each with one `GET /health` (its
+   * answer, whatever its status, says the server has taken the connection), as a WebSocket is
+   * always opened first. Without it an HTTP connection opens with its first job, inside the run:
+   * node:cluster's primary accepts each connection and hands it to a worker, and 5,000 of them
+   * at once take long enough on two cores to reach past a window's ramp (docs/performance.md,
+   * "Connections through the cluster's primary").
+   */
+  openFirst?: boolean
+  /**
    * A job whose connection failed under it (reset, closed: its server process died) is sent again
    * this many times, on a new connection where the old one is gone. A refusal or a timeout is an
    * answer and is not retried. 0 unless set.

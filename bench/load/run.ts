@@ -35,6 +35,11 @@ export interface LoadReport {
   /** Sends again of jobs whose connection failed under them (`retries`); the job counts once, by its last outcome. */
   retried: number
   jobsPerS: number
+  /**
+   * Milliseconds spent opening the connections before the clock started: the WebSockets, or the
+   * HTTP connections with `openFirst`; next to nothing otherwise (HTTP opens with the first jobs).
+   */
+  openMs: number
   errors: Record<string, number>
   /** Milliseconds, from the job's intended send time to its answer, answered jobs only. */
   latencyMs: LatencySummary
@@ -119,10 +124,16 @@ function lostWithConnection (outcome: Outcome): boolean {
  * `rate`; for `duration` seconds or `count` jobs; then waits for every answer (each bounded by
  * `timeoutMs`) and reports. Stops by itself.
  */
-export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) => void): Promise<LoadReport> {
+export async function runLoad (
+  options: LoadOptions, onProgress?: (p: Progress) => void, onClockStart?: () => void
+): Promise<LoadReport> {
+  const opening = performance.now()
   const connections: Connection[] = options.transport === 'ws'
     ? await Promise.all(Array.from({ length: options.connections }, () => openWs(options)))
     : Array.from({ length: options.connections }, () => openHttp(options))
+  // A connection that cannot be opened is left to its jobs, which count how it failed.
+  if (options.transport === 'http' && options.openFirst === true) await Promise.all(connections.map(async (c) => await c.connect?.().catch(() => {})))
+  const openMs = performance.now() - opening
   const pick = picker(options.mix)
   const all = newHistogram()
   const failedLatency = newHistogram()
@@ -141,6 +152,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
   const rss = options.pid === undefined ? undefined : sampleRss(await processTree(options.pid))
 
   const start = performance.now()
+  onClockStart?.()
   const sendUntil = start + options.duration * 1000
   const mayStart = (): boolean => options.count !== undefined ? sent < options.count : performance.now() < sendUntil
 
@@ -273,6 +285,7 @@ export async function runLoad (options: LoadOptions, onProgress?: (p: Progress) 
     abandoned,
     retried,
     jobsPerS: round(ok / seconds),
+    openMs: round(openMs),
     errors,
     latencyMs: summarize(all),
     failedLatencyMs: summarize(failedLatency),

@@ -21,6 +21,8 @@ export interface Connection {
   send (job: Job): Promise<Outcome>
   /** Waits for the answers in flight, then closes; with `abort`, closes at once and leaves them. */
   close (abort?: boolean): Promise<void>
+  /** HTTP: opens the connection with one `GET /health`, its answer read and set aside (LoadOptions.openFirst). */
+  connect?: () => Promise<void>
 }
 
 const MSGPACK = 'application/msgpack'
@@ -69,7 +71,11 @@ export function openHttp (options: LoadOptions): Connection {
         return { ok: false, code: errorCode(err) }
       }
     },
-    close: async (abort = false) => { await (abort ? client.destroy() : client.close()) }
+    close: async (abort = false) => { await (abort ? client.destroy() : client.close()) },
+    async connect () {
+      const res = await client.request({ path: '/health', method: 'GET', headers })
+      await res.body.dump()
+    }
   }
 }
 

@@ -50,6 +50,11 @@ export interface Measurement {
   machineBusyS?: number
   clientS?: number
   stealS?: number
+  /**
+   * ms the window's load spent opening its connections before its clock started (LoadReport.openMs;
+   * absent from runs before HTTP connections were opened first: there they opened inside the ramp).
+   */
+  openMs?: number
 }
 
 export interface CellResult {
@@ -60,8 +65,10 @@ export interface CellResult {
 }
 
 export function loadOptions (url: string, load: Load, durationS: number): LoadOptions {
-  // A window ends on time: jobs still waiting then are abandoned, and count with their age.
-  return loadDefaults(url, { duration: durationS, cut: true, ...load })
+  // A window ends on time: jobs still waiting then are abandoned, and count with their age. Its
+  // connections are open before it starts, over HTTP as over WebSocket: a window measures jobs in
+  // flight, not how fast a server takes new connections.
+  return loadDefaults(url, { duration: durationS, cut: true, openFirst: true, ...load })
 }
 
 /** /metrics, or '' from a server that has none (the reference servers). */
@@ -120,10 +127,17 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
   // The tree is read once, before the load: reading every process in /proc on a saturated machine
   // took up to a second, which shortened the span between the CPU readings.
   const tree = await processTree(pid)
-  const load = (l: Load): Promise<LoadReport> => runLoad(
-    { ...loadOptions(server.url, l, plan.rampS + plan.windowS), rampS: plan.rampS }
+  const load = (l: Load, onClockStart?: () => void): Promise<LoadReport> => runLoad(
+    { ...loadOptions(server.url, l, plan.rampS + plan.windowS), rampS: plan.rampS }, undefined, onClockStart
   )
-  const running = Promise.all([load(spec.load), spec.background === undefined ? undefined : load(spec.background)])
+  // The CPU readings start a ramp after the load's clock, once its connections are open.
+  let clockStarted: () => void = () => {}
+  const started = new Promise<void>((resolve) => { clockStarted = resolve })
+  const running = Promise.all([
+    load(spec.load, clockStarted),
+    spec.background === undefined ? undefined : load(spec.background)
+  ])
+  await Promise.race([started, running])
   await new Promise((resolve) => setTimeout(resolve, plan.rampS * 1000))
   // CPU first: a /metrics scrape can wait behind CPU jobs on a busy loop, most of a short window.
   const cpu0 = await cpuSecondsEach(tree)
@@ -157,6 +171,7 @@ async function measure (server: ServerProcess, spec: CellSpec, plan: Pick<Plan, 
     machineBusyS: hundredths(machine1.busy - machine0.busy),
     clientS: hundredths((client.user + client.system) / 1e6),
     stealS: hundredths(machine1.steal - machine0.steal),
+    openMs: main.openMs,
     ...(background === undefined ? {} : { background: summary(background) })
   }
 }

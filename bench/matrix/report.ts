@@ -149,6 +149,23 @@ export function cellRow (r: CellResult): string[] {
 
 export const CELL_HEAD = ['model', 'jobs/s', 'p50 ms', 'p99 ms', 'errors', 'timed out / abandoned', 'peak RSS MiB', 'loop delay p99 ms', 'cores busy', 'CPU ms per job', 'start ms']
 
+/** Whether the run's windows opened their connections before their clocks started (Measurement.openMs). */
+function opensFirst (run: MatrixRun): boolean {
+  return run.results.some((r) => r.runs.some((m) => m.openMs !== undefined))
+}
+
+/**
+ * How long each model's windows of one cell took to open their connections, the mean with
+ * (min-max); '' for runs that did not record it.
+ */
+function openingText (cells: CellResult[], models: readonly Mode[]): string {
+  return models.flatMap((m) => {
+    const r = cells.find((x) => x.model === m)
+    if (r === undefined || r.runs.some((x) => x.openMs === undefined)) return []
+    return [`\`${m}\` ${fmtSpread(over(r, (x) => x.openMs as number))} ms`]
+  }).join(', ')
+}
+
 /** The report's sentence on how long windows waited for a quiet machine ('' for runs that did not wait). */
 function quietWaits (run: MatrixRun): string {
   const quiet = run.quiet
@@ -187,6 +204,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +
     `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
     'where measured more than once a figure is the mean with (min-max).' +
+    (opensFirst(run) ? ' Each window\'s connections are open before its clock starts: its WebSockets, and its HTTP connections with one `GET /health` each.' : '') +
     (plan.repeats > 1 ? ` ${describeOrder(run.cellOrder ?? 'fixed')}` : '') +
     quietWaits(run) +
     ' The load client runs on the same machine and shares its cores.' +
@@ -249,6 +267,9 @@ export function markdown (run: MatrixRun, charts: string[]): string {
         })
       ])))
       out.push(`\nHolds 80% of the ideal rate with under 1% errors up to: ${models.map((m) => `\`${m}\` ${holdsUpTo(run.results, m, t).toLocaleString('en-US')}`).join(', ')} in flight.\n`)
+      const most = points[points.length - 1]
+      const opening = t === 'http' && most !== undefined ? openingText(sweep.filter((r) => r.cell.load.transport === t && r.cell.inFlight === most), models) : ''
+      if (opening !== '') out.push(`Opening the ${most?.toLocaleString('en-US')} connections before each window (not counted): ${opening}.\n`)
     }
   }
 

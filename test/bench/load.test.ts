@@ -74,6 +74,26 @@ describe('runLoad against a real server', () => {
     expect(closed.parts?.server?.ok.count).toBe(20)
   })
 
+  it('with openFirst, opens every HTTP connection before its clock starts; without it, with the first jobs', async () => {
+    let connected = 0
+    const count = (): void => { connected++ }
+    app.server.on('connection', count)
+    try {
+      const atStart: number[] = []
+      for (const openFirst of [true, false]) {
+        connected = 0
+        const options = { ...parseOptions(['--url', url, '--count', '10', '--connections', '5', '--quiet', '--job', 'fib:{"n":1}']), openFirst }
+        const report = await runLoad(options, undefined, () => atStart.push(connected))
+        expect(report.ok).toBe(10)
+        expect(report.openMs).toBeGreaterThanOrEqual(0)
+        expect(connected).toBe(5)
+      }
+      expect(atStart).toEqual([5, 0])
+    } finally {
+      app.server.off('connection', count)
+    }
+  })
+
   it('reads the total of a Server-Timing header', () => {
     expect(serverTotalMs('queue;dur=0.1, run;dur=2, total;dur=2.45')).toBe(2.45)
     expect(serverTotalMs('total;dur=0.3')).toBe(0.3)

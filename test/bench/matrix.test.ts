@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Mode } from '../../src/config.js'
 import type { CellResult, Measurement } from '../../bench/matrix/cell.js'
-import { autoRoundTripMs, jobsByPlacement, scrape, warmJit, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
+import { autoRoundTripMs, jobsByPlacement, loadOptions, scrape, warmJit, worstLoopDelayP99Ms } from '../../bench/matrix/cell.js'
 import { startServer, type ServerProcess } from '../support/server-process.js'
 import { cells, makePlan, MODELS, type CellSpec } from '../../bench/matrix/plan.js'
 import { autoSweep, figures, markdown, shiftSection, warmupRounds, writeReport, type MatrixRun } from '../../bench/matrix/report.js'
@@ -469,6 +469,31 @@ describe('report', () => {
     expect(markdown(warmed, [])).toContain('all up at once, each of which first answers 3 s of trivial jobs (`fib` n=1) over its row\'s transport')
   })
 
+  it('says how long each model took to open the HTTP sweep\'s connections before its windows, where a run recorded it', () => {
+    const run = syntheticRun()
+    const httpSweep = cells(2, [10, 5000], ['http']).filter((c) => c.row === 'io-sweep')
+    const opened = (ms: Partial<Record<Mode, number>> | undefined): MatrixRun => ({
+      ...run,
+      results: [...run.results, ...httpSweep.flatMap((cell) => (['event-loop', 'hybrid'] as const).map((model) => ({
+        model,
+        cell,
+        startMs: 500,
+        runs: [m((cell.inFlight ?? 0) * 3, 300), m((cell.inFlight ?? 0) * 3, 310)]
+          .map((w, i) => ms === undefined ? w : { ...w, openMs: (ms[model] ?? 0) + 100 * i })
+      })))]
+    })
+    const text = markdown(opened({ 'event-loop': 610, hybrid: 1250 }), [])
+    expect(text).toContain('Each window\'s connections are open before its clock starts: its WebSockets, and its HTTP connections with one `GET /health` each.')
+    expect(text).toContain('Opening the 5,000 connections before each window (not counted): `event-loop` 660 (610-710) ms, `hybrid` 1,300 (1,250-1,350) ms.')
+    const before = markdown(opened(undefined), [])
+    expect(before).not.toContain('open before its clock starts')
+    expect(before).not.toContain('Opening the')
+  })
+
+  it('opens a window\'s connections before its clock starts', () => {
+    expect(loadOptions('http://127.0.0.1:1', spec('io-low').load, 2).openFirst).toBe(true)
+  })
+
   it('says the longest wait for a quiet machine, and each window that began before it was quiet', () => {
     const run = syntheticRun()
     const waits = (ms: (model: Mode, cell: string) => number): MatrixRun => ({
@@ -585,8 +610,10 @@ describe('a fresh server\'s first load', () => {
       const load = { transport: 'http' as const, connections: 1, inFlight: 1, mix: [{ task: 'sleep', input: { ms: 1 }, weight: 1 }] }
       await warmJit({ url } as ServerProcess, load, 0.2)
       expect(asked[0]).toBe('GET /metrics')
-      expect(asked.length).toBeGreaterThan(2)
-      expect(asked.slice(1).every((a) => a === 'POST /jobs')).toBe(true)
+      // Then its one connection is opened (loadOptions' openFirst), and the load runs on it.
+      expect(asked[1]).toBe('GET /health')
+      expect(asked.length).toBeGreaterThan(3)
+      expect(asked.slice(2).every((a) => a === 'POST /jobs')).toBe(true)
     } finally {
       await new Promise((resolve) => server.close(resolve))
     }
