@@ -99,6 +99,7 @@ export const USAGE = `npm run load -- [options]
   --pid PID            sample this process tree's RSS during the run
   --path PATH          HTTP only: GET PATH instead of posting jobs (e.g. /health)
   --cut                at the end of --duration, abandon the jobs still in flight instead of waiting
+  --open-first         HTTP only: open every connection (one GET /health each) before the clock starts
   --retries N          send a job again (up to N times) when its connection fails under it (0)
   --out FILE           write the report as JSON
   --quiet              no progress lines`
@@ -147,6 +148,7 @@ export function parseOptions (argv: string[]): LoadOptions {
       out: { type: 'string' },
       path: { type: 'string' },
       cut: { type: 'boolean' },
+      'open-first': { type: 'boolean' },
       retries: { type: 'string' },
       quiet: { type: 'boolean' }
     }
@@ -172,6 +174,7 @@ export function parseOptions (argv: string[]): LoadOptions {
     progress: values.quiet !== true,
     ...(values.path === undefined ? {} : { path: values.path }),
     cut: values.cut === true,
+    ...(values['open-first'] === true ? { openFirst: true } : {}),
     ...(values.retries === undefined ? {} : { retries: positive('retries', values.retries, 0) as number })
   }
 }

@@ -82,7 +82,8 @@ describe('runLoad against a real server', () => {
       const atStart: number[] = []
       for (const openFirst of [true, false]) {
         connected = 0
-        const options = { ...parseOptions(['--url', url, '--count', '10', '--connections', '5', '--quiet', '--job', 'fib:{"n":1}']), openFirst }
+        const options = parseOptions(['--url', url, '--count', '10', '--connections', '5', '--quiet', '--job', 'fib:{"n":1}', ...(openFirst ? ['--open-first'] : [])])
+        expect(options.openFirst).toBe(openFirst ? true : undefined)
         const report = await runLoad(options, undefined, () => atStart.push(connected))
         expect(report.ok).toBe(10)
         expect(report.openMs).toBeGreaterThanOrEqual(0)
