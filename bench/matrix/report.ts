@@ -202,7 +202,7 @@ export function markdown (run: MatrixRun, charts: string[]): string {
     ((plan.jitWarmupS ?? 0) > 0 ? `, each of which first answers ${plan.jitWarmupS} s of trivial jobs (\`fib\` n=1) over its row's transport, so that V8 has compiled its request path` : '') +
     '; for each cell each model is warmed up in rounds of ' +
     `${plan.warmupS} s until its throughput settles (within 10%), then the models are measured in alternation, ` +
-    `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a 0.5 s ramp; ` +
+    `${plan.repeats} window${plan.repeats > 1 ? 's' : ''} of ${plan.windowS} s each after a ${plan.rampS} s ramp; ` +
     'where measured more than once a figure is the mean with (min-max).' +
     (opensFirst(run) ? ' Each window\'s connections are open before its clock starts: its WebSockets, and its HTTP connections with one `GET /health` each.' : '') +
     (plan.repeats > 1 ? ` ${describeOrder(run.cellOrder ?? 'fixed')}` : '') +

@@ -467,6 +467,9 @@ describe('report', () => {
     expect(markdown(run, [])).toContain('Each row is a fresh server tree per model, all up at once; for each cell')
     const warmed = { ...run, plan: { ...run.plan, jitWarmupS: 3 } }
     expect(markdown(warmed, [])).toContain('all up at once, each of which first answers 3 s of trivial jobs (`fib` n=1) over its row\'s transport')
+    // The ramp is the plan's: 0.3 s in a quick run, 0.5 s in a full one.
+    expect(markdown(run, [])).toContain('1 window of 0.6 s each after a 0.3 s ramp;')
+    expect(markdown({ ...run, plan: { ...run.plan, rampS: 0.5 } }, [])).toContain('after a 0.5 s ramp;')
   })
 
   it('says how long each model took to open the HTTP sweep\'s connections before its windows, where a run recorded it', () => {
