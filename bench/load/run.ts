@@ -131,8 +131,9 @@ export async function runLoad (
   const connections: Connection[] = options.transport === 'ws'
     ? await Promise.all(Array.from({ length: options.connections }, () => openWs(options)))
     : Array.from({ length: options.connections }, () => openHttp(options))
-  // A connection that cannot be opened is left to its jobs, which count how it failed.
-  if (options.transport === 'http' && options.openFirst === true) await Promise.all(connections.map(async (c) => await c.connect?.().catch(() => {})))
+  // Only an HTTP connection has connect(): a WebSocket is open already. One that cannot be opened
+  // is left to its jobs, which count how it failed.
+  if (options.openFirst === true) await Promise.all(connections.map((c) => c.connect?.().catch(() => {})))
   const openMs = performance.now() - opening
   const pick = picker(options.mix)
   const all = newHistogram()
